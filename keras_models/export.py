@@ -1,0 +1,77 @@
+"""SavedModel export in the TF Serving layout `<root>/<model>/<version>/`, and safe loading.
+
+The `serving_default` signature takes `pair` float32 [None, 2, 14, 14] in raw pixel units and
+returns `compare` [None, 1] and, for the weight-sharing models, `digit1`/`digit2` [None, 10].
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from .files import remove_tree
+
+TMP_PREFIX = ".tmp-"  # TF Serving only loads numeric folder names, so it never sees these
+
+
+class ModelFileError(Exception):
+    """A model file or SavedModel that cannot be used; the message is one line."""
+
+
+def versions(base: Path) -> list[int]:
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def export_saved_model(model, root: str | Path, name: str | None = None) -> Path:
+    """Export to the next free version. Written to a temporary folder beside the target and
+    renamed into place, so a kill half-way leaves no version folder for TF Serving to load."""
+    base = Path(root) / (name or model.name)
+    base.mkdir(parents=True, exist_ok=True)
+    version = (versions(base) or [0])[-1] + 1
+    target = base / str(version)
+    tmp = base / f"{TMP_PREFIX}{version}-{os.getpid()}"
+    remove_tree(tmp)
+    try:
+        model.export(str(tmp), format="tf_saved_model", verbose=False)
+        # os.rename onto an existing non-empty folder fails, and onto an empty one would
+        # replace it: check, so that an existing version is never overwritten.
+        if target.exists():
+            raise FileExistsError(f"{target} appeared while exporting; not overwriting it")
+        os.rename(tmp, target)
+    finally:
+        remove_tree(tmp)
+    return target
+
+
+def load_keras_model(path: str | Path):
+    """A `.keras` file loaded with safe_mode=True; anything else is one clear line."""
+    import keras
+
+    from . import layers  # noqa: F401  (registers the custom layers before deserialising)
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a Keras model file (.keras is a zip archive)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad archive; the user needs one line
+        raise ModelFileError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def load_saved_model(path: str | Path):
+    """A SavedModel's serving signature; a missing or truncated one is one clear line."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise ModelFileError(f"{path}: no saved_model.pb, not a SavedModel folder")
+    try:
+        loaded = tf.saved_model.load(str(path))
+        return loaded, loaded.signatures["serving_default"]
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ModelFileError(f"{path}: cannot load the SavedModel ({type(e).__name__}: {first})") from None

@@ -1,0 +1,56 @@
+"""Small registered layers: the custom steps of the models, serializable so that a saved
+`.keras` file loads with `safe_mode=True` (a `Lambda` would be pickled bytecode)."""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "keras_models"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DigitsToBatch(keras.layers.Layer):
+    """(N, 2, H, W) -> (2N, H, W, 1): both digits of every pair stacked along the batch.
+
+    The shared classifier then runs once over 2N images instead of twice over N (one large
+    matmul per layer, and batch norm sees both digits, as in the PyTorch peer), and the
+    convolutions get the channels-last layout that TensorFlow's CPU kernels train in.
+    """
+
+    def call(self, pair):
+        digits = ops.transpose(pair, (1, 0, 2, 3))  # digit 1 of every pair first, then digit 2
+        return ops.expand_dims(ops.reshape(digits, (-1, pair.shape[2], pair.shape[3])), -1)
+
+    def compute_output_shape(self, input_shape):
+        n = None if input_shape[0] is None else 2 * input_shape[0]
+        return (n, input_shape[2], input_shape[3], 1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BatchToDigits(keras.layers.Layer):
+    """(2N, K) -> two (N, K): undoes DigitsToBatch on the classifier's output."""
+
+    def call(self, x):
+        first, second = ops.split(x, 2, axis=0)
+        return first, second
+
+    def compute_output_shape(self, input_shape):
+        n = None if input_shape[0] is None else input_shape[0] // 2
+        return (n, *input_shape[1:]), (n, *input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ExpectedLeq(keras.layers.Layer):
+    """Parameter-free comparer: P(d1 <= d2) = sum over i <= j of p1(i) p2(j), for two
+    independent digit distributions. Output (N, 1), like the learned comparer."""
+
+    def call(self, inputs):
+        p1, p2 = inputs
+        k = p1.shape[-1]
+        upper = ops.triu(ops.ones((k, k), dtype=p1.dtype))  # upper[i, j] = 1 when i <= j
+        prob = ops.sum(ops.matmul(p1, upper) * p2, axis=-1, keepdims=True)
+        # Rounding can push the sum a hair past 1, which binary cross-entropy would punish.
+        return ops.clip(prob, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1)

@@ -1,0 +1,125 @@
+"""The six architectures, built by name with the functional API from one `Config`.
+
+    mlp      flattened pair (392) -> dense layers -> compare
+    cnn      pair as a 2-channel image -> conv blocks -> dense head -> compare
+    cc       one MLP digit classifier on both digits -> comparer -> compare (+ digit1, digit2)
+    cnn_cc   the same with the CNN digit classifier
+    cc_aux / cnn_aux   cc / cnn_cc trained with auxiliary digit losses (0.6 / 0.2 / 0.2)
+
+Every model takes the input `pair` (None, 2, 14, 14) in raw pixel units (normalisation is its
+first layer) and returns a dict: `compare` (None, 1), the probability that digit1 <= digit2,
+and for the weight-sharing models `digit1` and `digit2` (None, 10), class probabilities.
+"""
+from __future__ import annotations
+
+import keras
+
+from .config import Config, is_aux, is_shared
+from .layers import BatchToDigits, DigitsToBatch
+
+PAIR_SHAPE = (2, 14, 14)
+AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
+# The weight-sharing models without aux still report digit accuracy, but learn from compare only.
+SHARED_LOSS_WEIGHTS = {"compare": 1.0, "digit1": 0.0, "digit2": 0.0}
+
+
+def dense_stack(x, widths, cfg: Config, prefix: str):
+    """Dense-BN-ReLU-Dropout per width, as in the report."""
+    for i, units in enumerate(widths, 1):
+        x = keras.layers.Dense(units, name=f"{prefix}_dense{i}")(x)
+        if cfg.batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu{i}")(x)
+        if cfg.dropout > 0:
+            x = keras.layers.Dropout(cfg.dropout, name=f"{prefix}_dropout{i}")(x)
+    return x
+
+
+def conv_stack(x, cfg: Config):
+    """Per block: 2 x (conv3x3-BN-ReLU), maxpool2. Channels last."""
+    for b, filters in enumerate(cfg.filters, 1):
+        for c in (1, 2):
+            name = f"block{b}_conv{c}"
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=name)(x)
+            if cfg.batch_norm:
+                x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.ReLU(name=f"{name}_relu")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    return keras.layers.Flatten(name="flatten")(x)
+
+
+def features(x, cfg: Config, prefix: str):
+    """The body shared by plain models and classifiers: conv blocks (CNN family) then dense."""
+    if cfg.family == "cnn":
+        x = conv_stack(x, cfg)
+    else:
+        x = keras.layers.Flatten(name="flatten")(x)
+    return dense_stack(x, cfg.hidden_units, cfg, prefix)
+
+
+def build_classifier(cfg: Config) -> keras.Model:
+    """The digit classifier shared by both digits: (14, 14, 1) -> 10 logits."""
+    image = keras.Input(shape=(14, 14, 1), name="digit")
+    x = features(image, cfg, "classifier")
+    logits = keras.layers.Dense(10, name="logits")(x)
+    return keras.Model(image, logits, name="classifier")
+
+
+def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0) -> keras.Model:
+    """`mean`/`variance`: pixel statistics of the training pairs, baked into the model."""
+    pair = keras.Input(shape=PAIR_SHAPE, name="pair")
+    x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, name="normalize")(pair)
+
+    if not is_shared(cfg.model):
+        if cfg.family == "cnn":
+            x = keras.layers.Permute((2, 3, 1), name="channels_last")(x)  # (14, 14, 2)
+        h = features(x, cfg, "head")
+        compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
+        return keras.Model(pair, {"compare": compare}, name=cfg.model)
+
+    classifier = build_classifier(cfg)
+    logits = classifier(DigitsToBatch(name="digits_to_batch")(x))
+    logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
+    digit1 = keras.layers.Softmax(name="digit1")(logits1)
+    digit2 = keras.layers.Softmax(name="digit2")(logits2)
+    h = keras.layers.Concatenate(name="digit_probabilities")([digit1, digit2])
+    for i, units in enumerate(cfg.comparer, 1):
+        h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}")(h)
+    compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
+    outputs = {"compare": compare, "digit1": digit1, "digit2": digit2}
+    return keras.Model(pair, outputs, name=cfg.model)
+
+
+def loss_weights(cfg: Config) -> dict:
+    if not is_shared(cfg.model):
+        return {"compare": 1.0}
+    return dict(AUX_LOSS_WEIGHTS if is_aux(cfg.model) else SHARED_LOSS_WEIGHTS)
+
+
+def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
+    names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]
+    losses = {"compare": keras.losses.BinaryCrossentropy(name="compare_loss")}
+    # Keras prefixes metric names with the output name only when there are several outputs;
+    # naming it here gives every model the same `compare_accuracy` (and `val_compare_accuracy`).
+    compare_metric = "accuracy" if len(names) > 1 else "compare_accuracy"
+    metrics = {"compare": [keras.metrics.BinaryAccuracy(name=compare_metric)]}
+    for name in names:
+        if name.startswith("digit"):
+            losses[name] = keras.losses.SparseCategoricalCrossentropy(name=f"{name}_loss")
+            metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.lr),
+        loss=losses,
+        loss_weights={k: v for k, v in loss_weights(cfg).items() if k in names},
+        metrics=metrics,
+        jit_compile=cfg.jit_compile,
+        steps_per_execution=cfg.steps_per_execution,
+    )
+    return model
+
+
+def targets_for(model: keras.Model, pairs) -> dict:
+    """The pairs' targets, restricted to the model's outputs."""
+    names = model.output.keys() if isinstance(model.output, dict) else ["compare"]
+    all_targets = pairs.targets()
+    return {k: all_targets[k] for k in names}

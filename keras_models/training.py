@@ -1,0 +1,247 @@
+"""Training over rounds: draw pairs, build and fit under a tf.distribute strategy, evaluate,
+write the run folder, export. Resumable: a run folder that holds finished rounds goes on with
+the missing ones, and a round killed mid-way restarts from its last completed epoch.
+
+Run folder:
+    config.json        the Config, enough to rebuild the model
+    results.json       every round's accuracies, their mean and std, the parameter count
+    round-NN/history.csv   loss and accuracy per epoch, train and test (and validation)
+    model.keras        the last round's model (safe_mode loadable)
+    backup/            BackupAndRestore state of an unfinished round (gone when it ends)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .config import Config, save_config
+from .data import Images, Pairs, draw_round, load_data
+from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
+
+# Settings that may change between a run and its resumption without changing what it computes.
+RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy"}
+
+
+class RunError(Exception):
+    """A run that cannot go on (e.g. a run folder of another configuration); one line."""
+
+
+def default_out(cfg: Config) -> str:
+    return str(Path("runs") / f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def split_validation(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs | None]:
+    """The last `fraction` of the (already random) training pairs, held out for validation."""
+    if fraction <= 0:
+        return pairs, None
+    n_val = max(1, int(round(len(pairs) * fraction)))
+    if n_val >= len(pairs):
+        raise ValueError(f"validation split {fraction} leaves no training pairs")
+    idx = np.arange(len(pairs))
+    return pairs.take(idx[:-n_val]), pairs.take(idx[-n_val:])
+
+
+def pixel_stats(pairs: Pairs) -> tuple[float, float]:
+    return float(pairs.x.mean()), float(pairs.x.var())
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Evaluates the test pairs after every epoch (inference mode; nothing is chosen by it) and
+    rewrites history.csv keyed by epoch, so that an epoch replayed after a resume replaces its
+    row instead of repeating it. It must run before BackupAndRestore: a row is on disk before
+    the backup that marks its epoch done."""
+
+    def __init__(self, path: Path, test_x, test_y):
+        super().__init__()
+        self.path, self.test_x, self.test_y = path, test_x, test_y
+        self.rows = read_history(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        test = self.model.evaluate(self.test_x, self.test_y, batch_size=1000, verbose=0, return_dict=True)
+        row.update({f"test_{k}": float(v) for k, v in test.items()})
+        self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
+        write_history(self.path, self.rows)
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    columns = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
+    lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def evaluate_pairs(model, pairs: Pairs) -> dict:
+    """Accuracy of compare, and the mean digit accuracy for models with digit outputs."""
+    out = model.predict(pairs.x, batch_size=1000, verbose=0)
+    result = {"accuracy": float(np.mean((out["compare"][:, 0] > 0.5) == (pairs.target > 0.5)))}
+    if "digit1" in out:
+        hits = [np.argmax(out[f"digit{i + 1}"], axis=1) == pairs.classes[:, i] for i in (0, 1)]
+        result["digit_accuracy"] = float(np.mean(hits))
+    return result
+
+
+def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
+                strategy, seed: int):
+    """One round: a fresh model from `seed`, fitted on `pairs`; returns (model, result)."""
+    from .models import build_model, compile_model, targets_for
+
+    keras.utils.set_random_seed(seed)
+    train, val = split_validation(pairs, cfg.validation_split)
+    with strategy.scope():
+        model = build_model(cfg, *pixel_stats(train))
+        compile_model(model, cfg)
+    y = targets_for(model, train)
+    callbacks = [
+        EpochRecorder(round_dir / "history.csv", test.x, targets_for(model, test)),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", double_checkpoint=True),
+    ]
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(round_dir / "tensorboard")))
+    verbose = 0 if cfg.quiet else (1 if sys.stdout.isatty() else 2)
+    start = time.perf_counter()
+    history = model.fit(
+        train.x, y, batch_size=cfg.batch_size, epochs=cfg.num_epochs, shuffle=True,
+        validation_data=(val.x, targets_for(model, val)) if val is not None else None,
+        callbacks=callbacks, verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    result = {"seed": seed, "status": "ok", "seconds": round(seconds, 2), "epochs_run": len(losses)}
+    if any(not math.isfinite(v) for v in losses):
+        result.update(status="failed", message=f"loss became NaN/inf at epoch {len(losses)}; round stopped")
+        return model, result
+    tr, te = evaluate_pairs(model, train), evaluate_pairs(model, test)
+    result.update(train_accuracy=tr["accuracy"], test_accuracy=te["accuracy"],
+                  digit_test_accuracy=te.get("digit_accuracy"))
+    if val is not None:
+        result["validation_accuracy"] = evaluate_pairs(model, val)["accuracy"]
+    return model, result
+
+
+def summarise(results: dict) -> dict:
+    ok = [r for r in results["rounds"] if r["status"] == "ok"]
+    for key in ("test_accuracy", "train_accuracy", "digit_test_accuracy"):
+        values = [r[key] for r in ok if r.get(key) is not None]
+        results[f"{key}_mean"] = float(np.mean(values)) if values else None
+        # Sample std over rounds (ddof=1); a single round has no spread to report.
+        results[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+    results["rounds_ok"], results["rounds_failed"] = len(ok), len(results["rounds"]) - len(ok)
+    return results
+
+
+def check_resumable(old: dict, cfg: Config, out: Path) -> None:
+    new = cfg.to_dict()
+    diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old.get("config", {}).get(k) != new[k])
+    if diff:
+        raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); use another --out")
+
+
+def pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def run(cfg: Config, log=print) -> dict:
+    """Train `cfg.rounds` rounds; returns the results dict (also in <out>/results.json)."""
+    import tensorflow as tf
+
+    from .distribute import get_strategy, is_chief, task
+
+    # Same seed, same results on the CPU (GPU kernels and multi-worker reductions may still vary).
+    tf.config.experimental.enable_op_determinism()
+    cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
+    chief = is_chief()
+    out = Path(cfg.out)
+    # Only the chief writes results; other workers keep their backups in a folder of their own.
+    work = out if chief else out / ".workers" / "{}-{}".format(*task())
+    work.mkdir(parents=True, exist_ok=True)
+    strategy = get_strategy(cfg.strategy)
+    train_images, test_images = load_data(cfg.data, cfg.test_data)
+
+    results_path = out / "results.json"
+    results = None
+    if chief and results_path.is_file():
+        try:
+            results = json.loads(results_path.read_text())
+        except ValueError:
+            raise RunError(f"{results_path}: not valid JSON; move it away to start over") from None
+        check_resumable(results, cfg, out)
+    if results is None:
+        results = {"model": cfg.model, "params": None, "rounds": []}
+    results.update(config=cfg.to_dict(), data={"train": train_images.source, "test": test_images.source})
+    if chief:
+        save_config(cfg, out / "config.json")
+
+    done = {r["round"] for r in results["rounds"]}
+    todo = [r for r in range(cfg.rounds) if r not in done]
+    if done and todo:
+        log(f"resuming {out}: rounds {sorted(done)} already done")
+    model, started = None, time.perf_counter()
+    for i, r in enumerate(todo):
+        seed = cfg.seed + r
+        pairs, test = draw_round(train_images, test_images, cfg.pairs, seed)
+        round_dir = work / f"round-{r:02d}"
+        round_dir.mkdir(exist_ok=True)
+        if i:
+            eta = (time.perf_counter() - started) / i * (len(todo) - i)
+            log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), about {eta:.0f} s left")
+        else:
+            log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), {cfg.num_epochs} epochs")
+        model, result = train_round(cfg, pairs, test, round_dir, work / "backup" / f"round-{r:02d}",
+                                    strategy, seed)
+        result["round"] = r
+        results["params"] = int(model.count_params())
+        if result["status"] == "ok":
+            digits = f", digits {pct(result['digit_test_accuracy'])}" if result["digit_test_accuracy"] is not None else ""
+            log(f"{cfg.model} round {r + 1}: train {pct(result['train_accuracy'])}, "
+                f"test {pct(result['test_accuracy'])}{digits} ({result['seconds']:.1f} s)")
+        else:
+            log(f"{cfg.model} round {r + 1}: FAILED: {result['message']}")
+        if chief:
+            atomic_save_model(model, round_dir / "model.keras")
+            results["rounds"] = sorted(results["rounds"] + [result], key=lambda x: x["round"])
+            atomic_write_json(results_path, summarise(results))
+        remove_tree(work / "backup" / f"round-{r:02d}")
+
+    results = summarise(results)
+    if not chief:
+        return results
+    last = out / f"round-{cfg.rounds - 1:02d}" / "model.keras"
+    if last.is_file():
+        shutil.copyfile(last, out / ".model.keras.tmp")
+        os.replace(out / ".model.keras.tmp", out / "model.keras")
+    m, s = results["test_accuracy_mean"], results["test_accuracy_std"]
+    digits = ""
+    if results["digit_test_accuracy_mean"] is not None:
+        digits = f", digit accuracy {pct(results['digit_test_accuracy_mean'])}"
+    log(f"{cfg.model}: test accuracy {'n/a' if m is None else f'{100 * m:.2f} ± {100 * s:.2f}%'} over "
+        f"{results['rounds_ok']} round(s){digits}; {results['params']:,} parameters; run folder {out}")
+    if results["rounds_failed"]:
+        log(f"{cfg.model}: {results['rounds_failed']} round(s) failed and are left out of the mean")
+    if cfg.export and results["rounds_ok"]:
+        from .export import export_saved_model, load_keras_model
+
+        model = model if model is not None else load_keras_model(out / "model.keras")
+        path = export_saved_model(model, cfg.export_dir, cfg.model)
+        results["export"] = str(path)
+        atomic_write_json(results_path, results)
+        log(f"exported SavedModel: {path}")
+    return results

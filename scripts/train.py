@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Train one of the six digit-comparison models over rounds of freshly drawn MNIST pairs,
+report mean ± std test accuracy, and export the last round's model as a SavedModel.
+
+    python scripts/train.py --model cc_aux
+    python scripts/train.py --model cnn_aux --epochs 25 --rounds 3 --lr 1e-3 --test-data ../shared/mnist
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from keras_models.cli import run_cli  # noqa: E402  (sets TF's log level before TF loads)
+from keras_models.config import Config, add_config_args, config_from_args  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_args(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def job():
+        from keras_models.training import run
+
+        run(config_from_args(args, Config()))
+
+    return run_cli(job, "train.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
