@@ -172,9 +172,10 @@ def run(cfg: Config, log=print) -> dict:
     out = Path(cfg.out)
     # Only the chief writes results; other workers keep their backups in a folder of their own.
     work = out if chief else out / ".workers" / "{}-{}".format(*task())
-    work.mkdir(parents=True, exist_ok=True)
-    strategy = get_strategy(cfg.strategy)
+    # Data first: a bad source must fail before anything is written.
     train_images, test_images = load_data(cfg.data, cfg.test_data)
+    strategy = get_strategy(cfg.strategy)
+    work.mkdir(parents=True, exist_ok=True)
 
     results_path = out / "results.json"
     results = None

@@ -1,0 +1,51 @@
+import gzip
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes, as the MNIST distribution writes them."""
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()
+
+
+def write_idx_folder(folder: Path, images: np.ndarray, labels: np.ndarray, split="t10k", gz=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    for what, arr, nd in (("images", images, 3), ("labels", labels, 1)):
+        name = f"{split}-{what}-idx{nd}-ubyte"
+        data = idx_bytes(arr)
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """The real embedded MNIST subset, pooled: (train Images, test Images)."""
+    from keras_models.data import load_data
+
+    return load_data("embedded")
+
+
+@pytest.fixture(scope="session")
+def small_mnist_folder(tmp_path_factory, embedded):
+    """A folder of real MNIST digits (from the embedded subset) written as gzipped IDX files,
+    both splits, at 28x28: what a user's local MNIST folder looks like, only smaller."""
+    from keras_models.data import embedded_csv_path, read_csv
+
+    images, labels = read_csv(embedded_csv_path())
+    folder = tmp_path_factory.mktemp("mnist")
+    write_idx_folder(folder, images[0::2][:600], labels[0::2][:600], split="train")
+    write_idx_folder(folder, images[1::2][:600], labels[1::2][:600], split="t10k")
+    return folder

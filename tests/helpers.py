@@ -1,0 +1,32 @@
+"""Helpers for tests that run the real scripts in fresh processes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Loads a SavedModel with TensorFlow alone (no project code on the path) and prints its
+# serving outputs for the pairs in an .npy file as JSON.
+LOAD_SAVED_MODEL = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = sig(pair=tf.constant(np.load(sys.argv[2])))
+print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+"""
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CONFIG")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **extra)
+    return env
+
+
+def run_python(args, cwd=None, timeout=300, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd or "/", env=clean_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_script(name, *args, timeout=300, **env) -> subprocess.CompletedProcess:
+    return run_python([str(ROOT / "scripts" / name), *args], cwd=ROOT, timeout=timeout, **env)

@@ -1,0 +1,107 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_models.config import MODELS, Config, is_shared
+from keras_models.export import load_keras_model
+from keras_models.models import AUX_LOSS_WEIGHTS, build_model, compile_model
+
+
+@pytest.fixture(scope="module")
+def batch(embedded):
+    from keras_models.data import make_pairs
+
+    train, _ = embedded
+    return make_pairs(train.images, train.labels, 8, np.random.default_rng(0)).x
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_models_build_with_named_input_and_outputs(name, batch):
+    model = build_model(Config(model=name), mean=30.0, variance=80.0**2)
+    assert model.input.name == "pair" and tuple(model.input.shape) == (None, 2, 14, 14)
+    out = model.predict(batch, verbose=0)
+    expected = {"compare", "digit1", "digit2"} if is_shared(name) else {"compare"}
+    assert set(out) == expected
+    assert out["compare"].shape == (8, 1)
+    assert ((out["compare"] >= 0) & (out["compare"] <= 1)).all()
+    for digit in expected - {"compare"}:
+        assert out[digit].shape == (8, 10)
+        np.testing.assert_allclose(out[digit].sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cc", "cnn_aux"])
+def test_one_classifier_serves_both_digits(name, batch):
+    model = build_model(Config(model=name))
+    classifiers = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    assert [c.name for c in classifiers] == ["classifier"]
+    # Both digit outputs come from that one set of weights: changing it changes both.
+    before = model.predict(batch, verbose=0)
+    logits = classifiers[0].get_layer("logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([kernel, bias + np.arange(10, dtype=np.float32)])
+    after = model.predict(batch, verbose=0)
+    assert not np.allclose(before["digit1"], after["digit1"])
+    assert not np.allclose(before["digit2"], after["digit2"])
+    # The same image as digit 1 and as digit 2 gets the same class probabilities.
+    swapped = batch[:, ::-1]
+    np.testing.assert_allclose(model.predict(swapped, verbose=0)["digit2"], after["digit1"], atol=1e-5)
+
+
+def test_default_cnn_classifier_is_the_reference_network():
+    classifier = build_model(Config(model="cnn_aux")).get_layer("classifier")
+    convs = [l for l in classifier.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64]
+    assert classifier.get_layer("flatten").output.shape[-1] == 576
+    assert [l.units for l in classifier.layers if isinstance(l, keras.layers.Dense)] == [256, 10]
+    # Trainable parameters of the PyTorch peer's CnnAux, counted from its spec.
+    model = build_model(Config(model="cnn_aux"))
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 225_971
+
+
+def test_widths_depth_and_switches_reach_the_layers():
+    cfg = Config(model="cc", hidden=(64, 32, 16), comparer=(12,), dropout=0.0, batch_norm=False)
+    model = build_model(cfg)
+    classifier = model.get_layer("classifier")
+    assert [l.units for l in classifier.layers if isinstance(l, keras.layers.Dense)] == [64, 32, 16, 10]
+    assert not any(isinstance(l, (keras.layers.Dropout, keras.layers.BatchNormalization)) for l in classifier.layers)
+    assert [l.units for l in model.layers if l.name.startswith("comparer_dense")] == [12]
+    cnn = build_model(Config(model="cnn", filters=(8, 16, 16)))
+    assert [l.filters for l in cnn.layers if isinstance(l, keras.layers.Conv2D)] == [8, 8, 16, 16, 16, 16]
+
+
+@pytest.mark.parametrize("name, weights", [("cc_aux", AUX_LOSS_WEIGHTS), ("cnn_aux", AUX_LOSS_WEIGHTS),
+                                           ("cc", {"compare": 1.0, "digit1": 0.0, "digit2": 0.0}),
+                                           ("mlp", {"compare": 1.0})])
+def test_loss_weights(name, weights):
+    cfg = Config(model=name)
+    model = compile_model(build_model(cfg), cfg)
+    assert model.get_compile_config()["loss_weights"] == weights
+
+
+def test_aux_loss_is_the_weighted_sum(batch):
+    cfg = Config(model="cc_aux")
+    model = compile_model(build_model(cfg, 30.0, 6400.0), cfg)
+    y = {"compare": np.ones(8, np.float32), "digit1": np.arange(8) % 10, "digit2": (np.arange(8) + 3) % 10}
+    r = model.evaluate(batch, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(r["loss"], 0.6 * r["compare_loss"] + 0.2 * r["digit1_loss"] + 0.2 * r["digit2_loss"],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_cc"])
+def test_keras_round_trip_in_safe_mode(name, batch, tmp_path):
+    cfg = Config(model=name)
+    model = compile_model(build_model(cfg, 33.0, 7000.0), cfg)
+    model.save(tmp_path / "m.keras")
+    loaded = load_keras_model(tmp_path / "m.keras")  # safe_mode=True
+    a, b = model.predict(batch, verbose=0), loaded.predict(batch, verbose=0)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown model"):
+        Config(model="resnet")
+    with pytest.raises(ValueError, match="epochs must be a positive"):
+        Config(epochs=0)
+    with pytest.raises(ValueError, match="dropout"):
+        Config(dropout=1.5)

@@ -1,0 +1,106 @@
+import json
+
+import numpy as np
+import pytest
+
+from helpers import LOAD_SAVED_MODEL, ROOT, run_python, run_script
+from keras_models.export import load_keras_model
+
+import importlib.util
+
+spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+train_script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train_script)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One short real run of train.py through main([...]): 2 rounds of 2 epochs on 200 pairs."""
+    base = tmp_path_factory.mktemp("train")
+    code = train_script.main(["--model", "cc_aux", "--hidden", "64", "--comparer", "16", "--epochs", "2",
+                              "--rounds", "2", "--pairs", "200", "--lr", "1e-3", "--out", str(base / "run"),
+                              "--export-dir", str(base / "saved_models"), "--quiet"])
+    assert code == 0
+    return base
+
+
+@pytest.mark.slow
+def test_run_folder_has_results_history_and_model(tiny_run):
+    run = tiny_run / "run"
+    results = json.loads((run / "results.json").read_text())
+    assert results["model"] == "cc_aux" and results["params"] > 0
+    assert results["config"]["hidden"] == [64] and results["config"]["epochs"] == 2
+    assert results["data"] == {"train": "embedded:train", "test": "embedded:test"}
+    assert [r["seed"] for r in results["rounds"]] == [0, 1]
+    for r in results["rounds"]:
+        assert r["status"] == "ok"
+        assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["train_accuracy"] <= 1
+        assert 0 <= r["digit_test_accuracy"] <= 1
+    accs = [r["test_accuracy"] for r in results["rounds"]]
+    assert results["test_accuracy_mean"] == pytest.approx(np.mean(accs))
+    assert results["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    for r in (0, 1):
+        lines = (run / f"round-{r:02d}" / "history.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        assert {"epoch", "loss", "compare_accuracy", "test_compare_accuracy", "test_loss"} <= set(header)
+        assert [int(l.split(",")[0]) for l in lines[1:]] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["model"] == "cc_aux"
+    assert load_keras_model(run / "model.keras").name == "cc_aux"
+
+
+@pytest.mark.slow
+def test_export_loads_in_a_fresh_process_and_matches_keras(tiny_run, embedded):
+    from keras_models.data import make_pairs
+
+    export = tiny_run / "saved_models" / "cc_aux" / "1"
+    assert (export / "saved_model.pb").is_file()
+    train, _ = embedded
+    x = make_pairs(train.images, train.labels, 16, np.random.default_rng(5)).x
+    np.save(tiny_run / "x.npy", x)
+    proc = run_python(["-c", LOAD_SAVED_MODEL, str(export), str(tiny_run / "x.npy")])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    keras_out = load_keras_model(tiny_run / "run" / "model.keras").predict(x, verbose=0)
+    assert set(served) == {"compare", "digit1", "digit2"}
+    for key in served:
+        np.testing.assert_allclose(np.array(served[key]), keras_out[key], atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "resnet"], "invalid choice: 'resnet'"),
+    (["--epochs", "0"], "expected a positive integer, got '0'"),
+    (["--rounds", "-1"], "expected a positive integer"),
+    (["--hidden", "500,x"], "expected comma-separated integers"),
+    (["--batch-size", "abc"], "expected a positive integer"),
+])
+def test_bad_flags_are_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_script.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    code = train_script.main(["--test-data", str(tmp_path), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("train.py: error: ") and "t10k-images-idx3-ubyte.gz" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_many_pairs_for_the_source(tmp_path, capsys):
+    code = train_script.main(["--pairs", "2000", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    assert "2000 pairs need 4000 images, the source has 2500" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_script_runs_as_a_command(tmp_path):
+    proc = run_script("train.py", "--model", "mlp", "--hidden", "32", "--epochs", "1", "--pairs", "100",
+                      "--out", str(tmp_path / "run"), "--no-export", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mlp: test accuracy" in proc.stdout
+    assert not (tmp_path / "saved_models").exists()
