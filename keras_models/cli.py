@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 import sys
 
+from .errors import USER_ERRORS
+
 # Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is already a complete one-line explanation for the user."""
-    from .data import DataError
-    from .export import ModelFileError
-    from .training import RunError
-
-    return DataError, ModelFileError, RunError, ValueError
 
 
 def run_cli(fn, prog: str) -> int:
     """Call fn(); a user error or an OS error (read-only folder, disk full) becomes one line."""
     try:
         fn()
-    except user_errors() as e:
+    except USER_ERRORS as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+PAIR_SHAPE = (2, 14, 14)  # the input `pair` of every model, and of the serving signature
 MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
+
 EMBEDDED = "embedded"
 KERAS_MNIST = "mnist"
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
 PREFIX = {"train": "train", "test": "t10k"}
-
-
-class DataError(Exception):
-    """A data source that cannot be used; the message is one line naming the file."""
 
 
 @dataclass

@@ -9,19 +9,39 @@ import os
 import zipfile
 from pathlib import Path
 
+from .errors import ModelFileError
 from .files import remove_tree
 
 TMP_PREFIX = ".tmp-"  # TF Serving only loads numeric folder names, so it never sees these
-
-
-class ModelFileError(Exception):
-    """A model file or SavedModel that cannot be used; the message is one line."""
 
 
 def versions(base: Path) -> list[int]:
     if not base.is_dir():
         return []
     return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def write_saved_model(model, path: Path) -> None:
+    """The model behind a `serving_default` endpoint that checks its input first, so that
+    TF Serving answers a malformed request with a clear error instead of one from deep inside
+    the graph (or, for NaN pixels, NaN probabilities)."""
+    import keras
+    import tensorflow as tf
+
+    from .config import PAIR_SHAPE
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *PAIR_SHAPE), tf.float32, name="pair")])
+    def serve(pair):
+        # A signature alone does not check shapes when called; ensure_shape does.
+        pair = tf.ensure_shape(pair, (None, *PAIR_SHAPE), name="pair_shape_is_N_2_14_14")
+        pair = tf.debugging.check_numerics(pair, "pair holds NaN or infinite pixels")
+        return model(pair, training=False)
+
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(path), verbose=False)
 
 
 def export_saved_model(model, root: str | Path, name: str | None = None) -> Path:
@@ -34,7 +54,7 @@ def export_saved_model(model, root: str | Path, name: str | None = None) -> Path
     tmp = base / f"{TMP_PREFIX}{version}-{os.getpid()}"
     remove_tree(tmp)
     try:
-        model.export(str(tmp), format="tf_saved_model", verbose=False)
+        write_saved_model(model, tmp)
         # os.rename onto an existing non-empty folder fails, and onto an empty one would
         # replace it: check, so that an existing version is never overwritten.
         if target.exists():

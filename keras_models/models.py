@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import keras
 
-from .config import Config, is_aux, is_shared
+from .config import PAIR_SHAPE, Config, is_aux, is_shared
 from .layers import BatchToDigits, DigitsToBatch
 
-PAIR_SHAPE = (2, 14, 14)
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
 SHARED_LOSS_WEIGHTS = {"compare": 1.0, "digit1": 0.0, "digit2": 0.0}

@@ -26,14 +26,11 @@ import numpy as np
 
 from .config import Config, save_config
 from .data import Images, Pairs, draw_round, load_data
+from .errors import RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
 
 # Settings that may change between a run and its resumption without changing what it computes.
 RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy"}
-
-
-class RunError(Exception):
-    """A run that cannot go on (e.g. a run folder of another configuration); one line."""
 
 
 def default_out(cfg: Config) -> str:
@@ -159,8 +156,9 @@ def pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
-def run(cfg: Config, log=print) -> dict:
-    """Train `cfg.rounds` rounds; returns the results dict (also in <out>/results.json)."""
+def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> dict:
+    """Train `cfg.rounds` rounds; returns the results dict (also in <out>/results.json).
+    `images`: the (train, test) images of cfg.data/cfg.test_data, when the caller has loaded them."""
     import tensorflow as tf
 
     from .distribute import get_strategy, is_chief, task
@@ -173,7 +171,7 @@ def run(cfg: Config, log=print) -> dict:
     # Only the chief writes results; other workers keep their backups in a folder of their own.
     work = out if chief else out / ".workers" / "{}-{}".format(*task())
     # Data first: a bad source must fail before anything is written.
-    train_images, test_images = load_data(cfg.data, cfg.test_data)
+    train_images, test_images = images or load_data(cfg.data, cfg.test_data)
     strategy = get_strategy(cfg.strategy)
     work.mkdir(parents=True, exist_ok=True)
 

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keras_models.cli import run_cli  # noqa: E402  (sets TF's log level before TF loads)
 from keras_models.config import Config, add_config_args, config_from_args  # noqa: E402
+from keras_models.errors import RunError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,9 +29,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
+        from keras_models.data import load_data
+
+        cfg = config_from_args(args, Config())
+        # Read the data before TensorFlow loads, so that a bad file fails fast and alone.
+        images = load_data(cfg.data, cfg.test_data)
         from keras_models.training import run
 
-        run(config_from_args(args, Config()))
+        results = run(cfg, images=images)
+        if not results["rounds_ok"]:
+            raise RunError("every round failed; see results.json")
 
     return run_cli(job, "train.py")
 

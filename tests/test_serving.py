@@ -1,0 +1,166 @@
+"""The SavedModel contract: layout, signature, atomic export, predict.py, and bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, run_script
+from keras_models.config import Config
+from keras_models.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
+from keras_models.files import atomic_save_model
+from keras_models.models import build_model
+
+
+@pytest.fixture(scope="module")
+def pairs(embedded):
+    from keras_models.data import make_pairs
+
+    _, test = embedded
+    return make_pairs(test.images, test.labels, 32, np.random.default_rng(3))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """An untrained cnn_cc exported twice: its two versions, and the model itself."""
+    root = tmp_path_factory.mktemp("serving")
+    model = build_model(Config(model="cnn_cc", filters=(8, 16), hidden=(32,)), 33.0, 80.0**2)
+    atomic_save_model(model, root / "model.keras")
+    first = export_saved_model(model, root / "saved_models")
+    second = export_saved_model(model, root / "saved_models")
+    return root, model, first, second
+
+
+def test_versions_are_numbered_and_nothing_is_left_behind(exported):
+    root, _, first, second = exported
+    assert first == root / "saved_models" / "cnn_cc" / "1"
+    assert second == root / "saved_models" / "cnn_cc" / "2"
+    assert sorted(p.name for p in (root / "saved_models" / "cnn_cc").iterdir()) == ["1", "2"]
+
+
+def test_signature_is_the_serving_contract(exported):
+    _, _, first, _ = exported
+    _, sig = load_saved_model(first)
+    args, kwargs = sig.structured_input_signature
+    assert args == () and list(kwargs) == ["pair"]
+    assert kwargs["pair"].shape.as_list() == [None, 2, 14, 14] and kwargs["pair"].dtype.name == "float32"
+    outputs = {k: v.shape.as_list() for k, v in sig.structured_outputs.items()}
+    assert outputs == {"compare": [None, 1], "digit1": [None, 10], "digit2": [None, 10]}
+
+
+def test_bad_inputs_leave_the_loaded_model_answering(exported, pairs):
+    import tensorflow as tf
+
+    _, model, first, _ = exported
+    _, sig = load_saved_model(first)
+    for bad in (np.zeros((3, 14, 14), np.float32), np.zeros((3, 2, 28, 28), np.float32),
+                np.zeros((3, 2, 14, 14), np.int32), np.zeros((3, 2, 14, 14), np.float64)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="to be a float tensor|is not compatible"):
+            sig(pair=tf.constant(bad))
+    for bad in (np.full((1, 2, 14, 14), np.nan, np.float32), np.full((1, 2, 14, 14), np.inf, np.float32)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="pair holds NaN or infinite pixels"):
+            sig(pair=tf.constant(bad))
+    # Documented answers: an empty batch gives empty outputs; pixels outside 0-255 are
+    # answered like any other real numbers (the probabilities stay probabilities).
+    empty = sig(pair=tf.zeros((0, 2, 14, 14)))
+    assert empty["compare"].shape == (0, 1) and empty["digit1"].shape == (0, 10)
+    big = sig(pair=tf.constant(np.full((2, 2, 14, 14), 1e4, np.float32)))["compare"].numpy()
+    assert np.isfinite(big).all() and ((0 <= big) & (big <= 1)).all()
+    # ... and after all that, a valid batch still gets the Keras model's answer.
+    served = sig(pair=tf.constant(pairs.x))
+    expected = model.predict(pairs.x, verbose=0)
+    for key in expected:
+        np.testing.assert_allclose(served[key].numpy(), expected[key], atol=1e-5)
+
+
+def test_truncated_saved_model_is_one_line(exported, tmp_path):
+    import shutil
+
+    _, _, first, _ = exported
+    broken = tmp_path / "broken"
+    shutil.copytree(first, broken)
+    pb = broken / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:100])
+    with pytest.raises(ModelFileError, match="cannot load the SavedModel"):
+        load_saved_model(broken)
+    with pytest.raises(ModelFileError, match="not a SavedModel folder"):
+        load_saved_model(tmp_path)
+
+
+def test_loading_what_is_not_a_model(tmp_path):
+    (tmp_path / "notes.keras").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a Keras model file"):
+        load_keras_model(tmp_path / "notes.keras")
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_keras_model(tmp_path / "missing.keras")
+
+
+def test_interrupted_export_leaves_no_version(tmp_path, monkeypatch):
+    import keras_models.export as export
+
+    model = build_model(Config(model="mlp", hidden=(8,)))
+    real_write = export.write_saved_model
+
+    def killed_half_way(model, path):
+        real_write(model, path)
+        (path / "saved_model.pb").unlink()  # as if the process died before the last file
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "write_saved_model", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_saved_model(model, tmp_path)
+    assert list((tmp_path / "mlp").iterdir()) == []
+    monkeypatch.setattr(export, "write_saved_model", real_write)
+    assert export.export_saved_model(model, tmp_path).name == "1"
+
+
+@pytest.mark.slow
+def test_export_script_and_wrong_architecture(exported, tmp_path):
+    root, _, _, _ = exported
+    proc = run_script("export.py", "--model-file", str(root / "model.keras"), "--export-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "cnn_cc" / "1" / "saved_model.pb").is_file()
+    proc = run_script("export.py", "--model-file", str(root / "model.keras"), "--model", "mlp",
+                      "--export-dir", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("holds a cnn_cc model, not mlp")
+    assert sorted(p.name for p in (tmp_path / "cnn_cc").iterdir()) == ["1"]
+
+
+@pytest.mark.slow
+def test_predict_script(exported, pairs, tmp_path):
+    from PIL import Image
+
+    root, model, first, _ = exported
+    np.save(tmp_path / "pairs.npy", pairs.x[:5])
+    proc = run_script("predict.py", str(first), str(tmp_path / "pairs.npy"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    expected = model.predict(pairs.x[:5], verbose=0)
+    assert len(rows) == 5
+    for row, p, d1 in zip(rows, expected["compare"][:, 0], expected["digit1"]):
+        assert row["compare"] == pytest.approx(float(p), abs=1e-5)
+        assert row["leq"] == (p >= 0.5) and row["digit1"] == int(np.argmax(d1))
+    # Two images of any size, RGB and grayscale, black on white.
+    digit = np.kron(255 - pairs.x[0, 0], np.ones((4, 4))).astype(np.uint8)  # 56x56
+    Image.fromarray(digit).convert("RGB").save(tmp_path / "a.png")
+    Image.fromarray(digit).save(tmp_path / "b.jpg")
+    proc = run_script("predict.py", str(first), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--invert")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout.strip())
+    assert set(row) == {"compare", "leq", "digit1", "digit2"}
+    assert row["digit1"] == row["digit2"]  # the same digit twice (JPEG noise aside)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.npy", "no such file"),
+    (lambda d: (np.save(d / "w.npy", np.zeros((2, 14, 14))), d / "w.npy")[1], "must have shape (N, 2, 14, 14)"),
+    (lambda d: ((d / "x.png").write_bytes(b"not a png"), d / "x.png")[1], "cannot decode the image"),
+])
+def test_predict_bad_input_is_one_line(exported, tmp_path, make, message):
+    _, _, first, _ = exported
+    path = make(tmp_path)
+    args = [str(path)] if path.suffix == ".npy" else [str(path), str(path)]
+    proc = run_script("predict.py", str(first), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
