@@ -1,0 +1,102 @@
+"""Faults on purpose: a training process killed mid-round, NaN losses, unwritable outputs,
+and determinism of a seeded run."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import ROOT, clean_env
+from keras_models.config import Config
+from keras_models.errors import RunError
+from keras_models.training import read_history, run
+
+EPOCHS = 60
+
+
+def train_cmd(out):
+    return [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "mlp", "--hidden", "16",
+            "--epochs", str(EPOCHS), "--rounds", "2", "--pairs", "200", "--out", str(out), "--no-export", "--quiet"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_round_then_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(out), cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    history = out / "round-01" / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if len(read_history(history)) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(read_history(history))
+    assert 3 <= killed_at < EPOCHS
+    first = json.loads((out / "results.json").read_text())
+    assert [r["round"] for r in first["rounds"]] == [0]
+    assert (out / "backup" / "round-01").is_dir()
+
+    again = subprocess.run(train_cmd(out), cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "rounds [0] already done" in again.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert [r["round"] for r in results["rounds"]] == [0, 1]
+    assert results["rounds"][0] == first["rounds"][0]  # the finished round was not redone
+    # The killed round went on from its last completed epoch, not from scratch ...
+    assert results["rounds"][1]["epochs_run"] <= EPOCHS - killed_at + 1
+    # ... and its history has every epoch once: no gap, no repeat.
+    assert [r["epoch"] for r in read_history(history)] == list(range(1, EPOCHS + 1))
+    assert not (out / "backup" / "round-01").exists()
+
+
+def tiny(tmp_path, name, **kw):
+    return Config(model="cnn_aux", filters=(4, 8), hidden=(16,), comparer=(8,), epochs=2, pairs=100, lr=1e-3,
+                  out=str(tmp_path / name), export=False, quiet=True, **kw)
+
+
+@pytest.mark.slow
+def test_same_seed_same_results(tmp_path):
+    a = run(tiny(tmp_path, "a"), log=lambda *_: None)
+    b = run(tiny(tmp_path, "b"), log=lambda *_: None)
+    c = run(tiny(tmp_path, "c", seed=1), log=lambda *_: None)
+    assert [r["test_accuracy"] for r in a["rounds"]] == [r["test_accuracy"] for r in b["rounds"]]
+    assert read_history(tmp_path / "a" / "round-00" / "history.csv") == \
+        read_history(tmp_path / "b" / "round-00" / "history.csv")
+    assert read_history(tmp_path / "a" / "round-00" / "history.csv") != \
+        read_history(tmp_path / "c" / "round-00" / "history.csv")
+
+
+def test_nan_loss_fails_the_round_and_is_not_averaged(tmp_path):
+    # An absurd learning rate overflows the weights within a few steps.
+    cfg = Config(model="mlp", hidden=(16,), epochs=3, rounds=1, pairs=100, lr=1e30, out=str(tmp_path / "nan"),
+                 export=False, quiet=True)
+    results = run(cfg, log=lambda *_: None)
+    assert results["rounds"][0]["status"] == "failed" and "NaN" in results["rounds"][0]["message"]
+    assert results["rounds_failed"] == 1 and results["test_accuracy_mean"] is None
+    saved = json.loads((tmp_path / "nan" / "results.json").read_text())
+    assert saved["rounds"][0]["status"] == "failed"
+
+
+def test_resume_refuses_a_folder_of_other_settings(tmp_path):
+    cfg = Config(model="mlp", hidden=(8,), epochs=1, pairs=50, out=str(tmp_path / "r"), export=False, quiet=True)
+    run(cfg, log=lambda *_: None)
+    with pytest.raises(RunError, match=r"holds a run with other settings \(hidden\)"):
+        run(cfg.replace(hidden=(9,)), log=lambda *_: None)
+
+
+def test_unwritable_out_is_one_line(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+    train_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_script)
+    (tmp_path / "file").write_text("not a folder")
+    code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out",
+                              str(tmp_path / "file" / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("train.py: error: cannot write or read") and "\n" not in err
