@@ -146,8 +146,10 @@ def summarise(results: dict) -> dict:
 
 
 def check_resumable(old: dict, cfg: Config, out: Path) -> None:
-    new = cfg.to_dict()
-    diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old.get("config", {}).get(k) != new[k])
+    new, defaults = cfg.to_dict(), Config().to_dict()
+    # A setting the old run did not record yet (an older version of Config) had its default.
+    old_cfg = {**defaults, **old.get("config", {})}
+    diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old_cfg[k] != new[k])
     if diff:
         raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); use another --out")
 
@@ -163,6 +165,8 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
 
     from .distribute import get_strategy, is_chief, task
 
+    # Each round's fresh model retraces predict; TF's warning about it is noise here.
+    tf.get_logger().setLevel("ERROR")
     # Same seed, same results on the CPU (GPU kernels and multi-worker reductions may still vary).
     tf.config.experimental.enable_op_determinism()
     cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
