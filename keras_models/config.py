@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError
+
 PAIR_SHAPE = (2, 14, 14)  # the input `pair` of every model, and of the serving signature
 MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -69,29 +71,29 @@ class Config:
     def __post_init__(self):
         # Validation lives here so that every entry point (CLI, tuner, tests) gets it.
         if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         for name in ("rounds", "pairs", "batch_size", "steps_per_execution"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs}")
+            raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ConfigError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.validation_split < 1.0:
-            raise ValueError(f"validation split must be in [0, 1), got {self.validation_split}")
+            raise ConfigError(f"validation split must be in [0, 1), got {self.validation_split}")
         for name in ("hidden", "comparer", "filters"):
             value = getattr(self, name)
             if value is not None:
                 value = tuple(int(v) for v in value)
                 if any(v < 1 for v in value):
-                    raise ValueError(f"{name} widths must be positive integers, got {value}")
+                    raise ConfigError(f"{name} widths must be positive integers, got {value}")
                 setattr(self, name, value)
         if not self.filters:
-            raise ValueError("filters needs at least one conv block")
+            raise ConfigError("filters needs at least one conv block")
 
     @property
     def family(self) -> str:
@@ -120,7 +122,7 @@ class Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
         return cls(**d)
 
 

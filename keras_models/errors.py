@@ -14,4 +14,9 @@ class RunError(Exception):
     """A run that cannot go on (e.g. a run folder of another configuration)."""
 
 
-USER_ERRORS = (DataError, ModelFileError, RunError, ValueError)
+class ConfigError(ValueError):
+    """A setting out of range or of an unknown name."""
+
+
+# Not ValueError at large: an unexpected ValueError is a bug and keeps its traceback.
+USER_ERRORS = (DataError, ModelFileError, RunError, ConfigError)

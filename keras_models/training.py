@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import Config, save_config
 from .data import Images, Pairs, draw_round, load_data
-from .errors import RunError
+from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
 
 # Settings that may change between a run and its resumption without changing what it computes.
@@ -43,7 +43,7 @@ def split_validation(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs | None
         return pairs, None
     n_val = max(1, int(round(len(pairs) * fraction)))
     if n_val >= len(pairs):
-        raise ValueError(f"validation split {fraction} leaves no training pairs")
+        raise ConfigError(f"validation split {fraction} leaves no training pairs")
     idx = np.arange(len(pairs))
     return pairs.take(idx[:-n_val]), pairs.take(idx[-n_val:])
 
@@ -218,12 +218,15 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
                 f"test {pct(result['test_accuracy'])}{digits} ({result['seconds']:.1f} s)")
         else:
             log(f"{cfg.model} round {r + 1}: FAILED: {result['message']}")
+        # Every worker keeps its model (in its own folder): the weights must agree across workers.
+        atomic_save_model(model, round_dir / "model.keras")
         if chief:
-            atomic_save_model(model, round_dir / "model.keras")
             results["rounds"] = sorted(results["rounds"] + [result], key=lambda x: x["round"])
             atomic_write_json(results_path, summarise(results))
         remove_tree(work / "backup" / f"round-{r:02d}")
 
+    if (work / "backup").is_dir() and not any((work / "backup").iterdir()):
+        (work / "backup").rmdir()
     results = summarise(results)
     if not chief:
         return results
