@@ -26,61 +26,68 @@ SHARED_LOSS_WEIGHTS = {"compare": 1.0, "digit1": 0.0, "digit2": 0.0}
 BN = {"momentum": 0.9, "epsilon": 1e-5}
 
 
-def dense_stack(x, widths, cfg: Config, prefix: str):
+def batch_norm(name: str, synchronized: bool):
+    return keras.layers.BatchNormalization(name=name, synchronized=synchronized, **BN)
+
+
+def dense_stack(x, widths, cfg: Config, prefix: str, sync_bn: bool = False):
     """Dense-BN-ReLU-Dropout per width, as in the report."""
     for i, units in enumerate(widths, 1):
         x = keras.layers.Dense(units, name=f"{prefix}_dense{i}")(x)
         if cfg.batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{i}", **BN)(x)
+            x = batch_norm(f"{prefix}_bn{i}", sync_bn)(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{i}")(x)
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"{prefix}_dropout{i}")(x)
     return x
 
 
-def conv_stack(x, cfg: Config):
+def conv_stack(x, cfg: Config, sync_bn: bool = False):
     """Per block: 2 x (conv3x3-BN-ReLU), maxpool2. Channels last."""
     for b, filters in enumerate(cfg.filters, 1):
         for c in (1, 2):
             name = f"block{b}_conv{c}"
             x = keras.layers.Conv2D(filters, 3, padding="same", name=name)(x)
             if cfg.batch_norm:
-                x = keras.layers.BatchNormalization(name=f"{name}_bn", **BN)(x)
+                x = batch_norm(f"{name}_bn", sync_bn)(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
     return keras.layers.Flatten(name="flatten")(x)
 
 
-def features(x, cfg: Config, prefix: str):
+def features(x, cfg: Config, prefix: str, sync_bn: bool = False):
     """The body shared by plain models and classifiers: conv blocks (CNN family) then dense."""
     if cfg.family == "cnn":
-        x = conv_stack(x, cfg)
+        x = conv_stack(x, cfg, sync_bn)
     else:
         x = keras.layers.Flatten(name="flatten")(x)
-    return dense_stack(x, cfg.hidden_units, cfg, prefix)
+    return dense_stack(x, cfg.hidden_units, cfg, prefix, sync_bn)
 
 
-def build_classifier(cfg: Config) -> keras.Model:
+def build_classifier(cfg: Config, sync_bn: bool = False) -> keras.Model:
     """The digit classifier shared by both digits: (14, 14, 1) -> 10 logits."""
     image = keras.Input(shape=(14, 14, 1), name="digit")
-    x = features(image, cfg, "classifier")
+    x = features(image, cfg, "classifier", sync_bn)
     logits = keras.layers.Dense(10, name="logits")(x)
     return keras.Model(image, logits, name="classifier")
 
 
-def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0) -> keras.Model:
-    """`mean`/`variance`: pixel statistics of the training pairs, baked into the model."""
+def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False) -> keras.Model:
+    """`mean`/`variance`: pixel statistics of the training pairs, baked into the model.
+    `sync_bn`: batch statistics over the global batch when training on several replicas, so
+    that every replica keeps the same moving statistics and a replicated run computes what
+    one device with the global batch would."""
     pair = keras.Input(shape=PAIR_SHAPE, name="pair")
     x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, name="normalize")(pair)
 
     if not is_shared(cfg.model):
         if cfg.family == "cnn":
             x = keras.layers.Permute((2, 3, 1), name="channels_last")(x)  # (14, 14, 2)
-        h = features(x, cfg, "head")
+        h = features(x, cfg, "head", sync_bn)
         compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
         return keras.Model(pair, {"compare": compare}, name=cfg.model)
 
-    classifier = build_classifier(cfg)
+    classifier = build_classifier(cfg, sync_bn)
     logits = classifier(DigitsToBatch(name="digits_to_batch")(x))
     logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
     digit1 = keras.layers.Softmax(name="digit1")(logits1)

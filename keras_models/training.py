@@ -103,7 +103,8 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
     keras.utils.set_random_seed(seed)
     train, val = split_validation(pairs, cfg.validation_split)
     with strategy.scope():
-        model = build_model(cfg, *pixel_stats(train))
+        model = build_model(cfg, *pixel_stats(train), sync_bn=strategy.num_replicas_in_sync > 1
+                            or cfg.strategy == "multiworker")
         compile_model(model, cfg)
     y = targets_for(model, train)
     callbacks = [
@@ -220,8 +221,8 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
             log(f"{cfg.model} round {r + 1}: FAILED: {result['message']}")
         # Every worker keeps its model (in its own folder): the weights must agree across workers.
         atomic_save_model(model, round_dir / "model.keras")
+        results["rounds"] = sorted(results["rounds"] + [result], key=lambda x: x["round"])
         if chief:
-            results["rounds"] = sorted(results["rounds"] + [result], key=lambda x: x["round"])
             atomic_write_json(results_path, summarise(results))
         remove_tree(work / "backup" / f"round-{r:02d}")
 
