@@ -43,7 +43,8 @@ def dense_stack(x, widths, cfg: Config, prefix: str, sync_bn: bool = False):
 
 
 def conv_stack(x, cfg: Config, sync_bn: bool = False):
-    """Per block: 2 x (conv3x3-BN-ReLU), maxpool2. Channels last."""
+    """Per block: 2 x (conv3x3-BN-ReLU), maxpool2. Channels last. A block that would pool an
+    image of 1x1 (a 4th block: 14 -> 7 -> 3 -> 1) keeps it instead."""
     for b, filters in enumerate(cfg.filters, 1):
         for c in (1, 2):
             name = f"block{b}_conv{c}"
@@ -51,7 +52,8 @@ def conv_stack(x, cfg: Config, sync_bn: bool = False):
             if cfg.batch_norm:
                 x = batch_norm(f"{name}_bn", sync_bn)(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+        if x.shape[1] >= 2:
+            x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
     return keras.layers.Flatten(name="flatten")(x)
 
 

@@ -21,8 +21,25 @@ from keras_models.errors import RunError  # noqa: E402
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--hparams", metavar="JSON",
+                   help="start from the architecture and learning rate of a tune.py best_hparams.json; "
+                        "flags given here still override it")
     add_config_args(p)
     return p.parse_args(argv)
+
+
+def hparams_config(path: str) -> Config:
+    import json
+
+    from keras_models.errors import ConfigError
+
+    try:
+        found = json.loads(Path(path).read_text())["config"]
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path}: not a best_hparams.json written by tune.py") from None
+    return Config.from_dict(found).replace(extra={"hparams": str(path)})
 
 
 def main(argv=None) -> int:
@@ -31,7 +48,7 @@ def main(argv=None) -> int:
     def job():
         from keras_models.data import load_data
 
-        cfg = config_from_args(args, Config())
+        cfg = config_from_args(args, hparams_config(args.hparams) if args.hparams else Config())
         # Read the data before TensorFlow loads, so that a bad file fails fast and alone.
         images = load_data(cfg.data, cfg.test_data)
         from keras_models.training import run

@@ -1,0 +1,114 @@
+"""keras-tuner: the HyperModels sample into the plain builders; real searches, resumed; a chief
+and two workers as real processes on 127.0.0.1; a search whose every trial fails."""
+import json
+import subprocess
+import sys
+
+import keras
+import keras_tuner as kt
+import pytest
+
+from helpers import ROOT, clean_env
+from keras_models.config import Config
+from keras_models.errors import RunError
+from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
+
+
+def test_hp_values_reach_the_plain_builder():
+    hm = hypermodel_for(Config(model="cnn_aux"), 33.0, 6400.0)
+    assert isinstance(hm, CNNHyperModel)
+    hp = kt.HyperParameters()
+    hp.Fixed("depth", 3)
+    hp.Fixed("filters", 16)
+    hp.Fixed("units", 64)
+    hp.Fixed("comparer_units", 32)
+    cfg = hm.sample(hp)
+    assert cfg.filters == (16, 32, 32) and cfg.hidden == (64,) and cfg.comparer == (32, 32, 8)
+    model = hm.build(hp)
+    assert [l.filters for l in model.get_layer("classifier").layers if isinstance(l, keras.layers.Conv2D)] == \
+        [16, 16, 32, 32, 32, 32]
+    assert model.get_compile_config()["loss_weights"] == {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
+
+
+def test_default_hyperparameters_are_the_default_architecture():
+    for name, hm_cls in (("cnn_aux", CNNHyperModel), ("cc", MLPHyperModel)):
+        hm = hypermodel_for(Config(model=name), 0.0, 1.0)
+        assert isinstance(hm, hm_cls)
+        cfg, default = hm.sample(kt.HyperParameters()), Config(model=name)
+        assert (cfg.filters, cfg.comparer, cfg.dropout) == (default.filters, default.comparer, default.dropout)
+        if name == "cnn_aux":
+            assert cfg.hidden_units == default.hidden_units
+
+
+def test_four_conv_blocks_build():
+    hp = kt.HyperParameters()
+    hp.Fixed("depth", 4)
+    model = hypermodel_for(Config(model="cnn"), 0.0, 1.0).build(hp)
+    assert model.get_layer("flatten").output.shape[-1] == 64  # 14 -> 7 -> 3 -> 1, the 4th block keeps 1x1
+
+
+def tiny_base(**kw):
+    return Config(model="cc_aux", pairs=200, validation_split=0.2, lr=1e-3, quiet=True, **kw)
+
+
+@pytest.mark.slow
+def test_random_search_reports_and_resumes(tmp_path):
+    from tuning.search import search
+
+    best = search(tiny_base(), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
+    folder = tmp_path / "p"
+    saved = json.loads((folder / "best_hparams.json").read_text())
+    assert saved == json.loads(json.dumps(best))
+    assert saved["config"]["model"] == "cc_aux" and 0 <= saved["val_compare_accuracy"] <= 1
+    trials = json.loads((folder / "trials.json").read_text())
+    assert len(trials) == 2 and all(t["status"] == "COMPLETED" and t["seconds"] > 0 for t in trials)
+    assert saved["val_compare_accuracy"] == max(t["score"] for t in trials)
+    assert (folder / "trials.png").stat().st_size > 0 and "| trial | status |" in (folder / "trials.md").read_text()
+    # The same search again: the finished trials are kept, none is rerun.
+    search(tiny_base(), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
+    again = json.loads((folder / "trials.json").read_text())
+    assert [(t["trial"], t["seconds"]) for t in again] == [(t["trial"], t["seconds"]) for t in trials]
+
+
+def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):
+    import tuning.hypermodels
+    from tuning.search import search
+
+    def missing_package(*args, **kwargs):
+        raise ImportError("No module named 'sklearn'")  # what a trial of a broken install raises
+
+    monkeypatch.setattr(tuning.hypermodels, "build_model", missing_package)
+    with pytest.raises((RunError, RuntimeError, ImportError)):
+        search(tiny_base(), "random", 3, 1, str(tmp_path), "p", log=lambda *_: None)
+    assert not (tmp_path / "p" / "best_hparams.json").exists()
+
+
+@pytest.mark.slow
+def test_chief_and_two_workers_share_one_search(tmp_path):
+    from test_distribute import free_ports
+
+    port = free_ports(1)[0]
+    cmd = [sys.executable, str(ROOT / "scripts" / "tune.py"), "--model", "cc_aux", "--pairs", "200",
+           "--hidden", "32", "--max-trials", "6", "--epochs", "2", "--directory", str(tmp_path), "--quiet"]
+    procs = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = clean_env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+                        KERASTUNER_ORACLE_PORT=str(port))
+        procs[tuner_id] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+    outs = {}
+    try:
+        for name in ("tuner0", "tuner1", "chief"):
+            outs[name] = procs[name].communicate(timeout=420)
+    finally:
+        for p in procs.values():
+            p.kill()
+    for name, p in procs.items():
+        assert p.returncode == 0, f"{name}: {outs[name][1][-3000:]}"
+    folder = tmp_path / "cc_aux-random"
+    # Only the chief wrote the report, from its own oracle, after every worker was done.
+    assert "best trial" in outs["chief"][0] and "best trial" not in outs["tuner0"][0]
+    trials = json.loads((folder / "trials.json").read_text())
+    assert sorted(t["trial"] for t in trials) == sorted({t["trial"] for t in trials})  # each exactly once
+    assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)
+    assert {t["tuner_id"] for t in trials} == {"tuner0", "tuner1"}
