@@ -30,7 +30,8 @@ from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
 
 # Settings that may change between a run and its resumption without changing what it computes.
-RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy"}
+RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy",
+                    "backup_interval", "steps_per_execution"}
 
 
 def default_out(cfg: Config) -> str:
@@ -48,6 +49,18 @@ def split_validation(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs | None
     return pairs.take(idx[:-n_val]), pairs.take(idx[-n_val:])
 
 
+def as_dataset(pairs: Pairs, targets: dict, batch_size: int, shuffle_seed: int | None = None):
+    """Pairs as a cached tf.data pipeline, reshuffled every epoch from `shuffle_seed`.
+    Per epoch this is ~40% faster than handing fit numpy arrays (whose adapter is rebuilt), and
+    a repeated evaluate on numpy arrays costs ten times what it costs on a cached dataset."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((pairs.x, targets)).cache()
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def pixel_stats(pairs: Pairs) -> tuple[float, float]:
     return float(pairs.x.mean()), float(pairs.x.var())
 
@@ -58,18 +71,38 @@ class EpochRecorder(keras.callbacks.Callback):
     row instead of repeating it. It must run before BackupAndRestore: a row is on disk before
     the backup that marks its epoch done."""
 
-    def __init__(self, path: Path, test_x, test_y):
+    def __init__(self, path: Path, test_data):
         super().__init__()
-        self.path, self.test_x, self.test_y = path, test_x, test_y
+        self.path, self.test_data = path, test_data
         self.rows = read_history(path)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items()})
-        test = self.model.evaluate(self.test_x, self.test_y, batch_size=1000, verbose=0, return_dict=True)
+        test = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
         row.update({f"test_{k}": float(v) for k, v in test.items()})
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
         write_history(self.path, self.rows)
+
+
+class IntervalBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore at epoch granularity, but at most every `interval` seconds (and after
+    the last epoch): writing the weights and optimizer state costs ~0.1 s, about as much as a
+    whole epoch of the MLP family. A kill then replays at most `interval` seconds of epochs,
+    whose history rows EpochRecorder overwrites."""
+
+    def __init__(self, backup_dir: str, interval: float):
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+        self.interval = interval
+        self._last_save = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs")
+        if self.interval <= 0 or last or time.monotonic() - self._last_save >= self.interval:
+            super().on_epoch_end(epoch, logs)
+            self._last_save = time.monotonic()
+        else:
+            self._current_epoch = epoch + 1
 
 
 def read_history(path: Path) -> list[dict]:
@@ -106,20 +139,20 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
         model = build_model(cfg, *pixel_stats(train), sync_bn=strategy.num_replicas_in_sync > 1
                             or cfg.strategy == "multiworker")
         compile_model(model, cfg)
-    y = targets_for(model, train)
     callbacks = [
-        EpochRecorder(round_dir / "history.csv", test.x, targets_for(model, test)),
+        EpochRecorder(round_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", double_checkpoint=True),
+        IntervalBackupAndRestore(str(backup_dir), cfg.backup_interval),
     ]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(round_dir / "tensorboard")))
     verbose = 0 if cfg.quiet else (1 if sys.stdout.isatty() else 2)
     start = time.perf_counter()
     history = model.fit(
-        train.x, y, batch_size=cfg.batch_size, epochs=cfg.num_epochs, shuffle=True,
-        validation_data=(val.x, targets_for(model, val)) if val is not None else None,
-        callbacks=callbacks, verbose=verbose,
+        as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed),
+        epochs=cfg.num_epochs,
+        validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
+        callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset reshuffles itself
     )
     seconds = time.perf_counter() - start
     losses = history.history.get("loss", [])
