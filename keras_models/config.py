@@ -17,6 +17,8 @@ from .errors import ConfigError
 PAIR_SHAPE = (2, 14, 14)  # the input `pair` of every model, and of the serving signature
 MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+COMPARERS = ("learned", "expected")
+SCHEDULES = ("constant", "cosine")
 
 # The report's defaults per family: hidden widths of the dense part, and epochs.
 FAMILY_DEFAULTS = {
@@ -47,12 +49,16 @@ class Config:
     filters: tuple[int, ...] = (32, 64)
     dropout: float = 0.5
     batch_norm: bool = True
+    comparer_type: str = "learned"  # "expected": P(d1 <= d2) from the digit distributions, no weights
     # Training.
     epochs: int | None = None  # None: the family default
     rounds: int = 1
     pairs: int = 1000
     batch_size: int = 100
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # "cosine": decays to 0 over the round
+    augment: bool = False  # random shifts (up to 2 px) and rotations (up to 10 degrees) of each digit
+    swap: bool = False  # add every training pair swapped (its target recomputed from the classes)
     seed: int = 0
     validation_split: float = 0.0
     jit_compile: bool = False
@@ -73,6 +79,12 @@ class Config:
         # Validation lives here so that every entry point (CLI, tuner, tests) gets it.
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.comparer_type not in COMPARERS:
+            raise ConfigError(f"unknown comparer {self.comparer_type!r}; choose one of {', '.join(COMPARERS)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if (self.augment or self.comparer_type != "learned") and not is_shared(self.model):
+            raise ConfigError("--augment and --comparer-type expected need a weight-sharing model")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         for name in ("rounds", "pairs", "batch_size", "steps_per_execution"):
@@ -195,6 +207,8 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
     a.add_argument("--dropout", type=fraction, help="dropout rate after each dense layer, 0 disables (default 0.5)")
     a.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False,
                    help="leave batch normalisation out")
+    a.add_argument("--comparer-type", choices=COMPARERS,
+                   help="learned (default): dense comparer; expected: sum over i <= j of p1(i) p2(j), no weights")
     if not training:
         return
     t = p.add_argument_group("training")
@@ -203,6 +217,11 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
     t.add_argument("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
     t.add_argument("--batch-size", type=positive_int, help="global batch size (default 100)")
     t.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
+    t.add_argument("--lr-schedule", choices=SCHEDULES, help="constant (default) or cosine decay over the round")
+    t.add_argument("--augment", action="store_const", const=True,
+                   help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
+    t.add_argument("--swap", action="store_const", const=True,
+                   help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
     t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
     t.add_argument("--validation-split", type=fraction,
                    help="fraction of the training pairs held out for validation (default 0)")

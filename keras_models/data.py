@@ -75,6 +75,18 @@ def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Ge
     return Pairs(x, comparison_target(classes), classes)
 
 
+def swapped(pairs: Pairs) -> Pairs:
+    """Every pair with its digits swapped; the target comes from the classes again, since
+    digit2 <= digit1 is not the negation of digit1 <= digit2 when the digits are equal."""
+    classes = pairs.classes[:, ::-1].copy()
+    return Pairs(pairs.x[:, ::-1].copy(), comparison_target(classes), classes)
+
+
+def concat(a: Pairs, b: Pairs) -> Pairs:
+    return Pairs(np.concatenate([a.x, b.x]), np.concatenate([a.target, b.target]),
+                 np.concatenate([a.classes, b.classes]))
+
+
 def draw_round(train: Images, test: Images, n: int, seed: int) -> tuple[Pairs, Pairs]:
     """The pairs of one round: every round redraws both sets from its own seed."""
     rng = np.random.default_rng(seed)

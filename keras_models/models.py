@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 
 from .config import PAIR_SHAPE, Config, is_aux, is_shared
-from .layers import BatchToDigits, DigitsToBatch
+from .layers import BatchToDigits, DigitsToBatch, ExpectedLeq
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
@@ -90,14 +90,25 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
         return keras.Model(pair, {"compare": compare}, name=cfg.model)
 
     classifier = build_classifier(cfg, sync_bn)
-    logits = classifier(DigitsToBatch(name="digits_to_batch")(x))
+    digits = DigitsToBatch(name="digits_to_batch")(x)
+    if cfg.augment:
+        # Active in training only. Fill with the normalised background, what a black pixel becomes.
+        background = -mean / max(variance, 1e-12) ** 0.5
+        digits = keras.layers.RandomTranslation(2 / 14, 2 / 14, fill_mode="constant", fill_value=background,
+                                                name="augment_shift")(digits)
+        digits = keras.layers.RandomRotation(10 / 360, fill_mode="constant", fill_value=background,
+                                             name="augment_rotate")(digits)
+    logits = classifier(digits)
     logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
     digit1 = keras.layers.Softmax(name="digit1")(logits1)
     digit2 = keras.layers.Softmax(name="digit2")(logits2)
-    h = keras.layers.Concatenate(name="digit_probabilities")([digit1, digit2])
-    for i, units in enumerate(cfg.comparer, 1):
-        h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}")(h)
-    compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
+    if cfg.comparer_type == "expected":
+        compare = ExpectedLeq(name="compare")([digit1, digit2])
+    else:
+        h = keras.layers.Concatenate(name="digit_probabilities")([digit1, digit2])
+        for i, units in enumerate(cfg.comparer, 1):
+            h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}")(h)
+        compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
     outputs = {"compare": compare, "digit1": digit1, "digit2": digit2}
     return keras.Model(pair, outputs, name=cfg.model)
 
@@ -108,7 +119,13 @@ def loss_weights(cfg: Config) -> dict:
     return dict(AUX_LOSS_WEIGHTS if is_aux(cfg.model) else SHARED_LOSS_WEIGHTS)
 
 
-def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
+def learning_rate(cfg: Config, steps_per_epoch: int):
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=cfg.num_epochs * steps_per_epoch)
+    return cfg.lr
+
+
+def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10) -> keras.Model:
     names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]
     losses = {"compare": keras.losses.BinaryCrossentropy(name="compare_loss")}
     # Keras prefixes metric names with the output name only when there are several outputs;
@@ -120,7 +137,7 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
             losses[name] = keras.losses.SparseCategoricalCrossentropy(name=f"{name}_loss")
             metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.lr),
+        optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
         loss=losses,
         loss_weights={k: v for k, v in loss_weights(cfg).items() if k in names},
         metrics=metrics,

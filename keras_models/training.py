@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from .config import Config, save_config
-from .data import Images, Pairs, draw_round, load_data
+from .data import Images, Pairs, concat, draw_round, load_data, swapped
 from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
 
@@ -135,10 +135,12 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
 
     keras.utils.set_random_seed(seed)
     train, val = split_validation(pairs, cfg.validation_split)
+    if cfg.swap:
+        train = concat(train, swapped(train))
     with strategy.scope():
         model = build_model(cfg, *pixel_stats(train), sync_bn=strategy.num_replicas_in_sync > 1
                             or cfg.strategy == "multiworker")
-        compile_model(model, cfg)
+        compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size))
     callbacks = [
         EpochRecorder(round_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000)),
         keras.callbacks.TerminateOnNaN(),

@@ -137,3 +137,14 @@ def test_targets_agree_with_classes_for_any_labels(labels, seed):
 def test_pooling_keeps_the_image_mean(images):
     np.testing.assert_allclose(pool(images).mean(axis=(1, 2)), images.astype(np.float64).mean(axis=(1, 2)),
                                rtol=1e-5, atol=1e-3)
+
+
+def test_swapped_pairs_recompute_the_target():
+    from keras_models.data import Pairs, swapped
+
+    x = np.arange(3 * 2 * 14 * 14, dtype=np.float32).reshape(3, 2, 14, 14)
+    classes = np.array([[1, 2], [4, 4], [7, 3]])
+    s = swapped(Pairs(x, comparison_target(classes), classes))
+    np.testing.assert_array_equal(s.x[:, 0], x[:, 1])
+    assert s.classes.tolist() == [[2, 1], [4, 4], [3, 7]]
+    assert s.target.tolist() == [0.0, 1.0, 1.0]  # equal digits stay 1: not the negation

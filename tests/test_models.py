@@ -105,3 +105,38 @@ def test_config_rejects_bad_values():
         Config(epochs=0)
     with pytest.raises(ValueError, match="dropout"):
         Config(dropout=1.5)
+
+
+def test_expected_comparer_is_the_probability_of_leq():
+    from keras_models.layers import ExpectedLeq
+
+    p1 = np.zeros((3, 10), np.float32)
+    p2 = np.zeros((3, 10), np.float32)
+    p1[0, 3], p2[0, 3] = 1, 1  # equal digits: 3 <= 3
+    p1[1, 5], p2[1, 4] = 1, 1  # 5 <= 4 is false
+    p1[2, [2, 6]] = 0.5
+    p2[2, 4] = 1  # half the time 2 <= 4, half the time 6 <= 4
+    out = np.asarray(ExpectedLeq()([p1, p2]))
+    np.testing.assert_allclose(out[:, 0], [1.0, 0.0, 0.5], atol=1e-6)
+    rng = np.random.default_rng(0)
+    a, b = rng.dirichlet(np.ones(10), 4).astype(np.float32), rng.dirichlet(np.ones(10), 4).astype(np.float32)
+    brute = [sum(a[n, i] * b[n, j] for i in range(10) for j in range(10) if i <= j) for n in range(4)]
+    np.testing.assert_allclose(np.asarray(ExpectedLeq()([a, b]))[:, 0], brute, rtol=1e-5)
+
+
+def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(batch, tmp_path):
+    cfg = Config(model="cnn_aux", augment=True, comparer_type="expected", filters=(8, 16), hidden=(32,))
+    model = compile_model(build_model(cfg, 33.0, 6400.0), cfg)
+    assert not any(l.name.startswith("comparer_dense") for l in model.layers)
+    a, b = model.predict(batch, verbose=0), model.predict(batch, verbose=0)
+    np.testing.assert_array_equal(a["compare"], b["compare"])
+    trained = np.asarray(model(batch, training=True)["digit1"])
+    assert not np.allclose(trained, np.asarray(model(batch, training=True)["digit1"]))  # fresh shifts each call
+    model.save(tmp_path / "aug.keras")  # (the training calls moved the batch-norm statistics)
+    np.testing.assert_array_equal(load_keras_model(tmp_path / "aug.keras").predict(batch, verbose=0)["compare"],
+                                  model.predict(batch, verbose=0)["compare"])
+
+
+def test_augment_needs_a_weight_sharing_model():
+    with pytest.raises(ValueError, match="weight-sharing"):
+        Config(model="cnn", augment=True)
