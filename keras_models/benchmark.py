@@ -1,0 +1,190 @@
+"""Speed of training and serving, measured: time per training step, pairs per second, achieved
+GFLOP/s, time per epoch of the 1000-pair protocol, seconds to a test accuracy, SavedModel
+inference throughput and latency, and peak memory of a training process. The PyTorch peer
+(`../shared/bench/torch_reference.py`) runs in the same invocation for a ratio, since these
+machines are shared and noisy: only the ratio is comparable across runs."""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .config import Config, is_shared
+from .models import build_model, compile_model, targets_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+def layer_flops(layer, images: int) -> int:
+    """Multiply-adds x 2 of one forward pass of `layer` over `images` inputs."""
+    if isinstance(layer, keras.Model):
+        return sum(layer_flops(sub, images) for sub in layer.layers)
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, f = layer.output.shape
+        k1, k2, cin, _ = layer.kernel.shape
+        return 2 * h * w * k1 * k2 * cin * f * images
+    if isinstance(layer, keras.layers.Dense):
+        cin, units = layer.kernel.shape
+        return 2 * cin * units * images
+    return 0
+
+
+def flops_per_pair(model) -> int:
+    """Forward FLOPs of one pair: the shared classifier runs on both digits."""
+    total = 0
+    for layer in model.layers:
+        images = 2 if isinstance(layer, keras.Model) and layer.name == "classifier" else 1
+        total += layer_flops(layer, images)
+    return total
+
+
+# --------------------------------------------------------------------------- training speed
+
+class StepTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+
+def synthetic_pairs(n: int, seed: int = 0):
+    from .data import Pairs, comparison_target
+
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 10, (n, 2))
+    return Pairs((rng.random((n, 2, 14, 14)) * 255).astype(np.float32), comparison_target(classes), classes)
+
+
+def train_step_ms(model, batch: int, steps: int, warmup: int) -> float:
+    """Median milliseconds per training step (one step per tf.function call) on one batch."""
+    import tensorflow as tf
+
+    pairs = synthetic_pairs(batch)
+    ds = tf.data.Dataset.from_tensors((pairs.x, targets_for(model, pairs))).cache().repeat(warmup + steps)
+    timer = StepTimer()
+    model.fit(ds, epochs=1, verbose=0, callbacks=[timer], shuffle=False)
+    return 1000 * float(np.median(np.diff(timer.times[warmup:])))
+
+
+def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int) -> dict:
+    model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+    ms = train_step_ms(model, batch, steps, warmup)
+    pairs_s = 1000 * batch / ms
+    return {"framework": f"keras {keras.__version__} / tensorflow", "model": cfg.model, "batch": batch,
+            "steps": steps, "ms_per_step": round(ms, 2), "pairs_per_s": round(pairs_s, 1),
+            "gflops_per_s": round(pairs_s * 3 * flops_per_pair(model) / 1e9, 1),
+            "params": int(model.count_params()), "mflops_per_pair_forward": round(flops_per_pair(model) / 1e6, 2)}
+
+
+def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> dict:
+    proc = subprocess.run([sys.executable, str(reference), "--mode", "throughput", "--steps", str(steps),
+                           "--warmup", str(warmup), "--batch", str(batch)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"the PyTorch peer failed ({last}); it needs `pip install torch==2.13.0`")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
+    """Seconds per epoch of the real protocol (1000 pairs, the default pipeline), test curve included."""
+    from .data import draw_round, load_data
+    from .training import EpochRecorder, as_dataset
+
+    train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
+    model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder = EpochRecorder(Path(tmp) / "h.csv", as_dataset(test, targets_for(model, test), 1000))
+        ds = as_dataset(train, targets_for(model, train), cfg.batch_size, 0)
+        model.fit(ds, epochs=1, verbose=0, callbacks=[recorder], shuffle=False)  # tracing
+        start = time.perf_counter()
+        model.fit(ds, epochs=epochs, verbose=0, callbacks=[recorder], shuffle=False)
+    return (time.perf_counter() - start) / epochs
+
+
+def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
+    """The fast recipe from scratch until the test pairs reach `target` (the clock includes
+    tracing and the per-epoch test evaluation, as the peer's does)."""
+    from .data import draw_round, load_data
+    from .training import as_dataset
+
+    train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
+    keras.utils.set_random_seed(cfg.seed)
+    start = time.perf_counter()
+    model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
+    ds, test_ds = as_dataset(train, targets_for(model, train), cfg.batch_size, 0), \
+        as_dataset(test, targets_for(model, test), 1000)
+    history = []
+    for epoch in range(max_epochs):
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        acc = model.evaluate(test_ds, verbose=0, return_dict=True)["compare_accuracy"]
+        history.append(round(float(acc), 4))
+        if acc >= target:
+            return {"seconds_to_target": round(time.perf_counter() - start, 2), "epochs": epoch + 1,
+                    "target": target, "history": history}
+    return {"seconds_to_target": None, "epochs": max_epochs, "target": target, "history": history}
+
+
+# --------------------------------------------------------------------------- serving and memory
+
+def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
+    import tensorflow as tf
+
+    from .export import export_saved_model
+
+    model = build_model(cfg, 33.0, 80.0**2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_saved_model(model, tmp)
+        sig = tf.saved_model.load(str(path)).signatures["serving_default"]
+        big = tf.constant(synthetic_pairs(batch).x)
+        one = tf.constant(synthetic_pairs(1).x)
+        for _ in range(3):
+            sig(pair=big), sig(pair=one)
+        times = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            sig(pair=big)
+            times.append(time.perf_counter() - t)
+        lat = []
+        for _ in range(latency_calls):
+            t = time.perf_counter()
+            sig(pair=one)
+            lat.append(time.perf_counter() - t)
+    return {"serving_pairs_per_s_batch1000": round(batch / float(np.median(times)), 1),
+            "serving_ms_batch1": round(1000 * float(np.median(lat)), 3)}
+
+
+def train_peak_memory_mb(model: str, epochs: int = 3) -> float:
+    """Peak resident memory of a real `train.py` process (a child of this one)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--model", model, "--epochs",
+                               str(epochs), "--out", f"{tmp}/run", "--no-export", "--quiet"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"train.py failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
+def compare_with_torch(cfg: Config, reference: Path, reps: int, batch: int, steps: int, warmup: int,
+                       log=print) -> dict:
+    """Keras and the peer alternate, A/B, so that both see the same machine load."""
+    ratios, keras_ms, torch_ms = [], [], []
+    for rep in range(reps):
+        k = keras_throughput(cfg, batch, steps, warmup)
+        t = torch_throughput(reference, batch, steps, warmup)
+        keras_ms.append(k["ms_per_step"])
+        torch_ms.append(t["ms_per_step"])
+        ratios.append(round(k["ms_per_step"] / t["ms_per_step"], 3))
+        log(f"rep {rep + 1}/{reps}: keras {k['ms_per_step']:.1f} ms/step, torch {t['ms_per_step']:.1f} ms/step, "
+            f"ratio {ratios[-1]:.3f}")
+    return {"ratios": ratios, "ratio_median": float(np.median(ratios)), "keras_ms": keras_ms, "torch_ms": torch_ms,
+            "torch": t["framework"], "torch_threads": t["threads"]}
