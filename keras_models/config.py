@@ -162,34 +162,23 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def number(convert, accept, what: str):
+    """An argparse type: `convert` the text, keep it if `accept(value)`, else a one-line error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+positive_int = number(int, lambda v: v >= 1, "a positive integer")
+positive_float = number(float, lambda v: v > 0, "a positive number")
+fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
 
 
 def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> None:
@@ -227,7 +216,7 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
                    help="fraction of the training pairs held out for validation (default 0)")
     t.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
     t.add_argument("--steps-per-execution", type=positive_int, help="train steps per tf.function call (default 10)")
-    t.add_argument("--backup-interval", type=float, metavar="SECONDS",
+    t.add_argument("--backup-interval", type=non_negative_float, metavar="SECONDS",
                    help="save the resumable state of a round at most this often (default 30; 0: every epoch)")
     t.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "

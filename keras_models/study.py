@@ -54,10 +54,11 @@ def experiment_config(base: Config, exp: Experiment, recipe: str, epochs_scale: 
 
 
 def plan(models: list[str], figures: list[int]) -> list[Experiment]:
-    """The experiments to run, each once, in table-then-figure order."""
+    """The experiments to run, each once, in table-then-figure order; `models` narrows the
+    figures' experiments too."""
     wanted = [e for e in TABLE if e.model in models]
     for f in figures:
-        wanted += FIGURES[f][1]
+        wanted += [e for e in FIGURES[f][1] if e.model in models]
     seen, out = set(), []
     for e in wanted:
         if e.key not in seen:

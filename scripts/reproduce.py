@@ -38,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--recipe", choices=sorted(RECIPES), default="report",
                    help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs")
     p.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="Table I models to run")
-    p.add_argument("--figures", type=name_list(sorted(FIGURES), int), default=sorted(FIGURES), help="figures to draw")
+    p.add_argument("--figures", type=name_list(sorted(FIGURES), int), default=sorted(FIGURES),
+                   help="figures to draw (their curves of the --models only)")
     p.add_argument("--rounds", type=positive_int, default=10, help="rounds per model, each with fresh pairs")
     p.add_argument("--epochs-scale", type=positive_float, default=1.0, help="multiply every recipe's epochs")
     p.add_argument("--pairs", type=positive_int, default=1000)
