@@ -172,7 +172,7 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
 
 def summarise(results: dict) -> dict:
     ok = [r for r in results["rounds"] if r["status"] == "ok"]
-    for key in ("test_accuracy", "train_accuracy", "digit_test_accuracy"):
+    for key in ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_accuracy"):
         values = [r[key] for r in ok if r.get(key) is not None]
         results[f"{key}_mean"] = float(np.mean(values)) if values else None
         # Sample std over rounds (ddof=1); a single round has no spread to report.

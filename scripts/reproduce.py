@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--strategy", choices=STRATEGIES, default="auto")
     p.add_argument("--out", default="results", help="results folder (tables, figures, runs/)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)")
     return p.parse_args(argv)
 
 
@@ -60,7 +62,12 @@ def main(argv=None) -> int:
 
         base = Config(rounds=args.rounds, pairs=args.pairs, seed=args.seed, data=args.data,
                       test_data=args.test_data, strategy=args.strategy, quiet=args.quiet)
-        run_study(base, Path(args.out), args.recipe, args.models, args.figures, args.epochs_scale)
+        if args.ablation:
+            from keras_models.study import run_ablation
+
+            run_ablation(base, Path(args.out))
+        else:
+            run_study(base, Path(args.out), args.recipe, args.models, args.figures, args.epochs_scale)
 
     return run_cli(job, "reproduce.py")
 
