@@ -14,19 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MODELS, Config, family
+from .config import MODELS, RECIPES, Config, family, recipe_changes
 from .files import atomic_write_json, atomic_write_text
 from .training import read_history
 
 # Table I of the report: mean test accuracy (%) over 10 rounds.
 REPORT_TABLE = {"mlp": 81.04, "cc": 84.62, "cc_aux": 93.04, "cnn": 81.65, "cnn_cc": 84.53, "cnn_aux": 98.00}
 
-# Per family: (learning rate, epochs). "report" is the report's; "fast" keeps lr x epochs
-# about the same with a 10x learning rate (fixed before any run, not tuned on test pairs).
-RECIPES = {
-    "report": {"mlp": (1e-4, 500), "cnn": (1e-4, 100)},
-    "fast": {"mlp": (1e-3, 50), "cnn": (1e-3, 25)},
-}
 
 
 @dataclass(frozen=True)
@@ -48,8 +42,8 @@ FIGURES = {
 
 
 def experiment_config(base: Config, exp: Experiment, recipe: str, epochs_scale: float, out: Path) -> Config:
-    lr, epochs = RECIPES[recipe][family(exp.model)]
-    return base.replace(model=exp.model, hidden=exp.hidden, lr=lr, epochs=max(1, round(epochs * epochs_scale)),
+    r = recipe_changes(recipe, exp.model)
+    return base.replace(model=exp.model, hidden=exp.hidden, lr=r["lr"], epochs=max(1, round(r["epochs"] * epochs_scale)),
                         out=str(out / "runs" / exp.key), export=False)
 
 
