@@ -80,7 +80,7 @@ def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int) -> dict:
     model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
     ms = train_step_ms(model, batch, steps, warmup)
     pairs_s = 1000 * batch / ms
-    return {"framework": f"keras {keras.__version__} / tensorflow", "model": cfg.model, "batch": batch,
+    return {"framework": f"keras {keras.__version__} / {keras.backend.backend()}", "model": cfg.model, "batch": batch,
             "steps": steps, "ms_per_step": round(ms, 2), "pairs_per_s": round(pairs_s, 1),
             "gflops_per_s": round(pairs_s * 3 * flops_per_pair(model) / 1e9, 1),
             "params": int(model.count_params()), "mflops_per_pair_forward": round(flops_per_pair(model) / 1e6, 2)}
