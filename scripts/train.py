@@ -45,16 +45,21 @@ def hparams_config(path: str) -> Config:
     return Config.from_dict(found).replace(extra={"hparams": str(path)})
 
 
+def build_config(args: argparse.Namespace) -> Config:
+    """Defaults, then the hyperparameter file, then the recipe, then the flags given."""
+    base = hparams_config(args.hparams) if args.hparams else Config()
+    if args.recipe:
+        base = base.replace(**recipe_changes(args.recipe, args.model or base.model))
+    return config_from_args(args, base)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
         from keras_models.data import load_data
 
-        base = hparams_config(args.hparams) if args.hparams else Config()
-        if args.recipe:
-            base = base.replace(**recipe_changes(args.recipe, args.model or base.model))
-        cfg = config_from_args(args, base)
+        cfg = build_config(args)
         # Read the data before TensorFlow loads, so that a bad file fails fast and alone.
         images = load_data(cfg.data, cfg.test_data)
         from keras_models.training import run

@@ -104,3 +104,17 @@ def test_train_script_runs_as_a_command(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "mlp: test accuracy" in proc.stdout
     assert not (tmp_path / "saved_models").exists()
+
+
+def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
+    args = train_script.parse_args(["--recipe", "fast", "--model", "cnn"])
+    cfg = train_script.build_config(args)
+    assert (cfg.lr, cfg.num_epochs) == (1e-3, 25)
+    assert train_script.build_config(train_script.parse_args(["--recipe", "report", "--model", "mlp"])).num_epochs == 500
+    best = tmp_path / "best_hparams.json"
+    best.write_text(json.dumps({"config": {"model": "cc", "hidden": [64, 64], "lr": 0.003}}))
+    cfg = train_script.build_config(train_script.parse_args(["--hparams", str(best), "--epochs", "7"]))
+    assert (cfg.model, cfg.hidden, cfg.lr, cfg.epochs) == ("cc", (64, 64), 0.003, 7)
+    best.write_text("{not json")
+    with pytest.raises(ValueError, match="not a best_hparams.json"):
+        train_script.build_config(train_script.parse_args(["--hparams", str(best)]))
