@@ -188,3 +188,45 @@ def compare_with_torch(cfg: Config, reference: Path, reps: int, batch: int, step
             f"ratio {ratios[-1]:.3f}")
     return {"ratios": ratios, "ratio_median": float(np.median(ratios)), "keras_ms": keras_ms, "torch_ms": torch_ms,
             "torch": t["framework"], "torch_threads": t["threads"]}
+
+
+# --------------------------------------------------------------------------- where the step goes
+
+def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
+    """Milliseconds of TensorFlow's own kernels for each convolution of the model at its shapes:
+    forward, backprop to the input and backprop to the filter (the three kernels of a training
+    step), each timed alone in a tf.function. Their sum against the whole step shows how much
+    of the step is the convolution kernels, which no Keras-level change can make faster."""
+    import tensorflow as tf
+
+    rows = []
+    classifier = model.get_layer("classifier") if "classifier" in [l.name for l in model.layers] else model
+    images = 2 * batch if classifier is not model else batch
+    for layer in classifier.layers:
+        if not isinstance(layer, keras.layers.Conv2D):
+            continue
+        _, h, w, cin = layer.input.shape
+        f = layer.filters
+        x = tf.random.normal((images, h, w, cin))
+        k = tf.random.normal((3, 3, cin, f))
+        dy = tf.random.normal((images, h, w, f))
+        kernels = {
+            "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME")),
+            "backprop_input": tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=[images, h, w, cin], filter=k, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")),
+            "backprop_filter": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=[3, 3, cin, f], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")),
+        }
+        row = {"layer": layer.name, "shape": f"{h}x{w}x{cin}->{f}", "backprop_input": 0.0}
+        if not rows:
+            del kernels["backprop_input"]  # the first convolution's input is data: no gradient is taken
+        for name, fn in kernels.items():
+            fn()
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            row[name] = round(1000 * float(np.median(times)), 2)
+        rows.append(row)
+    return rows

@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--target", type=float, default=0.98)
     p.add_argument("--max-epochs", type=positive_int, default=25)
     p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
+    p.add_argument("--breakdown", action="store_true",
+                   help="time TensorFlow's convolution kernels alone at the model's shapes")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
 
@@ -58,6 +60,17 @@ def main(argv=None) -> int:
             cmp = b.compare_with_torch(cfg, args.torch_reference, args.reps, args.batch, args.steps, args.warmup)
             result["torch_comparison"] = cmp
             print(f"ratio keras/torch per repetition: {cmp['ratios']}; median {cmp['ratio_median']:.3f}")
+        if args.breakdown:
+            from keras_models.models import build_model
+
+            rows = b.conv_breakdown(build_model(cfg), args.batch)
+            result["conv_breakdown"] = rows
+            total = sum(r["forward"] + r["backprop_input"] + r["backprop_filter"] for r in rows)
+            for r in rows:
+                print(f"  {r['layer']:14s} {r['shape']:14s} forward {r['forward']:6.2f} ms, backprop input "
+                      f"{r['backprop_input']:6.2f} ms, backprop filter {r['backprop_filter']:6.2f} ms")
+            result["conv_kernels_ms"] = round(total, 2)
+            print(f"convolution kernels: {total:.1f} ms of a {result['ms_per_step']:.1f} ms step")
         if args.all:
             fast = cfg.replace(lr=1e-3, test_data=args.test_data)
             result["seconds_per_epoch"] = round(b.epoch_seconds(fast), 3)
