@@ -22,6 +22,8 @@ from keras_models.study import FIGURES, RECIPES  # noqa: E402
 
 def name_list(choices, convert=str):
     def parse(text):
+        if text == "none":
+            return []
         try:
             values = [convert(v) for v in text.split(",") if v.strip()]
         except ValueError:
@@ -39,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs")
     p.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="Table I models to run")
     p.add_argument("--figures", type=name_list(sorted(FIGURES), int), default=sorted(FIGURES),
-                   help="figures to draw (their curves of the --models only)")
+                   help="figures to draw (their curves of the --models only), or 'none'")
     p.add_argument("--rounds", type=positive_int, default=10, help="rounds per model, each with fresh pairs")
     p.add_argument("--epochs-scale", type=positive_float, default=1.0, help="multiply every recipe's epochs")
     p.add_argument("--pairs", type=positive_int, default=1000)
