@@ -26,6 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=MODELS, default="cnn_aux")
     p.add_argument("--batch", type=positive_int, default=100)
+    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
     p.add_argument("--warmup", type=positive_int, default=10)
     p.add_argument("--compare-torch", action="store_true", help="alternate with the PyTorch peer, print ratios")
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
 
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
-        cfg = Config(model=args.model)
+        cfg = Config(model=args.model, jit_compile=args.jit_compile)
         result = b.keras_throughput(cfg, args.batch, args.steps, args.warmup)
         print(f"{args.model}: {result['ms_per_step']:.1f} ms/step, {result['pairs_per_s']:.0f} pairs/s, "
               f"{result['gflops_per_s']:.1f} GFLOP/s ({result['mflops_per_pair_forward']} MFLOP/pair forward)")
