@@ -125,7 +125,10 @@ def learning_rate(cfg: Config, steps_per_epoch: int):
     return cfg.lr
 
 
-def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10) -> keras.Model:
+def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10, replicated: bool = False) -> keras.Model:
+    """`replicated`: under a strategy with several replicas, where Keras 3 cannot run several
+    steps per execution (keras-team/keras#19246: "You must feed a value for placeholder
+    tensor" from the multi-step loop), one step per execution is used."""
     names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]
     losses = {"compare": keras.losses.BinaryCrossentropy(name="compare_loss")}
     # Keras prefixes metric names with the output name only when there are several outputs;
@@ -142,7 +145,7 @@ def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10) ->
         loss_weights={k: v for k, v in loss_weights(cfg).items() if k in names},
         metrics=metrics,
         jit_compile=cfg.jit_compile,
-        steps_per_execution=cfg.steps_per_execution,
+        steps_per_execution=1 if replicated else cfg.steps_per_execution,
     )
     return model
 

@@ -137,10 +137,10 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
     train, val = split_validation(pairs, cfg.validation_split)
     if cfg.swap:
         train = concat(train, swapped(train))
+    replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
     with strategy.scope():
-        model = build_model(cfg, *pixel_stats(train), sync_bn=strategy.num_replicas_in_sync > 1
-                            or cfg.strategy == "multiworker")
-        compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size))
+        model = build_model(cfg, *pixel_stats(train), sync_bn=replicated)
+        compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
     callbacks = [
         EpochRecorder(round_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000)),
         keras.callbacks.TerminateOnNaN(),

@@ -32,7 +32,8 @@ for name in ("default", "mirrored"):
     strategy = get_strategy(name)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = compile_model(build_model(cfg, 33.0, 6400.0, sync_bn=name == "mirrored"), cfg)
+        replicated = name == "mirrored"
+        model = compile_model(build_model(cfg, 33.0, 6400.0, sync_bn=replicated), cfg, replicated=replicated)
     if name == "default":
         init = model.get_weights()
     else:

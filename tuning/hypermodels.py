@@ -38,7 +38,8 @@ class PairHyperModel(kt.HyperModel):
 
     def build(self, hp: kt.HyperParameters):
         cfg = self.sample(hp)
-        return compile_model(build_model(cfg, self.mean, self.variance, sync_bn=self.sync_bn), cfg)
+        return compile_model(build_model(cfg, self.mean, self.variance, sync_bn=self.sync_bn), cfg,
+                             replicated=self.sync_bn)
 
 
 class MLPHyperModel(PairHyperModel):
