@@ -163,15 +163,30 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
             "serving_ms_batch1": round(1000 * float(np.median(lat)), 3)}
 
 
+# Runs a script as __main__ and reports the peak resident memory of its own process: the
+# children's figure of getrusage would mix in every earlier child (the PyTorch peer's too).
+PEAK_WRAPPER = """
+import resource, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as e:
+    if e.code:
+        raise
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
 def train_peak_memory_mb(model: str, epochs: int = 3) -> float:
-    """Peak resident memory of a real `train.py` process (a child of this one)."""
+    """Peak resident memory of a real `train.py` process."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--model", model, "--epochs",
-                               str(epochs), "--out", f"{tmp}/run", "--no-export", "--quiet"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
+        proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "scripts" / "train.py"), "--model",
+                               model, "--epochs", str(epochs), "--out", f"{tmp}/run", "--quiet"],
+                              capture_output=True, text=True, cwd=tmp)
+        peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")]
+        if proc.returncode != 0 or not peak:
             raise RuntimeError(f"train.py failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    return round(int(peak[0]) / 1024, 1)
 
 
 def compare_with_torch(cfg: Config, reference: Path, reps: int, batch: int, steps: int, warmup: int,
