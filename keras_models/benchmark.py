@@ -6,7 +6,6 @@ machines are shared and noisy: only the ratio is comparable across runs."""
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
