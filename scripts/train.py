@@ -14,16 +14,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keras_models.cli import run_cli  # noqa: E402  (sets TF's log level before TF loads)
-from keras_models.config import RECIPES, Config, add_config_args, config_from_args, recipe_changes  # noqa: E402
+from keras_models.config import TRAIN_RECIPES, Config, add_config_args, config_from_args, recipe_changes  # noqa: E402
 from keras_models.errors import RunError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--recipe", choices=sorted(RECIPES),
-                   help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family) "
-                        "or fast (lr 1e-3; 50 / 25 epochs); flags given here still override it")
+    p.add_argument("--recipe", choices=TRAIN_RECIPES,
+                   help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family), "
+                        "fast (lr 1e-3; 50 / 25 epochs), or best (fast + the parameter-free comparer, the "
+                        "validation winner of results/fast/ablation.md); flags given here still override it")
     p.add_argument("--hparams", metavar="JSON",
                    help="start from the architecture and learning rate of a tune.py best_hparams.json; "
                         "flags given here still override it")
