@@ -140,3 +140,13 @@ def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(
 def test_augment_needs_a_weight_sharing_model():
     with pytest.raises(ValueError, match="weight-sharing"):
         Config(model="cnn", augment=True)
+
+
+def test_config_json_round_trip(tmp_path):
+    from keras_models.config import load_config, save_config
+
+    cfg = Config(model="cnn_cc", hidden=(128,), filters=(16, 32, 32), comparer_type="expected", swap=True)
+    save_config(cfg, tmp_path / "config.json")
+    again = load_config(tmp_path / "config.json")
+    assert again == cfg
+    assert build_model(again).count_params() == build_model(cfg).count_params()
