@@ -79,6 +79,9 @@ class Config:
     lr_schedule: str = "constant"  # "cosine": decays to 0 over the round
     augment: bool = False  # random shifts (up to 2 px) and rotations (up to 10 degrees) of each digit
     swap: bool = False  # add every training pair swapped (its target recomputed from the classes)
+    label_smoothing: float = 0.0  # of the digit targets (aux models)
+    weight_decay: float = 0.0  # > 0: AdamW's decoupled decay of the kernels (not biases or batch norm)
+    pretrain_epochs: int = 0  # > 0: first fit the classifier on the training images outside the pairs
     seed: int = 0
     validation_split: float = 0.0
     jit_compile: bool = False
@@ -112,6 +115,16 @@ class Config:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and not is_shared(self.model):
+            raise ConfigError("--label-smoothing smooths the digit targets; it needs a weight-sharing model")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.pretrain_epochs < 0:
+            raise ConfigError(f"pretrain epochs must be >= 0, got {self.pretrain_epochs}")
+        if self.pretrain_epochs and not is_shared(self.model):
+            raise ConfigError("--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model")
         if self.backup_interval < 0:
             raise ConfigError(f"backup interval must be >= 0 seconds, got {self.backup_interval}")
         if not self.lr > 0:
@@ -231,6 +244,12 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
                    help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
     t.add_argument("--swap", action="store_const", const=True,
                    help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
+    t.add_argument("--label-smoothing", type=fraction, help="label smoothing of the digit targets (default 0)")
+    t.add_argument("--weight-decay", type=non_negative_float,
+                   help="AdamW weight decay of the kernels, decoupled from the gradient (default 0: Adam)")
+    t.add_argument("--pretrain-epochs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+                   help="first train the digit classifier this many epochs on the training images that are "
+                        "not in the round's pairs (uses images beyond the pairs; default 0)")
     t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
     t.add_argument("--validation-split", type=fraction,
                    help="fraction of the training pairs held out for validation (default 0)")

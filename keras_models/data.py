@@ -94,6 +94,13 @@ def draw_round(train: Images, test: Images, n: int, seed: int) -> tuple[Pairs, P
             make_pairs(test.images, test.labels, n, rng, test.source))
 
 
+def unused_images(train: Images, n: int, seed: int) -> Images:
+    """The training images that draw_round(train, _, n, seed) left out of its training pairs:
+    the same first permutation of the same generator, minus the 2n images it took."""
+    rest = np.random.default_rng(seed).permutation(len(train.images))[2 * n:]
+    return Images(train.images[rest], np.asarray(train.labels)[rest], f"{train.source}:unused")
+
+
 # --------------------------------------------------------------------------- readers
 
 def _read_bytes(path: Path) -> bytes:

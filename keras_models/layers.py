@@ -1,5 +1,5 @@
-"""Small registered layers: the custom steps of the models, serializable so that a saved
-`.keras` file loads with `safe_mode=True` (a `Lambda` would be pickled bytecode)."""
+"""Small registered layers (and one loss): the custom steps of the models, serializable so
+that a saved `.keras` file loads with `safe_mode=True` (a `Lambda` would be pickled bytecode)."""
 from __future__ import annotations
 
 import keras
@@ -54,3 +54,22 @@ class ExpectedLeq(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], 1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer class targets with label smoothing: Keras 3's
+    SparseCategoricalCrossentropy has no `label_smoothing`, and one-hot targets would change
+    every model's target dict. The smoothed target puts 1 - s + s/K on the class, s/K elsewhere."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        k = y_pred.shape[-1]
+        one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), k, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 
 from .config import PAIR_SHAPE, Config, is_aux, is_shared
-from .layers import BatchToDigits, DigitsToBatch, ExpectedLeq
+from .layers import BatchToDigits, DigitsToBatch, ExpectedLeq, SmoothedSparseCrossentropy
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
@@ -125,6 +125,21 @@ def learning_rate(cfg: Config, steps_per_epoch: int):
     return cfg.lr
 
 
+def digit_loss(cfg: Config, name: str) -> keras.losses.Loss:
+    if cfg.label_smoothing:
+        return SmoothedSparseCrossentropy(cfg.label_smoothing, name=name)
+    return keras.losses.SparseCategoricalCrossentropy(name=name)
+
+
+def optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    if not cfg.weight_decay:
+        return keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch))
+    opt = keras.optimizers.AdamW(learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay)
+    # Decay the kernels only: shrinking biases or batch norm's scale and shift regularises nothing.
+    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return opt
+
+
 def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10, replicated: bool = False) -> keras.Model:
     """`replicated`: under a strategy with several replicas, where Keras 3 cannot run several
     steps per execution (keras-team/keras#19246: "You must feed a value for placeholder
@@ -137,10 +152,10 @@ def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10, re
     metrics = {"compare": [keras.metrics.BinaryAccuracy(name=compare_metric)]}
     for name in names:
         if name.startswith("digit"):
-            losses[name] = keras.losses.SparseCategoricalCrossentropy(name=f"{name}_loss")
+            losses[name] = digit_loss(cfg, f"{name}_loss")
             metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
+        optimizer=optimizer(cfg, steps_per_epoch),
         loss=losses,
         loss_weights={k: v for k, v in loss_weights(cfg).items() if k in names},
         metrics=metrics,

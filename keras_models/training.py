@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from .config import Config, save_config
-from .data import Images, Pairs, concat, draw_round, load_data, swapped
+from .data import Images, Pairs, concat, draw_round, load_data, swapped, unused_images
 from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
 
@@ -128,9 +128,31 @@ def evaluate_pairs(model, pairs: Pairs) -> dict:
     return result
 
 
+def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose: int) -> None:
+    """Fits the model's shared classifier (through its normalisation and augmentation layers,
+    so on the inputs it will see) on single labelled digits. The pair model shares these
+    layers, so it starts from the result."""
+    from .models import digit_loss
+
+    if len(images.images) == 0:
+        raise ConfigError(f"{images.source}: no training images outside the pairs to pre-train on")
+    digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
+    x = model.get_layer("normalize")(digit)
+    for name in ("augment_shift", "augment_rotate"):
+        if cfg.augment:
+            x = model.get_layer(name)(x)
+    probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
+    single = keras.Model(digit, probs, name="pretrain")
+    single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])
+    # Two digits per pair: the same number of images per step as the pair model sees.
+    single.fit(images.images[..., None], images.labels, batch_size=2 * cfg.batch_size, epochs=cfg.pretrain_epochs,
+               shuffle=True, verbose=verbose)
+
+
 def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
-                strategy, seed: int):
-    """One round: a fresh model from `seed`, fitted on `pairs`; returns (model, result)."""
+                strategy, seed: int, unused: Images | None = None):
+    """One round: a fresh model from `seed`, fitted on `pairs`; returns (model, result).
+    `unused`: the training images outside the pairs, for `cfg.pretrain_epochs`."""
     from .models import build_model, compile_model, targets_for
 
     keras.utils.set_random_seed(seed)
@@ -150,6 +172,9 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
         callbacks.append(keras.callbacks.TensorBoard(str(round_dir / "tensorboard")))
     verbose = 0 if cfg.quiet else (1 if sys.stdout.isatty() else 2)
     start = time.perf_counter()
+    if cfg.pretrain_epochs:
+        with strategy.scope():
+            pretrain_classifier(model, cfg, unused, verbose)
     history = model.fit(
         as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed),
         epochs=cfg.num_epochs,
@@ -244,8 +269,9 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
             log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), about {eta:.0f} s left")
         else:
             log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), {cfg.num_epochs} epochs")
+        unused = unused_images(train_images, cfg.pairs, seed) if cfg.pretrain_epochs else None
         model, result = train_round(cfg, pairs, test, round_dir, work / "backup" / f"round-{r:02d}",
-                                    strategy, seed)
+                                    strategy, seed, unused)
         result["round"] = r
         results["params"] = int(model.count_params())
         if result["status"] == "ok":

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keras_models.cli import run_cli  # noqa: E402
 from keras_models.config import MODELS, STRATEGIES, Config, positive_float, positive_int  # noqa: E402
-from keras_models.study import FIGURES, RECIPES  # noqa: E402
+from keras_models.study import ABLATION, FIGURES, RECIPES  # noqa: E402
 
 
 def name_list(choices, convert=str):
@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.add_argument("--ablation", action="store_true",
                    help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)")
+    p.add_argument("--rows", type=name_list([r.key for r in ABLATION]), default=None,
+                   help="with --ablation: the rows to train (default all); the table shows every finished row")
     return p.parse_args(argv)
 
 
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
         if args.ablation:
             from keras_models.study import run_ablation
 
-            run_ablation(base, Path(args.out))
+            run_ablation(base, Path(args.out), rows=args.rows, epochs_scale=args.epochs_scale)
         else:
             run_study(base, Path(args.out), args.recipe, args.models, args.figures, args.epochs_scale)
 

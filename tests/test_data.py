@@ -148,3 +148,16 @@ def test_swapped_pairs_recompute_the_target():
     np.testing.assert_array_equal(s.x[:, 0], x[:, 1])
     assert s.classes.tolist() == [[2, 1], [4, 4], [3, 7]]
     assert s.target.tolist() == [0.0, 1.0, 1.0]  # equal digits stay 1: not the negation
+
+
+def test_unused_images_are_exactly_those_outside_the_round_pairs(embedded):
+    from keras_models.data import draw_round, unused_images
+
+    train, test = embedded
+    pairs, _ = draw_round(train, test, 300, seed=5)
+    rest = unused_images(train, 300, seed=5)
+    assert len(rest.images) == len(train.images) - 600
+    key = lambda imgs: {im.tobytes() for im in imgs}  # noqa: E731
+    in_pairs = key(pairs.x.reshape(-1, 14, 14))
+    assert not in_pairs & key(rest.images)
+    assert in_pairs | key(rest.images) == key(train.images)

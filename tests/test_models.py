@@ -150,3 +150,45 @@ def test_config_json_round_trip(tmp_path):
     again = load_config(tmp_path / "config.json")
     assert again == cfg
     assert build_model(again).count_params() == build_model(cfg).count_params()
+
+
+def test_new_training_options_reject_bad_values():
+    with pytest.raises(ValueError, match="label smoothing must be"):
+        Config(model="cnn_aux", label_smoothing=1.0)
+    with pytest.raises(ValueError, match="needs a weight-sharing model"):
+        Config(model="mlp", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="weight decay"):
+        Config(weight_decay=float("nan"))
+    with pytest.raises(ValueError, match="needs a weight-sharing model"):
+        Config(model="cnn", pretrain_epochs=2)
+
+
+def test_label_smoothing_loss_matches_the_smoothed_one_hot_cross_entropy(tmp_path, batch):
+    from keras_models.layers import SmoothedSparseCrossentropy
+
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(10), 5).astype(np.float32)
+    labels = np.array([0, 3, 9, 3, 7])
+    target = np.full((5, 10), 0.1 / 10) + 0.9 * np.eye(10)[labels]
+    expected = np.mean(-np.sum(target * np.log(probs), axis=1))
+    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.1)(labels, probs)), expected, rtol=1e-5)
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probs))
+    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.0)(labels, probs)), plain, rtol=1e-5)
+    # Compiled into a model, it survives a save and a safe_mode load with its setting.
+    cfg = Config(model="cc_aux", hidden=(16,), comparer=(8,), label_smoothing=0.2)
+    model = compile_model(build_model(cfg), cfg)
+    model.save(tmp_path / "smooth.keras")
+    loaded = keras.saving.load_model(tmp_path / "smooth.keras", safe_mode=True, compile=True)
+    assert loaded.loss["digit1"].label_smoothing == 0.2
+
+
+def test_weight_decay_uses_adamw_on_kernels_only():
+    cfg = Config(model="cnn_aux", filters=(8,), hidden=(16,), weight_decay=0.5)
+    model = compile_model(build_model(cfg), cfg)
+    opt = model.optimizer
+    assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == 0.5
+    opt.build(model.trainable_variables)
+    decayed = {v.name for v in model.trainable_variables if opt._use_weight_decay(v)}
+    assert decayed and all(name == "kernel" for name in decayed)
+    plain = Config(model="cnn_aux", filters=(8,), hidden=(16,))
+    assert type(compile_model(build_model(plain), plain).optimizer) is keras.optimizers.Adam

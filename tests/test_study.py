@@ -43,3 +43,35 @@ def test_bad_model_list_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         reproduce.main(["--models", "mlp,resnet"])
     assert exc.value.code == 2 and "expected a comma-separated list" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
+    """One tiny ablation row end to end; an ensemble of a model with itself must score exactly
+    what the model scored alone, on the same redrawn pairs."""
+    from keras_models.config import Config
+    from keras_models.study import evaluate_ensemble, run_ablation
+
+    base = Config(rounds=1, pairs=200, quiet=True)
+    out = tmp_path / "results"
+    found = run_ablation(base, out, rows=["augment"], epochs_scale=0.04, log=lambda *_: None)
+    (row,) = found["rows"]
+    assert row["key"] == "augment" and row["rounds"] == 1 and found["ensemble"] is None  # members missing
+    md = (out / "ablation.md").read_text()
+    assert "| augment |" in md and "**augment**" in md
+    both = evaluate_ensemble(base, out, embedded, members=("augment", "augment"))
+    assert both["rounds"] == 1
+    assert both["test_accuracy_mean"] == pytest.approx(row["test_accuracy_mean"])
+    assert both["validation_accuracy_mean"] == pytest.approx(row["validation_accuracy_mean"])
+    assert both["digit_test_accuracy_mean"] == pytest.approx(row["digit_test_accuracy_mean"])
+
+
+def test_expected_leq_numpy_twin_matches_the_layer():
+    import numpy as np
+
+    from keras_models.layers import ExpectedLeq
+    from keras_models.study import expected_leq
+
+    rng = np.random.default_rng(3)
+    a, b = rng.dirichlet(np.ones(10), 6).astype(np.float32), rng.dirichlet(np.ones(10), 6).astype(np.float32)
+    np.testing.assert_allclose(expected_leq(a, b), np.asarray(ExpectedLeq()([a, b]))[:, 0], rtol=1e-5)

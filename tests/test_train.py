@@ -120,3 +120,22 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     best.write_text("{not json")
     with pytest.raises(ValueError, match="not a best_hparams.json"):
         train_script.build_config(train_script.parse_args(["--hparams", str(best)]))
+
+
+@pytest.mark.slow
+def test_pretraining_teaches_the_shared_classifier(embedded):
+    """A few epochs on single digits outside the pairs, before any pair is seen, already make
+    the pair model's digit outputs far better than chance."""
+    from keras_models.config import Config
+    from keras_models.data import draw_round, unused_images
+    from keras_models.models import build_model
+    from keras_models.training import pixel_stats, pretrain_classifier
+
+    train, test = embedded
+    pairs, test_pairs = draw_round(train, test, 500, seed=0)
+    rest = unused_images(train, 500, seed=0)
+    cfg = Config(model="cc_aux", hidden=(64,), lr=1e-3, pretrain_epochs=3, comparer_type="expected")
+    model = build_model(cfg, *pixel_stats(pairs))
+    pretrain_classifier(model, cfg, rest, verbose=0)
+    out = model.predict(test_pairs.x, verbose=0)
+    assert np.mean(np.argmax(out["digit1"], axis=1) == test_pairs.classes[:, 0]) > 0.5  # chance: 0.1
