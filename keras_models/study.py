@@ -215,6 +215,8 @@ ABLATION = [
     # the decay is set where it can matter (x 0.88 over a round), not tuned.
     Row("decay", "+ parameter-free comparer, augmentation, AdamW weight decay 0.5 of the kernels",
         {**EXPECTED_AUGMENT, "weight_decay": 0.5}),
+    Row("long", "+ parameter-free comparer, augmentation, cosine schedule, 50 epochs",
+        {**EXPECTED_AUGMENT, "lr_schedule": "cosine", "epochs": 50}),
     Row("pretrained", "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
                       "training images outside the pairs", {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
         outside_images=True),
