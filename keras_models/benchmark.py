@@ -244,3 +244,34 @@ def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
             row[name] = round(1000 * float(np.median(times)), 2)
         rows.append(row)
     return rows
+
+
+def profile_op_types(model, batch: int, steps: int, logdir: Path, warmup: int = 5) -> list[dict]:
+    """TensorFlow's profiler over `steps` training steps (one per call): the trace stays in
+    `logdir` for TensorBoard's Profile tab; returned is the self time per op type, summed from
+    the profiler's framework-op table, largest first."""
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+
+    pairs = synthetic_pairs(batch)
+    data = (pairs.x, targets_for(model, pairs))
+    model.fit(tf.data.Dataset.from_tensors(data).repeat(warmup), epochs=1, verbose=0, shuffle=False)  # traces the step
+    tf.profiler.experimental.start(str(logdir))
+    model.fit(tf.data.Dataset.from_tensors(data).cache().repeat(steps), epochs=1, verbose=0, shuffle=False)
+    tf.profiler.experimental.stop()
+    paths = sorted(glob.glob(str(logdir / "plugins" / "profile" / "*" / "*.xplane.pb")))[-1:]
+    raw, ok = plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
+    if not ok:
+        raise RuntimeError(f"the profiler could not summarise {paths}: {raw[:200]!r}")
+    table = json.loads(raw)[0]
+    cols = [c["id"] for c in table["cols"]]
+    per_type: dict[str, float] = {}
+    for row in table["rows"]:
+        v = dict(zip(cols, (c["v"] for c in row["c"])))
+        if v["type"] != "IDLE":
+            per_type[v["type"]] = per_type.get(v["type"], 0.0) + v["total_self_time"]
+    total = sum(per_type.values())
+    return [{"op_type": k, "share": round(t / total, 4), "us_per_step": round(t / steps, 1)}
+            for k, t in sorted(per_type.items(), key=lambda kv: -kv[1])]

@@ -40,6 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
     p.add_argument("--breakdown", action="store_true",
                    help="time TensorFlow's convolution kernels alone at the model's shapes")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="run TensorFlow's profiler over --steps training steps; the trace goes to DIR "
+                        "(TensorBoard's Profile tab), the self time per op type is printed")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
 
@@ -72,6 +75,18 @@ def main(argv=None) -> int:
                       f"{r['backprop_input']:6.2f} ms, backprop filter {r['backprop_filter']:6.2f} ms")
             result["conv_kernels_ms"] = round(total, 2)
             print(f"convolution kernels: {total:.1f} ms of a {result['ms_per_step']:.1f} ms step")
+        if args.profile:
+            from keras_models.models import build_model, compile_model
+
+            model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+            rows = b.profile_op_types(model, args.batch, args.steps, args.profile)
+            result["profile"] = rows
+            print(f"profile of {args.steps} steps (trace in {args.profile}); self time per op type:")
+            for r in rows[:12]:
+                print(f"  {r['op_type']:24s} {100 * r['share']:5.1f}%")
+            conv = sum(r["share"] for r in rows if r["op_type"].startswith(("Conv2D", "_FusedConv2D")))
+            result["profile_conv_share"] = round(conv, 4)
+            print(f"convolution kernels: {100 * conv:.1f}% of the profiled op time")
         if args.all:
             fast = cfg.replace(lr=1e-3, test_data=args.test_data)
             result["seconds_per_epoch"] = round(b.epoch_seconds(fast), 3)

@@ -25,3 +25,16 @@ def test_benchmark_script_prints_json_last():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"ms_per_step", "pairs_per_s", "gflops_per_s"} <= set(result)
     assert result["ms_per_step"] > 0 and result["pairs_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_profile_reads_op_types_from_a_real_trace(tmp_path):
+    from keras_models.benchmark import profile_op_types
+    from keras_models.models import compile_model
+
+    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), steps_per_execution=1)
+    rows = profile_op_types(compile_model(build_model(cfg), cfg), batch=20, steps=3, logdir=tmp_path, warmup=2)
+    types = {r["op_type"] for r in rows}
+    assert {"Conv2DBackpropFilter", "MatMul"} <= types  # ops of a real training step
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-3)
+    assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))  # the trace TensorBoard opens
