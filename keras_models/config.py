@@ -36,6 +36,8 @@ TRAIN_RECIPES = (*RECIPES, "best")
 
 
 def recipe_changes(recipe: str, model: str) -> dict:
+    if recipe == "best" and model != "cnn_aux":
+        raise ConfigError(f"--recipe best is the ablation's winner for cnn_aux; for {model} use --recipe fast or report")
     lr, epochs = RECIPES["fast" if recipe == "best" else recipe][family(model)]
     return {"lr": lr, "epochs": epochs, **(BEST_EXTRAS if recipe == "best" else {})}
 

@@ -24,7 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--recipe", choices=TRAIN_RECIPES,
                    help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family), "
                         "fast (lr 1e-3; 50 / 25 epochs), or best (fast + the parameter-free comparer, the "
-                        "validation winner of results/fast/ablation.md); flags given here still override it")
+                        "validation winner of results/ablation.md); flags given here still override it")
     p.add_argument("--hparams", metavar="JSON",
                    help="start from the architecture and learning rate of a tune.py best_hparams.json; "
                         "flags given here still override it")

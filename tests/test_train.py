@@ -139,3 +139,16 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     pretrain_classifier(model, cfg, rest, verbose=0)
     out = model.predict(test_pairs.x, verbose=0)
     assert np.mean(np.argmax(out["digit1"], axis=1) == test_pairs.classes[:, 0]) > 0.5  # chance: 0.1
+
+
+def test_recipe_best_is_the_validation_winner_of_the_committed_ablation():
+    """`--recipe best` must be what results/ablation.json's rule picks (best mean validation
+    accuracy among the rows that learn from the pairs alone), not a hand-copied guess."""
+    from keras_models.config import BEST_EXTRAS
+    from keras_models.study import best_row
+
+    rows = json.loads((ROOT / "results" / "ablation.json").read_text())["rows"]
+    winner = best_row(rows)
+    assert json.loads(json.dumps(winner["changes"])) == json.loads(json.dumps(BEST_EXTRAS))
+    with pytest.raises(ValueError, match="winner for cnn_aux"):
+        train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cc_aux"]))
