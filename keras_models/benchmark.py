@@ -253,8 +253,12 @@ def profile_op_types(model, batch: int, steps: int, logdir: Path, warmup: int = 
     import glob
 
     import tensorflow as tf
+    # TensorFlow's own converter of profiler traces (what TensorBoard's profile plugin calls):
+    # a private module, but it spares the product a dependency on xprof.
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
 
+    # An unusable folder fails here, as one OSError line, before any step is run.
+    logdir.mkdir(parents=True, exist_ok=True)
     pairs = synthetic_pairs(batch)
     data = (pairs.x, targets_for(model, pairs))
     model.fit(tf.data.Dataset.from_tensors(data).repeat(warmup), epochs=1, verbose=0, shuffle=False)  # traces the step

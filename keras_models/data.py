@@ -65,10 +65,14 @@ def comparison_target(classes: np.ndarray) -> np.ndarray:
     return (classes[:, 0] <= classes[:, 1]).astype(np.float32)
 
 
+def require_images(count: int, n: int, source: str) -> None:
+    if count < 2 * n:
+        raise DataError(f"{source}: {n} pairs need {2 * n} images, the source has {count}")
+
+
 def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator,
                source: str = "images") -> Pairs:
-    if len(images) < 2 * n:
-        raise DataError(f"{source}: {n} pairs need {2 * n} images, the source has {len(images)}")
+    require_images(len(images), n, source)
     idx = rng.permutation(len(images))[: 2 * n].reshape(n, 2)
     x = np.stack([images[idx[:, 0]], images[idx[:, 1]]], axis=1).astype(np.float32)
     classes = np.asarray(labels)[idx].astype(np.int64)

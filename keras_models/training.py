@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from .config import Config, save_config
-from .data import Images, Pairs, concat, draw_round, load_data, swapped, unused_images
+from .data import Images, Pairs, concat, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
 
@@ -120,8 +120,12 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 def evaluate_pairs(model, pairs: Pairs) -> dict:
     """Accuracy of compare, and the mean digit accuracy for models with digit outputs."""
-    out = model.predict(pairs.x, batch_size=1000, verbose=0)
-    result = {"accuracy": float(np.mean((out["compare"][:, 0] > 0.5) == (pairs.target > 0.5)))}
+    return score_outputs(model.predict(pairs.x, batch_size=1000, verbose=0), pairs)
+
+
+def score_outputs(out: dict, pairs: Pairs) -> dict:
+    """The accuracies of evaluate_pairs, from a model's (or an ensemble's) output dict."""
+    result = {"accuracy": float(np.mean((np.asarray(out["compare"])[:, 0] > 0.5) == (pairs.target > 0.5)))}
     if "digit1" in out:
         hits = [np.argmax(out[f"digit{i + 1}"], axis=1) == pairs.classes[:, i] for i in (0, 1)]
         result["digit_accuracy"] = float(np.mean(hits))
@@ -134,12 +138,10 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
     layers, so it starts from the result."""
     from .models import digit_loss
 
-    if len(images.images) == 0:
-        raise ConfigError(f"{images.source}: no training images outside the pairs to pre-train on")
     digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
     x = model.get_layer("normalize")(digit)
-    for name in ("augment_shift", "augment_rotate"):
-        if cfg.augment:
+    if cfg.augment:
+        for name in ("augment_shift", "augment_rotate"):
             x = model.get_layer(name)(x)
     probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
     single = keras.Model(digit, probs, name="pretrain")
@@ -237,6 +239,10 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
     work = out if chief else out / ".workers" / "{}-{}".format(*task())
     # Data first: a bad source must fail before anything is written.
     train_images, test_images = images or load_data(cfg.data, cfg.test_data)
+    for imgs in (train_images, test_images):
+        require_images(len(imgs.images), cfg.pairs, imgs.source)
+    if cfg.pretrain_epochs and len(train_images.images) == 2 * cfg.pairs:
+        raise ConfigError(f"{train_images.source}: no training images outside the {cfg.pairs} pairs to pre-train on")
     strategy = get_strategy(cfg.strategy)
     work.mkdir(parents=True, exist_ok=True)
 

@@ -95,6 +95,16 @@ def test_too_many_pairs_for_the_source(tmp_path, capsys):
     code = train_script.main(["--pairs", "2000", "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 2
     assert "2000 pairs need 4000 images, the source has 2500" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # failed before writing anything
+
+
+def test_pretraining_without_spare_images_is_one_line_and_writes_nothing(tmp_path, capsys):
+    # The embedded training half has 2500 images: 1250 pairs leave none outside the pairs.
+    code = train_script.main(["--model", "cnn_aux", "--pairs", "1250", "--pretrain-epochs", "1",
+                              "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    assert "no training images outside the 1250 pairs" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
