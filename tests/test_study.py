@@ -65,13 +65,3 @@ def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
     assert both["validation_accuracy_mean"] == pytest.approx(row["validation_accuracy_mean"])
     assert both["digit_test_accuracy_mean"] == pytest.approx(row["digit_test_accuracy_mean"])
 
-
-def test_expected_leq_numpy_twin_matches_the_layer():
-    import numpy as np
-
-    from keras_models.layers import ExpectedLeq
-    from keras_models.study import expected_leq
-
-    rng = np.random.default_rng(3)
-    a, b = rng.dirichlet(np.ones(10), 6).astype(np.float32), rng.dirichlet(np.ones(10), 6).astype(np.float32)
-    np.testing.assert_allclose(expected_leq(a, b), np.asarray(ExpectedLeq()([a, b]))[:, 0], rtol=1e-5)
