@@ -18,6 +18,7 @@ PAIR_SHAPE = (2, 14, 14)  # the input `pair` of every model, and of the serving 
 MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 COMPARERS = ("learned", "expected")
+LOSS_WEIGHTINGS = ("fixed", "learned")
 SCHEDULES = ("constant", "cosine")
 
 # Per family: (learning rate, epochs). "report" is the report's; "fast" keeps lr x epochs
@@ -82,6 +83,8 @@ class Config:
     lr_schedule: str = "constant"  # "cosine": decays to 0 over the round
     augment: bool = False  # random shifts (up to 2 px) and rotations (up to 10 degrees) of each digit
     swap: bool = False  # add every training pair swapped (its target recomputed from the classes)
+    repair: bool = False  # re-pair the digits within every training batch (targets from their classes)
+    loss_weighting: str = "fixed"  # "learned": Kendall et al.'s uncertainty weighting of the losses
     label_smoothing: float = 0.0  # of the digit targets (aux models)
     weight_decay: float = 0.0  # > 0: AdamW's decoupled decay of the kernels (not biases or batch norm)
     pretrain_epochs: int = 0  # > 0: first fit the classifier on the training images outside the pairs
@@ -107,6 +110,10 @@ class Config:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.comparer_type not in COMPARERS:
             raise ConfigError(f"unknown comparer {self.comparer_type!r}; choose one of {', '.join(COMPARERS)}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(f"unknown loss weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
+        if self.loss_weighting == "learned" and not is_aux(self.model):
+            raise ConfigError("--loss-weighting learned weighs the compare and digit losses; it needs an aux model")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if (self.augment or self.comparer_type != "learned") and not is_shared(self.model):
@@ -247,6 +254,11 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
                    help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
     t.add_argument("--swap", action="store_const", const=True,
                    help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
+    t.add_argument("--repair", action="store_const", const=True,
+                   help="re-pair the digits of every training batch at random, targets from their classes")
+    t.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
+                   help="fixed (default): 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
+                        "(Kendall et al. 2018), one learned temperature per task")
     t.add_argument("--label-smoothing", type=fraction, help="label smoothing of the digit targets (default 0)")
     t.add_argument("--weight-decay", type=non_negative_float,
                    help="AdamW weight decay of the kernels, decoupled from the gradient (default 0: Adam)")

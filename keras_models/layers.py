@@ -73,3 +73,31 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LearnedTemperature(keras.layers.Layer):
+    """Learned loss weights for classification losses, in the form Kendall, Gal & Cipolla (2018,
+    eq. 10) derive for them: the logits divided by a learned sigma^2 (s = log sigma^2, starting
+    at 0), plus a loss of s / 2 per task. A task's gradients are then scaled by ~1 / sigma^2, so
+    its weight against the other losses is learned; the s / 2 term keeps it from vanishing.
+    A layer rather than a custom loss because Keras losses hold no trainable weights.
+    `tasks`: how many losses read these logits (2 for the shared classifier's two digits)."""
+
+    def __init__(self, tasks: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.tasks = int(tasks)
+
+    def build(self, input_shape):
+        self.log_variance = self.add_weight(name="log_variance", shape=(), initializer="zeros")
+
+    def call(self, logits, training=None):
+        if training:
+            self.add_loss(0.5 * self.tasks * self.log_variance)
+        return logits * ops.exp(-self.log_variance)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "tasks": self.tasks}

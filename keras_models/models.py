@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 
 from .config import PAIR_SHAPE, Config, is_aux, is_shared
-from .layers import BatchToDigits, DigitsToBatch, ExpectedLeq, SmoothedSparseCrossentropy
+from .layers import BatchToDigits, DigitsToBatch, ExpectedLeq, LearnedTemperature, SmoothedSparseCrossentropy
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
@@ -99,6 +99,9 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
         digits = keras.layers.RandomRotation(10 / 360, fill_mode="constant", fill_value=background,
                                              name="augment_rotate")(digits)
     logits = classifier(digits)
+    learned_weights = cfg.loss_weighting == "learned"
+    if learned_weights:
+        logits = LearnedTemperature(tasks=2, name="digit_temperature")(logits)
     logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
     digit1 = keras.layers.Softmax(name="digit1")(logits1)
     digit2 = keras.layers.Softmax(name="digit2")(logits2)
@@ -108,7 +111,12 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
         h = keras.layers.Concatenate(name="digit_probabilities")([digit1, digit2])
         for i, units in enumerate(cfg.comparer, 1):
             h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}")(h)
-        compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
+        if learned_weights:
+            logit = keras.layers.Dense(1, name="compare_logit")(h)
+            logit = LearnedTemperature(name="compare_temperature")(logit)
+            compare = keras.layers.Activation("sigmoid", name="compare")(logit)
+        else:
+            compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
     outputs = {"compare": compare, "digit1": digit1, "digit2": digit2}
     return keras.Model(pair, outputs, name=cfg.model)
 
@@ -116,6 +124,9 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
 def loss_weights(cfg: Config) -> dict:
     if not is_shared(cfg.model):
         return {"compare": 1.0}
+    if cfg.loss_weighting == "learned":
+        # The temperatures learn the weights; the parameter-free comparer's loss keeps weight 1.
+        return {"compare": 1.0, "digit1": 1.0, "digit2": 1.0}
     return dict(AUX_LOSS_WEIGHTS if is_aux(cfg.model) else SHARED_LOSS_WEIGHTS)
 
 

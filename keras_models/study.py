@@ -221,6 +221,15 @@ ABLATION = [
         {**EXPECTED_AUGMENT, "weight_decay": 0.5}),
     Row("long", "+ parameter-free comparer, augmentation, cosine schedule, 50 epochs",
         {**EXPECTED_AUGMENT, "lr_schedule": "cosine", "epochs": 50}),
+    # Added in a later session, with the two levers of the issue not tried before, and a row
+    # that stacks the levers measured so far on the tuned_cosine row, fixed before any of the three ran.
+    Row("repair", "+ parameter-free comparer, augmentation, digits re-paired at random within each batch",
+        {**EXPECTED_AUGMENT, "repair": True}),
+    Row("learned_weights", "+ parameter-free comparer, augmentation, learned loss weights (Kendall et al. 2018)",
+        {**EXPECTED_AUGMENT, "loss_weighting": "learned"}),
+    Row("stacked", "tuned architecture + parameter-free comparer, augmentation, swapped pairs, cosine schedule, "
+                   "label smoothing 0.1", {**EXPECTED_AUGMENT, **TUNED, "swap": True, "lr_schedule": "cosine",
+                                          "label_smoothing": 0.1}),
     Row("pretrained", "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
                       "training images outside the pairs", {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
         outside_images=True),
