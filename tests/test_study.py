@@ -65,3 +65,15 @@ def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
     assert both["validation_accuracy_mean"] == pytest.approx(row["validation_accuracy_mean"])
     assert both["digit_test_accuracy_mean"] == pytest.approx(row["digit_test_accuracy_mean"])
 
+
+
+def test_second_ensemble_takes_the_best_rows_by_validation_among_pair_only_rows():
+    from keras_models.study import ENSEMBLE, ensembles
+
+    def row(key, val, outside=False):
+        return {"key": key, "validation_accuracy_mean": val, "outside_images": outside}
+
+    rows = [row("a", 0.95), row("b", 0.99), row("pre", 0.999, outside=True), row("c", 0.97),
+            row("d", 0.98), row("e", 0.96), row("none", None)]
+    assert ensembles(rows) == {"ensemble": ENSEMBLE, "ensemble_top4": ("b", "d", "c", "e")}
+    assert ensembles(rows[:3]) == {"ensemble": ENSEMBLE}  # too few rows for a top 4
