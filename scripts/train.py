@@ -23,8 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--recipe", choices=TRAIN_RECIPES,
                    help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family), "
-                        "fast (lr 1e-3; 50 / 25 epochs), or best (cnn_aux only: fast + the changes of the "
-                        "validation winner of results/ablation.md); flags given here still override it")
+                        "fast (lr 1e-3; 50 / 25 epochs), or best (cnn_aux only: 25 epochs with the architecture, lr "
+                        "and levers of the validation winner of results/ablation.md); flags given here still override it")
     p.add_argument("--hparams", metavar="JSON",
                    help="start from the architecture and learning rate of a tune.py best_hparams.json; "
                         "flags given here still override it")

@@ -122,7 +122,10 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     assert (cfg.lr, cfg.num_epochs) == (1e-3, 25)
     assert train_script.build_config(train_script.parse_args(["--recipe", "report", "--model", "mlp"])).num_epochs == 500
     best = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux"]))
-    assert (best.lr, best.num_epochs, best.comparer_type, best.augment) == (1e-3, 25, "expected", True)
+    assert (best.lr, best.num_epochs, best.comparer_type, best.augment) == (1.72e-3, 25, "expected", True)
+    assert (best.filters, best.lr_schedule) == ((64, 128, 128), "cosine")
+    flag = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"]))
+    assert flag.lr == 1e-3
     best = tmp_path / "best_hparams.json"
     best.write_text(json.dumps({"config": {"model": "cc", "hidden": [64, 64], "lr": 0.003}}))
     cfg = train_script.build_config(train_script.parse_args(["--hparams", str(best), "--epochs", "7"]))
