@@ -345,7 +345,7 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
     for name, ensemble in found.items():
         if not ensemble:
             continue
-        how = "the four best rows by validation: " if name != "ensemble" else ""
+        how = f"the {TOP_K} best rows by validation: " if name != "ensemble" else ""
         lines.append(f"| {name} | {how}the models of rows {', '.join(ensemble['members'])} of the same round: digit "
                      f"distributions averaged, then compared ({1000 * ensemble['seconds_per_1000_test_pairs']:.0f} ms "
                      f"per 1000 test pairs) | {pm(ensemble['validation_accuracy_mean'], ensemble['validation_accuracy_std'])} | "
