@@ -37,6 +37,12 @@ RECIPES = {
 BEST_EXTRAS = {"comparer_type": "expected", "augment": True, "filters": (64, 128, 128), "hidden": (256,),
                "dropout": 0.1, "lr": 1.72e-3, "swap": True, "lr_schedule": "cosine", "label_smoothing": 0.1}
 TRAIN_RECIPES = (*RECIPES, "best")
+# Far beyond any round count, so that members never share a seed with another round.
+MEMBER_SEED_STRIDE = 1000
+# Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
+# one pixel up, down, left and right (the training shifts reach 2 px).
+NO_TTA = ((0, 0),)
+TTA_VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
 def recipe_changes(recipe: str, model: str) -> dict:
@@ -91,6 +97,11 @@ class Config:
     weight_decay: float = 0.0  # > 0: AdamW's decoupled decay of the kernels (not biases or batch norm)
     pretrain_epochs: int = 0  # > 0: first fit the classifier on the training images outside the pairs
     seed: int = 0
+    # Ensemble member: its initial weights, augmentation and batch order come from
+    # seed + round + MEMBER_SEED_STRIDE * member, while its pairs stay those of seed + round.
+    member: int = 0
+    members: int = 1  # > 1: train members member, member + 1, ... per round; the round's model averages them
+    tta: bool = False  # the round's model averages over TTA_VIEWS of every pair
     validation_split: float = 0.0
     jit_compile: bool = False
     steps_per_execution: int = 10  # one tf.function call per epoch of 1000 pairs: ~30% faster for the MLPs
@@ -133,6 +144,13 @@ class Config:
             raise ConfigError("--label-smoothing smooths the digit targets; it needs a weight-sharing model")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.member < 0:
+            raise ConfigError(f"member must be >= 0, got {self.member}")
+        if self.members < 1:
+            raise ConfigError(f"members must be a positive integer, got {self.members}")
+        if self.members > 1 and self.strategy == "multiworker":
+            raise ConfigError("--members trains its members one after another in one process; with "
+                              "--strategy multiworker train one --member per run")
         if self.pretrain_epochs < 0:
             raise ConfigError(f"pretrain epochs must be >= 0, got {self.pretrain_epochs}")
         if self.pretrain_epochs and not is_shared(self.model):
@@ -268,6 +286,14 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
                    help="first train the digit classifier this many epochs on the training images that are "
                         "not in the round's pairs (uses images beyond the pairs; default 0)")
     t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
+    t.add_argument("--member", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+                   help="ensemble member: other initial weights and batch order, the same pairs (default 0)")
+    t.add_argument("--members", type=positive_int,
+                   help="train this many members per round (from --member on); the round's model averages "
+                        "their digit distributions (default 1)")
+    t.add_argument("--tta", action="store_const", const=True,
+                   help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
+                        "left and right, and averages (5x the inference cost)")
     t.add_argument("--validation-split", type=fraction,
                    help="fraction of the training pairs held out for validation (default 0)")
     t.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")

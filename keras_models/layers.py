@@ -101,3 +101,45 @@ class LearnedTemperature(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "tasks": self.tasks}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ShiftedViews(keras.layers.Layer):
+    """(N, 2, H, W) -> (V N, 2, H, W): every pair moved by each (dy, dx) of `views`, the
+    background (raw 0) filling in, view after view along the batch. Test-time augmentation:
+    MeanOverViews averages the model's outputs back to (N, ...)."""
+
+    def __init__(self, views=((0, 0),), **kwargs):
+        super().__init__(**kwargs)
+        self.views = tuple((int(dy), int(dx)) for dy, dx in views)
+
+    def call(self, pair):
+        h, w = pair.shape[2], pair.shape[3]
+        padded = ops.pad(pair, ((0, 0), (0, 0), (h, h), (w, w)))
+        return ops.concatenate([padded[:, :, h - dy:2 * h - dy, w - dx:2 * w - dx] for dy, dx in self.views], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        n = None if input_shape[0] is None else len(self.views) * input_shape[0]
+        return (n, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "views": [list(v) for v in self.views]}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanOverViews(keras.layers.Layer):
+    """(V N, K) -> (N, K): the mean over the V views that ShiftedViews stacked."""
+
+    def __init__(self, views: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.views = int(views)
+
+    def call(self, x):
+        return ops.mean(ops.stack(ops.split(x, self.views, axis=0)), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        n = None if input_shape[0] is None else input_shape[0] // self.views
+        return (n, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}

@@ -15,7 +15,8 @@ from __future__ import annotations
 import keras
 
 from .config import PAIR_SHAPE, Config, is_aux, is_shared
-from .layers import BatchToDigits, DigitsToBatch, ExpectedLeq, LearnedTemperature, SmoothedSparseCrossentropy
+from .layers import (BatchToDigits, DigitsToBatch, ExpectedLeq, LearnedTemperature, MeanOverViews, ShiftedViews,
+                     SmoothedSparseCrossentropy)
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
@@ -119,6 +120,31 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
             compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
     outputs = {"compare": compare, "digit1": digit1, "digit2": digit2}
     return keras.Model(pair, outputs, name=cfg.model)
+
+
+def ensemble_model(members: list[keras.Model], views=((0, 0),), name: str = "ensemble") -> keras.Model:
+    """One model from trained `members` of the same architecture, for inference: each sees
+    every pair moved by each (dy, dx) of `views`; the digit distributions are averaged over
+    members and views and compared by ExpectedLeq (which the members' own comparer is, when
+    they have one: a learned comparer's outputs are averaged instead). Same input and outputs
+    as a member, so it evaluates, saves and exports like one."""
+    pair = keras.Input(shape=PAIR_SHAPE, name="pair")
+    x = ShiftedViews(views, name="test_time_views")(pair) if len(views) > 1 else pair
+    outs = []
+    for i, member in enumerate(members):
+        member.name = f"member{i}"  # nested models need unique names
+        outs.append(member(x))
+    keys = list(outs[0].keys())
+    expected = "digit1" in keys and all(isinstance(m.get_layer("compare"), ExpectedLeq) for m in members)
+
+    def mean(key):
+        y = outs[0][key] if len(outs) == 1 else keras.layers.Average(name=f"{key}_members")([o[key] for o in outs])
+        return MeanOverViews(len(views), name=f"{key}_views")(y) if len(views) > 1 else y
+
+    averaged = {k: mean(k) for k in keys if not (expected and k == "compare")}
+    if expected:
+        averaged["compare"] = ExpectedLeq(name="compare")([averaged["digit1"], averaged["digit2"]])
+    return keras.Model(pair, {k: averaged[k] for k in keys}, name=name)
 
 
 def loss_weights(cfg: Config) -> dict:

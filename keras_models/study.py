@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MODELS, RECIPES, Config, family, recipe_changes
+from .config import MODELS, NO_TTA, RECIPES, TTA_VIEWS, Config, family, recipe_changes
 from .files import atomic_write_json, atomic_write_text
 from .training import read_history
 
@@ -192,6 +192,9 @@ EXPECTED_AUGMENT = {"comparer_type": "expected", "augment": True}
 TUNED = {"filters": (64, 128, 128), "hidden": (256,), "dropout": 0.1, "lr": 1.72e-3}
 
 
+STACKED = {**EXPECTED_AUGMENT, **TUNED, "swap": True, "lr_schedule": "cosine", "label_smoothing": 0.1}
+
+
 @dataclass(frozen=True)
 class Row:
     key: str
@@ -228,8 +231,11 @@ ABLATION = [
     Row("learned_weights", "+ parameter-free comparer, augmentation, learned loss weights (Kendall et al. 2018)",
         {**EXPECTED_AUGMENT, "loss_weighting": "learned"}),
     Row("stacked", "tuned architecture + parameter-free comparer, augmentation, swapped pairs, cosine schedule, "
-                   "label smoothing 0.1", {**EXPECTED_AUGMENT, **TUNED, "swap": True, "lr_schedule": "cosine",
-                                          "label_smoothing": 0.1}),
+                   "label smoothing 0.1", STACKED),
+    # Added in a fourth session, fixed before they ran: two more members of `stacked` (the same
+    # pairs, other initial weights and batches), for the ensemble STACKED_ENSEMBLE below.
+    *(Row(f"stacked_m{m}", f"stacked, ensemble member {m + 1} (other initial weights and batch order, "
+                           "the same pairs)", {**STACKED, "member": m}) for m in (1, 2)),
     Row("pretrained", "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
                       "training images outside the pairs", {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
         outside_images=True),
@@ -241,6 +247,10 @@ ENSEMBLE = ("augment", "tuned", "smoothing", "decay")
 # A second ensemble, its rule fixed before the rows repair, learned_weights and stacked ran: the
 # TOP_K rows with the best mean validation accuracy among those that learn from the pairs alone.
 TOP_K = 4
+# Fixed before the extra members ran: the best row with one and two more members of the same
+# recipe (stacked_x2, stacked_x3), and with test-time augmentation (stacked_tta, stacked_x3_tta:
+# config.TTA_VIEWS). stacked_x3_tta, every lever at once, is the candidate for the 99% goal.
+STACKED_ENSEMBLE = ("stacked", "stacked_m1", "stacked_m2")
 
 
 def ablation_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0) -> Config:
@@ -271,13 +281,14 @@ def ablation_table(out: Path) -> list[dict]:
     return rows
 
 
-def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE) -> dict | None:
+def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=NO_TTA) -> dict | None:
     """The members' saved models of each round, on that round's validation and test pairs
-    (redrawn from the same seed). Rounds that some member has not finished are left out."""
+    (redrawn from the same seed), each pair also seen moved by every (dy, dx) of `views`.
+    Rounds that some member has not finished are left out."""
     from .data import draw_round
     from .export import load_keras_model
-    from .layers import ExpectedLeq
-    from .training import score_outputs, split_validation
+    from .models import ensemble_model
+    from .training import evaluate_pairs, split_validation
 
     per_round, seconds = [], []
     for r in range(base.rounds):
@@ -286,22 +297,21 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE) -> dict
             continue
         pairs, test = draw_round(*images, base.pairs, base.seed + r)
         _, val = split_validation(pairs, ABLATION_BASE["validation_split"])
-        models = [load_keras_model(p) for p in paths]
+        model = ensemble_model([load_keras_model(p) for p in paths], views)
         result = {"round": r}
         for name, p in (("validation", val), ("test", test)):
-            outs = [m.predict(p.x, batch_size=1000, verbose=0) for m in models]
-            if name == "test":  # timed again, now that every member has traced its predict step
+            scores = evaluate_pairs(model, p)
+            if name == "test":  # timed again, now that the predict step is traced
                 start = time.perf_counter()
-                outs = [m.predict(p.x, batch_size=1000, verbose=0) for m in models]
+                scores = evaluate_pairs(model, p)
                 seconds.append(time.perf_counter() - start)
-            d1, d2 = (np.mean([o[f"digit{i}"] for o in outs], axis=0) for i in (1, 2))
-            scores = score_outputs({"compare": ExpectedLeq()([d1, d2]), "digit1": d1, "digit2": d2}, p)
             result[f"{name}_accuracy"] = scores["accuracy"]
             result[f"digit_{name}_accuracy"] = scores["digit_accuracy"]
         per_round.append(result)
     if not per_round:
         return None
-    summary = {"members": list(members), "rounds": len(per_round), "per_round": per_round,
+    summary = {"members": list(members), "views": [list(v) for v in views], "rounds": len(per_round),
+               "per_round": per_round,
                "seconds_per_1000_test_pairs": float(np.median(seconds))}
     for key in ("validation_accuracy", "test_accuracy", "digit_test_accuracy"):
         values = [x[key] for x in per_round]
@@ -311,8 +321,10 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE) -> dict
 
 
 def ranked_rows(rows: list[dict]) -> list[dict]:
-    """The rows that learn from the pairs alone, best mean validation accuracy first."""
-    eligible = [r for r in rows if not r["outside_images"] and r["validation_accuracy_mean"] is not None]
+    """The rows that learn from the pairs alone, best mean validation accuracy first. Extra
+    members of a row repeat its recipe and are left out."""
+    eligible = [r for r in rows if not r["outside_images"] and r["validation_accuracy_mean"] is not None
+                and not r["changes"].get("member")]
     return sorted(eligible, key=lambda r: -r["validation_accuracy_mean"])
 
 
@@ -324,9 +336,12 @@ def best_row(rows: list[dict]) -> dict | None:
 
 
 def ensembles(rows: list[dict]) -> dict[str, tuple[str, ...]]:
-    """The ensembles of the table, by name: the fixed one, and the top rows by validation."""
+    """The ensembles of the table, by name: (members, views). The fixed one, the top rows by
+    validation, and the stacked recipe's members and test-time views."""
     top = tuple(r["key"] for r in ranked_rows(rows)[:TOP_K])
-    return {"ensemble": ENSEMBLE, **({f"ensemble_top{TOP_K}": top} if len(top) == TOP_K else {})}
+    return {"ensemble": (ENSEMBLE, NO_TTA), **({f"ensemble_top{TOP_K}": (top, NO_TTA)} if len(top) == TOP_K else {}),
+            "stacked_tta": (("stacked",), TTA_VIEWS), "stacked_x2": (STACKED_ENSEMBLE[:2], NO_TTA),
+            "stacked_x3": (STACKED_ENSEMBLE, NO_TTA), "stacked_x3_tta": (STACKED_ENSEMBLE, TTA_VIEWS)}
 
 
 def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Config) -> str:
@@ -345,8 +360,13 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
     for name, ensemble in found.items():
         if not ensemble:
             continue
-        how = f"the {TOP_K} best rows by validation: " if name != "ensemble" else ""
-        lines.append(f"| {name} | {how}the models of rows {', '.join(ensemble['members'])} of the same round: digit "
+        how = {f"ensemble_top{TOP_K}": f"the {TOP_K} best rows by validation: "}.get(name, "")
+        members = ensemble["members"]
+        what = (f"the models of rows {', '.join(members)} of the same round" if len(members) > 1
+                else f"the model of row {members[0]}")
+        if len(ensemble["views"]) > 1:
+            what += ", each pair also seen moved 1 px up, down, left and right"
+        lines.append(f"| {name} | {how}{what}: digit "
                      f"distributions averaged, then compared ({1000 * ensemble['seconds_per_1000_test_pairs']:.0f} ms "
                      f"per 1000 test pairs) | {pm(ensemble['validation_accuracy_mean'], ensemble['validation_accuracy_std'])} | "
                      f"{pm(ensemble['test_accuracy_mean'], ensemble['test_accuracy_std'])} (n={ensemble['rounds']}) | "
@@ -369,7 +389,8 @@ def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = No
         log(f"== ablation {i + 1}/{len(chosen)}: {row.key} ({row.label})")
         run(ablation_config(base, row, out, epochs_scale), log=log, images=images)
     table = ablation_table(out)
-    found = {name: evaluate_ensemble(base, out, images, members) for name, members in ensembles(table).items()}
+    found = {name: evaluate_ensemble(base, out, images, members, views)
+             for name, (members, views) in ensembles(table).items()}
     atomic_write_text(out / "ablation.md", ablation_markdown(table, found, base))
     atomic_write_json(out / "ablation.json", {"rows": table, **found})
     log(f"wrote {out / 'ablation.md'}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .config import Config, save_config
+from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, save_config
 from .data import Images, Pairs, concat, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, atomic_write_text, remove_tree
@@ -181,25 +181,72 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
 
 def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
                 strategy, seed: int, unused: Images | None = None):
-    """One round: a fresh model from `seed`, fitted on `pairs`; returns (model, result).
-    `unused`: the training images outside the pairs, for `cfg.pretrain_epochs`."""
-    from .models import build_model, compile_model, targets_for
+    """One round on the pairs of `seed`: `cfg.members` fresh models fitted on `pairs`; returns
+    (model, result). With several members (or `cfg.tta`) the model is their ensemble_model, and
+    each member keeps its history and model in round_dir/member-M, so that a killed round
+    resumes at its first unfinished member. `unused`: the training images outside the pairs,
+    for `cfg.pretrain_epochs`."""
+    from .export import load_keras_model
+    from .models import ensemble_model
 
-    keras.utils.set_random_seed(seed)
     train, val = split_validation(pairs, cfg.validation_split)
     if cfg.swap:
         train = concat(train, swapped(train))
+    member_ids = range(cfg.member, cfg.member + cfg.members)
+    if cfg.members == 1:
+        model, result = fit_member(cfg, train, val, test, round_dir, backup_dir, strategy,
+                                   seed + MEMBER_SEED_STRIDE * cfg.member, unused)
+        fitted, parts = [model], [result]
+    else:
+        fitted, parts = [], []
+        for m in member_ids:
+            member_dir = round_dir / f"member-{m}"
+            if (member_dir / "result.json").is_file() and (member_dir / "model.keras").is_file():
+                fitted.append(load_keras_model(member_dir / "model.keras"))
+                parts.append(json.loads((member_dir / "result.json").read_text()))
+                continue
+            member_dir.mkdir(parents=True, exist_ok=True)
+            model, part = fit_member(cfg, train, val, test, member_dir, backup_dir / f"member-{m}", strategy,
+                                     seed + MEMBER_SEED_STRIDE * m, unused)
+            if part["status"] != "ok":
+                return model, {**part, "seed": seed, "message": f"member {m}: {part['message']}"}
+            atomic_save_model(model, member_dir / "model.keras")
+            atomic_write_json(member_dir / "result.json", part)
+            fitted.append(model)
+            parts.append(part)
+    result = {"seed": seed, "status": parts[-1]["status"], "seconds": round(sum(p["seconds"] for p in parts), 2),
+              "epochs_run": parts[-1]["epochs_run"]}
+    if result["status"] != "ok":
+        return fitted[0], {**parts[0], "seed": seed}
+    if cfg.members > 1 or cfg.tta:
+        model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
+        result["members"] = [{"member": m, **p} for m, p in zip(member_ids, parts)]
+    tr, te = evaluate_pairs(model, train), evaluate_pairs(model, test)
+    result.update(train_accuracy=tr["accuracy"], test_accuracy=te["accuracy"],
+                  digit_test_accuracy=te.get("digit_accuracy"))
+    if val is not None:
+        result["validation_accuracy"] = evaluate_pairs(model, val)["accuracy"]
+    return model, result
+
+
+def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, history_dir: Path, backup_dir: Path,
+               strategy, seed: int, unused: Images | None):
+    """A fresh model, its weights, augmentation and batch order drawn from `seed`, fitted on
+    `train`; returns (model, result) with the status, seconds and epochs run."""
+    from .models import build_model, compile_model, targets_for
+
+    keras.utils.set_random_seed(seed)
     replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
     with strategy.scope():
         model = build_model(cfg, *pixel_stats(train), sync_bn=replicated)
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
     callbacks = [
-        EpochRecorder(round_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000)),
+        EpochRecorder(history_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000)),
         keras.callbacks.TerminateOnNaN(),
         IntervalBackupAndRestore(str(backup_dir), cfg.backup_interval),
     ]
     if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(round_dir / "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(str(history_dir / "tensorboard")))
     verbose = 0 if cfg.quiet else (1 if sys.stdout.isatty() else 2)
     start = time.perf_counter()
     if cfg.pretrain_epochs:
@@ -211,17 +258,10 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
         validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
         callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset reshuffles itself
     )
-    seconds = time.perf_counter() - start
     losses = history.history.get("loss", [])
-    result = {"seed": seed, "status": "ok", "seconds": round(seconds, 2), "epochs_run": len(losses)}
+    result = {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "epochs_run": len(losses)}
     if any(not math.isfinite(v) for v in losses):
         result.update(status="failed", message=f"loss became NaN/inf at epoch {len(losses)}; round stopped")
-        return model, result
-    tr, te = evaluate_pairs(model, train), evaluate_pairs(model, test)
-    result.update(train_accuracy=tr["accuracy"], test_accuracy=te["accuracy"],
-                  digit_test_accuracy=te.get("digit_accuracy"))
-    if val is not None:
-        result["validation_accuracy"] = evaluate_pairs(model, val)["accuracy"]
     return model, result
 
 

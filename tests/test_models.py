@@ -221,3 +221,49 @@ def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
         loaded = load_keras_model(tmp_path / f"{comparer_type}.keras")
         np.testing.assert_allclose(loaded.predict(batch, verbose=0)["compare"],
                                    model.predict(batch, verbose=0)["compare"], atol=1e-6)
+
+
+def test_shifted_views_move_every_pair_and_their_mean_undoes_the_stacking():
+    from keras_models.layers import MeanOverViews, ShiftedViews
+
+    x = np.zeros((3, 2, 14, 14), np.float32)
+    x[:, 0, 5, 5], x[:, 1, 0, 13] = 1.0, 2.0  # one pixel inside, one in a corner
+    views = ((0, 0), (1, 0), (0, -1), (-1, 1))
+    out = np.asarray(ShiftedViews(views)(x)).reshape(4, 3, 2, 14, 14)
+    np.testing.assert_array_equal(out[0], x)
+    assert out[1][:, 0, 6, 5].tolist() == [1.0] * 3 and out[1][:, 1, 1, 13].tolist() == [2.0] * 3
+    assert out[2][:, 0, 5, 4].tolist() == [1.0] * 3 and out[2][:, 1, 0, 12].tolist() == [2.0] * 3
+    # Moved up and right, the corner pixel leaves the image; nothing wraps around.
+    assert out[3][:, 0, 4, 6].tolist() == [1.0] * 3 and out[3].sum() == 3.0
+    y = np.arange(24, dtype=np.float32).reshape(12, 2)
+    np.testing.assert_allclose(MeanOverViews(4)(y), y.reshape(4, 3, 2).mean(0))
+
+
+def test_ensemble_model_averages_members_and_views_and_round_trips(batch, tmp_path):
+    from keras_models.layers import ShiftedViews
+    from keras_models.models import ensemble_model
+
+    cfg = Config(model="cnn_aux", comparer_type="expected", filters=(8,), hidden=(16,))
+    members = [build_model(cfg, 30.0, 80.0**2) for _ in range(2)]
+    views = ((0, 0), (1, 0), (0, -1))
+    seen = np.asarray(ShiftedViews(views)(batch)).reshape(len(views), *batch.shape)
+    outs = [m.predict(v, verbose=0) for m in members for v in seen]
+    expected = {k: np.mean([o[k] for o in outs], axis=0) for k in ("digit1", "digit2")}
+    p1, p2 = expected["digit1"], expected["digit2"]
+    expected["compare"] = np.array([[sum(p1[n, i] * p2[n, j] for i in range(10) for j in range(i, 10))]
+                                    for n in range(len(batch))])
+    model = ensemble_model(members, views)
+    got = model.predict(batch, verbose=0)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-5)
+    assert not np.allclose(outs[0]["digit1"], outs[len(views)]["digit1"])  # the members differ
+    model.save(tmp_path / "ensemble.keras")
+    again = load_keras_model(tmp_path / "ensemble.keras")
+    np.testing.assert_allclose(again.predict(batch, verbose=0)["compare"], got["compare"], atol=1e-6)
+
+
+def test_members_need_one_process():
+    with pytest.raises(ValueError, match="members must be"):
+        Config(members=0)
+    with pytest.raises(ValueError, match="one --member per run"):
+        Config(members=2, strategy="multiworker")

@@ -68,12 +68,14 @@ def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
 
 
 def test_second_ensemble_takes_the_best_rows_by_validation_among_pair_only_rows():
-    from keras_models.study import ENSEMBLE, ensembles
+    from keras_models.study import ENSEMBLE, STACKED_ENSEMBLE, ensembles
 
-    def row(key, val, outside=False):
-        return {"key": key, "validation_accuracy_mean": val, "outside_images": outside}
+    def row(key, val, outside=False, changes=None):
+        return {"key": key, "validation_accuracy_mean": val, "outside_images": outside, "changes": changes or {}}
 
     rows = [row("a", 0.95), row("b", 0.99), row("pre", 0.999, outside=True), row("c", 0.97),
-            row("d", 0.98), row("e", 0.96), row("none", None)]
-    assert ensembles(rows) == {"ensemble": ENSEMBLE, "ensemble_top4": ("b", "d", "c", "e")}
-    assert ensembles(rows[:3]) == {"ensemble": ENSEMBLE}  # too few rows for a top 4
+            row("d", 0.98), row("e", 0.96), row("none", None), row("b_m1", 0.995, changes={"member": 1})]
+    found = {name: members for name, (members, _) in ensembles(rows).items()}
+    assert found == {"ensemble": ENSEMBLE, "ensemble_top4": ("b", "d", "c", "e"), "stacked_tta": ("stacked",),
+                     "stacked_x2": STACKED_ENSEMBLE[:2], "stacked_x3": STACKED_ENSEMBLE, "stacked_x3_tta": STACKED_ENSEMBLE}
+    assert "ensemble_top4" not in ensembles(rows[:3])  # too few rows for a top 4

@@ -165,3 +165,22 @@ def test_recipe_best_is_the_validation_winner_of_the_committed_ablation():
     assert json.loads(json.dumps(winner["changes"])) == json.loads(json.dumps(BEST_EXTRAS))
     with pytest.raises(ValueError, match="winner for cnn_aux"):
         train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cc_aux"]))
+
+
+@pytest.mark.slow
+def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
+    out = tmp_path / "run"
+    code = train_script.main(["--model", "cnn_aux", "--filters", "8", "--hidden", "16", "--comparer-type", "expected",
+                              "--epochs", "1", "--pairs", "100", "--lr", "1e-3", "--members", "2", "--member", "3",
+                              "--tta", "--out", str(out), "--no-export", "--quiet"])
+    assert code == 0
+    r = json.loads((out / "results.json").read_text())["rounds"][0]
+    assert [m["member"] for m in r["members"]] == [3, 4] and r["status"] == "ok"
+    assert r["seconds"] == pytest.approx(sum(m["seconds"] for m in r["members"]), abs=0.02)
+    members = [load_keras_model(out / "round-00" / f"member-{m}" / "model.keras") for m in (3, 4)]
+    assert all((out / "round-00" / f"member-{m}" / "history.csv").is_file() for m in (3, 4))
+    w3, w4 = (m.get_layer("classifier").get_weights()[0] for m in members)
+    assert not np.allclose(w3, w4)  # other seeds, other weights
+    model = load_keras_model(out / "round-00" / "model.keras")
+    assert model.get_layer("test_time_views").views == ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+    assert {m.name for m in model.layers} >= {"member0", "member1"}
