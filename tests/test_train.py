@@ -169,11 +169,13 @@ def test_recipe_best_is_the_validation_winner_of_the_committed_ablation():
 
 @pytest.mark.slow
 def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
+    import shutil
+
     out = tmp_path / "run"
-    code = train_script.main(["--model", "cnn_aux", "--filters", "8", "--hidden", "16", "--comparer-type", "expected",
-                              "--epochs", "1", "--pairs", "100", "--lr", "1e-3", "--members", "2", "--member", "3",
-                              "--tta", "--out", str(out), "--no-export", "--quiet"])
-    assert code == 0
+    argv = ["--model", "cnn_aux", "--filters", "8", "--hidden", "16", "--comparer-type", "expected", "--epochs", "1",
+            "--pairs", "100", "--lr", "1e-3", "--members", "2", "--member", "3", "--tta", "--out", str(out),
+            "--no-export", "--quiet"]
+    assert train_script.main(argv) == 0
     r = json.loads((out / "results.json").read_text())["rounds"][0]
     assert [m["member"] for m in r["members"]] == [3, 4] and r["status"] == "ok"
     assert r["seconds"] == pytest.approx(sum(m["seconds"] for m in r["members"]), abs=0.02)
@@ -184,3 +186,13 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
     model = load_keras_model(out / "round-00" / "model.keras")
     assert model.get_layer("test_time_views").views == ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
     assert {m.name for m in model.layers} >= {"member0", "member1"}
+
+    # A round stopped after its first member resumes there: member 3 is loaded, not refitted,
+    # and member 4, refitted from its seed, gives the same ensemble.
+    first = (out / "round-00" / "member-3" / "model.keras").stat().st_mtime_ns
+    shutil.rmtree(out / "round-00" / "member-4")
+    (out / "results.json").unlink()
+    assert train_script.main(argv) == 0
+    again = json.loads((out / "results.json").read_text())["rounds"][0]
+    assert (out / "round-00" / "member-3" / "model.keras").stat().st_mtime_ns == first
+    assert again["test_accuracy"] == r["test_accuracy"] and again["members"][0] == r["members"][0]
