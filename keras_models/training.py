@@ -193,31 +193,27 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
     if cfg.swap:
         train = concat(train, swapped(train))
     member_ids = range(cfg.member, cfg.member + cfg.members)
-    if cfg.members == 1:
-        model, result = fit_member(cfg, train, val, test, round_dir, backup_dir, strategy,
-                                   seed + MEMBER_SEED_STRIDE * cfg.member, unused)
-        fitted, parts = [model], [result]
-    else:
-        fitted, parts = [], []
-        for m in member_ids:
-            member_dir = round_dir / f"member-{m}"
-            if (member_dir / "result.json").is_file() and (member_dir / "model.keras").is_file():
-                fitted.append(load_keras_model(member_dir / "model.keras"))
-                parts.append(json.loads((member_dir / "result.json").read_text()))
-                continue
-            member_dir.mkdir(parents=True, exist_ok=True)
-            model, part = fit_member(cfg, train, val, test, member_dir, backup_dir / f"member-{m}", strategy,
-                                     seed + MEMBER_SEED_STRIDE * m, unused)
-            if part["status"] != "ok":
-                return model, {**part, "seed": seed, "message": f"member {m}: {part['message']}"}
+    alone = cfg.members == 1
+    fitted, parts = [], []
+    for m in member_ids:
+        member_dir = round_dir if alone else round_dir / f"member-{m}"
+        if not alone and (member_dir / "result.json").is_file() and (member_dir / "model.keras").is_file():
+            fitted.append(load_keras_model(member_dir / "model.keras"))
+            parts.append(json.loads((member_dir / "result.json").read_text()))
+            continue
+        member_dir.mkdir(parents=True, exist_ok=True)
+        model, part = fit_member(cfg, train, val, test, member_dir, backup_dir if alone else backup_dir / f"member-{m}",
+                                 strategy, seed + MEMBER_SEED_STRIDE * m, unused)
+        if part["status"] != "ok":
+            return model, {**part, "seed": seed, "message": part["message"] if alone else f"member {m}: {part['message']}"}
+        if not alone:
             atomic_save_model(model, member_dir / "model.keras")
             atomic_write_json(member_dir / "result.json", part)
-            fitted.append(model)
-            parts.append(part)
-    result = {"seed": seed, "status": parts[-1]["status"], "seconds": round(sum(p["seconds"] for p in parts), 2),
+        fitted.append(model)
+        parts.append(part)
+    result = {"seed": seed, "status": "ok", "seconds": round(sum(p["seconds"] for p in parts), 2),
               "epochs_run": parts[-1]["epochs_run"]}
-    if result["status"] != "ok":
-        return fitted[0], {**parts[0], "seed": seed}
+    model = fitted[0]
     if cfg.members > 1 or cfg.tta:
         model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
         result["members"] = [{"member": m, **p} for m, p in zip(member_ids, parts)]
