@@ -249,7 +249,8 @@ ENSEMBLE = ("augment", "tuned", "smoothing", "decay")
 TOP_K = 4
 # Fixed before the extra members ran: the best row with one and two more members of the same
 # recipe (stacked_x2, stacked_x3), and with test-time augmentation (stacked_tta, stacked_x3_tta:
-# config.TTA_VIEWS). stacked_x3_tta, every lever at once, is the candidate for the 99% goal.
+# config.TTA_VIEWS). stacked_x3_tta, every lever at once, is the candidate for the 99% goal
+# (named after stacked_tta had been scored once, on validation and test pairs).
 STACKED_ENSEMBLE = ("stacked", "stacked_m1", "stacked_m2")
 
 
