@@ -336,7 +336,7 @@ def best_row(rows: list[dict]) -> dict | None:
     return ranked[0] if ranked else None
 
 
-def ensembles(rows: list[dict]) -> dict[str, tuple[str, ...]]:
+def ensembles(rows: list[dict]) -> dict[str, tuple[tuple[str, ...], tuple[tuple[int, int], ...]]]:
     """The ensembles of the table, by name: (members, views). The fixed one, the top rows by
     validation, and the stacked recipe's members and test-time views."""
     top = tuple(r["key"] for r in ranked_rows(rows)[:TOP_K])
