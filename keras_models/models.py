@@ -204,6 +204,4 @@ def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10, re
 
 def targets_for(model: keras.Model, pairs) -> dict:
     """The pairs' targets, restricted to the model's outputs."""
-    names = model.output.keys() if isinstance(model.output, dict) else ["compare"]
-    all_targets = pairs.targets()
-    return {k: all_targets[k] for k in names}
+    return pairs.targets(model.output.keys() if isinstance(model.output, dict) else ["compare"])

@@ -1,76 +1,8 @@
 #!/usr/bin/env python3
-"""Train one of the six digit-comparison models over rounds of freshly drawn MNIST pairs,
-report mean ± std test accuracy, and export the last round's model as a SavedModel.
-
-    python scripts/train.py --model cc_aux
-    python scripts/train.py --model cnn_aux --epochs 25 --rounds 3 --lr 1e-3 --test-data ../shared/mnist
-"""
-from __future__ import annotations
-
-import argparse
+"""Train one of the six digit-comparison models over rounds of freshly drawn MNIST pairs, report mean ± std test accuracy, and export the last round's model as a SavedModel. See `keras_models.cli.train`."""
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_models.cli import run_cli  # noqa: E402  (sets TF's log level before TF loads)
-from keras_models.config import TRAIN_RECIPES, Config, add_config_args, config_from_args, recipe_changes  # noqa: E402
-from keras_models.errors import RunError  # noqa: E402
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--recipe", choices=TRAIN_RECIPES,
-                   help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family), "
-                        "fast (lr 1e-3; 50 / 25 epochs), or best (cnn_aux only: 25 epochs with the architecture, lr "
-                        "and levers of the validation winner of results/ablation.md); flags given here still override it")
-    p.add_argument("--hparams", metavar="JSON",
-                   help="start from the architecture and learning rate of a tune.py best_hparams.json; "
-                        "flags given here still override it")
-    add_config_args(p)
-    return p.parse_args(argv)
-
-
-def hparams_config(path: str) -> Config:
-    import json
-
-    from keras_models.errors import ConfigError
-
-    try:
-        found = json.loads(Path(path).read_text())["config"]
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(f"{path}: not a best_hparams.json written by tune.py") from None
-    return Config.from_dict(found).replace(extra={"hparams": str(path)})
-
-
-def build_config(args: argparse.Namespace) -> Config:
-    """Defaults, then the hyperparameter file, then the recipe, then the flags given."""
-    base = hparams_config(args.hparams) if args.hparams else Config()
-    if args.recipe:
-        base = base.replace(**recipe_changes(args.recipe, args.model or base.model))
-    return config_from_args(args, base)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    def job():
-        from keras_models.data import load_data
-
-        cfg = build_config(args)
-        # Read the data before TensorFlow loads, so that a bad file fails fast and alone.
-        images = load_data(cfg.data, cfg.test_data)
-        from keras_models.training import run
-
-        results = run(cfg, images=images)
-        if not results["rounds_ok"]:
-            raise RunError("every round failed; see results.json")
-
-    return run_cli(job, "train.py")
-
+from keras_models.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,52 +1,8 @@
 #!/usr/bin/env python3
-"""Search depth and width (and comparer size, dropout, learning rate) with keras-tuner, on a
-validation split of the training pairs; write best_hparams.json, trials.md and trials.png.
-
-    python scripts/tune.py --model cnn_aux --tuner bayesian --max-trials 20 --epochs 15 --directory tuner_runs
-    python scripts/train.py --model cnn_aux --hparams tuner_runs/cnn_aux-bayesian/best_hparams.json
-
-Rerunning the same command resumes the search (finished trials are kept).
-"""
-from __future__ import annotations
-
-import argparse
+"""Search depth and width (and comparer size, dropout, learning rate) with keras-tuner, on a validation split of the training pairs; write best_hparams.json, trials.md and trials.png. See `tuning.cli`."""
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_models.cli import run_cli  # noqa: E402
-from keras_models.config import Config, add_config_args, config_from_args, positive_int  # noqa: E402
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s = p.add_argument_group("search")
-    s.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
-    s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")
-    s.add_argument("--directory", default="tuner_runs", help="where keras-tuner keeps its trials and the report")
-    s.add_argument("--project-name", help="subfolder of --directory (default <model>-<tuner>)")
-    add_config_args(p)
-    args = p.parse_args(argv)
-    if args.epochs is None:
-        args.epochs = 10
-    if args.lr is None:
-        args.lr = 1e-3
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    def job():
-        from tuning.search import search
-
-        base = config_from_args(args, Config(validation_split=0.2))
-        search(base, args.tuner, args.max_trials, base.num_epochs, args.directory, args.project_name)
-
-    return run_cli(job, "tune.py")
-
+from tuning.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from helpers import run_script
-from keras_models.benchmark import flops_per_pair
+from experiments.benchmark import flops_per_pair
 from keras_models.config import Config
 from keras_models.models import build_model
 
@@ -29,7 +29,7 @@ def test_benchmark_script_prints_json_last():
 
 @pytest.mark.slow
 def test_profile_reads_op_types_from_a_real_trace(tmp_path):
-    from keras_models.benchmark import profile_op_types
+    from experiments.benchmark import profile_op_types
     from keras_models.models import compile_model
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), steps_per_execution=1)

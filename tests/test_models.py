@@ -98,32 +98,6 @@ def test_keras_round_trip_in_safe_mode(name, batch, tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="unknown model"):
-        Config(model="resnet")
-    with pytest.raises(ValueError, match="epochs must be a positive"):
-        Config(epochs=0)
-    with pytest.raises(ValueError, match="dropout"):
-        Config(dropout=1.5)
-
-
-def test_expected_comparer_is_the_probability_of_leq():
-    from keras_models.layers import ExpectedLeq
-
-    p1 = np.zeros((3, 10), np.float32)
-    p2 = np.zeros((3, 10), np.float32)
-    p1[0, 3], p2[0, 3] = 1, 1  # equal digits: 3 <= 3
-    p1[1, 5], p2[1, 4] = 1, 1  # 5 <= 4 is false
-    p1[2, [2, 6]] = 0.5
-    p2[2, 4] = 1  # half the time 2 <= 4, half the time 6 <= 4
-    out = np.asarray(ExpectedLeq()([p1, p2]))
-    np.testing.assert_allclose(out[:, 0], [1.0, 0.0, 0.5], atol=1e-6)
-    rng = np.random.default_rng(0)
-    a, b = rng.dirichlet(np.ones(10), 4).astype(np.float32), rng.dirichlet(np.ones(10), 4).astype(np.float32)
-    brute = [sum(a[n, i] * b[n, j] for i in range(10) for j in range(10) if i <= j) for n in range(4)]
-    np.testing.assert_allclose(np.asarray(ExpectedLeq()([a, b]))[:, 0], brute, rtol=1e-5)
-
-
 def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(batch, tmp_path):
     cfg = Config(model="cnn_aux", augment=True, comparer_type="expected", filters=(8, 16), hidden=(32,))
     model = compile_model(build_model(cfg, 33.0, 6400.0), cfg)
@@ -135,51 +109,6 @@ def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(
     model.save(tmp_path / "aug.keras")  # (the training calls moved the batch-norm statistics)
     np.testing.assert_array_equal(load_keras_model(tmp_path / "aug.keras").predict(batch, verbose=0)["compare"],
                                   model.predict(batch, verbose=0)["compare"])
-
-
-def test_augment_needs_a_weight_sharing_model():
-    with pytest.raises(ValueError, match="weight-sharing"):
-        Config(model="cnn", augment=True)
-
-
-def test_config_json_round_trip(tmp_path):
-    from keras_models.config import load_config, save_config
-
-    cfg = Config(model="cnn_cc", hidden=(128,), filters=(16, 32, 32), comparer_type="expected", swap=True)
-    save_config(cfg, tmp_path / "config.json")
-    again = load_config(tmp_path / "config.json")
-    assert again == cfg
-    assert build_model(again).count_params() == build_model(cfg).count_params()
-
-
-def test_new_training_options_reject_bad_values():
-    with pytest.raises(ValueError, match="label smoothing must be"):
-        Config(model="cnn_aux", label_smoothing=1.0)
-    with pytest.raises(ValueError, match="needs a weight-sharing model"):
-        Config(model="mlp", label_smoothing=0.1)
-    with pytest.raises(ValueError, match="weight decay"):
-        Config(weight_decay=float("nan"))
-    with pytest.raises(ValueError, match="needs a weight-sharing model"):
-        Config(model="cnn", pretrain_epochs=2)
-
-
-def test_label_smoothing_loss_matches_the_smoothed_one_hot_cross_entropy(tmp_path, batch):
-    from keras_models.layers import SmoothedSparseCrossentropy
-
-    rng = np.random.default_rng(1)
-    probs = rng.dirichlet(np.ones(10), 5).astype(np.float32)
-    labels = np.array([0, 3, 9, 3, 7])
-    target = np.full((5, 10), 0.1 / 10) + 0.9 * np.eye(10)[labels]
-    expected = np.mean(-np.sum(target * np.log(probs), axis=1))
-    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.1)(labels, probs)), expected, rtol=1e-5)
-    plain = float(keras.losses.SparseCategoricalCrossentropy()(labels, probs))
-    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.0)(labels, probs)), plain, rtol=1e-5)
-    # Compiled into a model, it survives a save and a safe_mode load with its setting.
-    cfg = Config(model="cc_aux", hidden=(16,), comparer=(8,), label_smoothing=0.2)
-    model = compile_model(build_model(cfg), cfg)
-    model.save(tmp_path / "smooth.keras")
-    loaded = keras.saving.load_model(tmp_path / "smooth.keras", safe_mode=True, compile=True)
-    assert loaded.loss["digit1"].label_smoothing == 0.2
 
 
 def test_weight_decay_uses_adamw_on_kernels_only():
@@ -223,22 +152,6 @@ def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
                                    model.predict(batch, verbose=0)["compare"], atol=1e-6)
 
 
-def test_shifted_views_move_every_pair_and_their_mean_undoes_the_stacking():
-    from keras_models.layers import MeanOverViews, ShiftedViews
-
-    x = np.zeros((3, 2, 14, 14), np.float32)
-    x[:, 0, 5, 5], x[:, 1, 0, 13] = 1.0, 2.0  # one pixel inside, one in a corner
-    views = ((0, 0), (1, 0), (0, -1), (-1, 1))
-    out = np.asarray(ShiftedViews(views)(x)).reshape(4, 3, 2, 14, 14)
-    np.testing.assert_array_equal(out[0], x)
-    assert out[1][:, 0, 6, 5].tolist() == [1.0] * 3 and out[1][:, 1, 1, 13].tolist() == [2.0] * 3
-    assert out[2][:, 0, 5, 4].tolist() == [1.0] * 3 and out[2][:, 1, 0, 12].tolist() == [2.0] * 3
-    # Moved up and right, the corner pixel leaves the image; nothing wraps around.
-    assert out[3][:, 0, 4, 6].tolist() == [1.0] * 3 and out[3].sum() == 3.0
-    y = np.arange(24, dtype=np.float32).reshape(12, 2)
-    np.testing.assert_allclose(MeanOverViews(4)(y), y.reshape(4, 3, 2).mean(0))
-
-
 def test_ensemble_model_averages_members_and_views_and_round_trips(batch, tmp_path):
     from keras_models.layers import ShiftedViews
     from keras_models.models import ensemble_model
@@ -260,10 +173,3 @@ def test_ensemble_model_averages_members_and_views_and_round_trips(batch, tmp_pa
     model.save(tmp_path / "ensemble.keras")
     again = load_keras_model(tmp_path / "ensemble.keras")
     np.testing.assert_allclose(again.predict(batch, verbose=0)["compare"], got["compare"], atol=1e-6)
-
-
-def test_members_need_one_process():
-    with pytest.raises(ValueError, match="members must be"):
-        Config(members=0)
-    with pytest.raises(ValueError, match="one --member per run"):
-        Config(members=2, strategy="multiworker")

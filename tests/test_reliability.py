@@ -11,7 +11,8 @@ import pytest
 from helpers import ROOT, clean_env
 from keras_models.config import Config
 from keras_models.errors import RunError
-from keras_models.training import read_history, run
+from keras_models.callbacks import read_history
+from keras_models.training import run
 
 EPOCHS = 60
 
@@ -65,7 +66,7 @@ def tiny(tmp_path, name, **kw):
 def test_same_seed_same_results(tmp_path):
     a = run(tiny(tmp_path, "a"), log=lambda *_: None)
     b = run(tiny(tmp_path, "b"), log=lambda *_: None)
-    c = run(tiny(tmp_path, "c", seed=1), log=lambda *_: None)
+    run(tiny(tmp_path, "c", seed=1), log=lambda *_: None)
     assert [r["test_accuracy"] for r in a["rounds"]] == [r["test_accuracy"] for r in b["rounds"]]
     assert read_history(tmp_path / "a" / "round-00" / "history.csv") == \
         read_history(tmp_path / "b" / "round-00" / "history.csv")
@@ -92,11 +93,8 @@ def test_resume_refuses_a_folder_of_other_settings(tmp_path):
 
 
 def test_unwritable_out_is_one_line(tmp_path, capsys):
-    import importlib.util
+    from keras_models.cli import train as train_script
 
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
-    train_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_script)
     (tmp_path / "file").write_text("not a folder")
     code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out",
                               str(tmp_path / "file" / "run"), "--quiet"])

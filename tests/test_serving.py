@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import ROOT, run_script
+from helpers import run_script
 from keras_models.config import Config
 from keras_models.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
 from keras_models.files import atomic_save_model

@@ -3,14 +3,8 @@ import json
 
 import pytest
 
-from helpers import ROOT
-from keras_models.study import FIGURES, TABLE, plan
-
-import importlib.util
-
-spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
-reproduce = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(reproduce)
+from experiments.cli import reproduce
+from experiments.study import FIGURES, TABLE, plan
 
 
 def test_plan_runs_each_experiment_once_and_narrows_figures():
@@ -43,39 +37,3 @@ def test_bad_model_list_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         reproduce.main(["--models", "mlp,resnet"])
     assert exc.value.code == 2 and "expected a comma-separated list" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
-    """One tiny ablation row end to end; an ensemble of a model with itself must score exactly
-    what the model scored alone, on the same redrawn pairs."""
-    from keras_models.config import Config
-    from keras_models.study import evaluate_ensemble, run_ablation
-
-    base = Config(rounds=1, pairs=200, quiet=True)
-    out = tmp_path / "results"
-    found = run_ablation(base, out, rows=["augment"], epochs_scale=0.04, log=lambda *_: None)
-    (row,) = found["rows"]
-    assert row["key"] == "augment" and row["rounds"] == 1 and found["ensemble"] is None  # members missing
-    md = (out / "ablation.md").read_text()
-    assert "| augment |" in md and "**augment**" in md
-    both = evaluate_ensemble(base, out, embedded, members=("augment", "augment"))
-    assert both["rounds"] == 1
-    assert both["test_accuracy_mean"] == pytest.approx(row["test_accuracy_mean"])
-    assert both["validation_accuracy_mean"] == pytest.approx(row["validation_accuracy_mean"])
-    assert both["digit_test_accuracy_mean"] == pytest.approx(row["digit_test_accuracy_mean"])
-
-
-
-def test_second_ensemble_takes_the_best_rows_by_validation_among_pair_only_rows():
-    from keras_models.study import ENSEMBLE, STACKED_ENSEMBLE, ensembles
-
-    def row(key, val, outside=False, changes=None):
-        return {"key": key, "validation_accuracy_mean": val, "outside_images": outside, "changes": changes or {}}
-
-    rows = [row("a", 0.95), row("b", 0.99), row("pre", 0.999, outside=True), row("c", 0.97),
-            row("d", 0.98), row("e", 0.96), row("none", None), row("b_m1", 0.995, changes={"member": 1})]
-    found = {name: members for name, (members, _) in ensembles(rows).items()}
-    assert found == {"ensemble": ENSEMBLE, "ensemble_top4": ("b", "d", "c", "e"), "stacked_tta": ("stacked",),
-                     "stacked_x2": STACKED_ENSEMBLE[:2], "stacked_x3": STACKED_ENSEMBLE, "stacked_x3_tta": STACKED_ENSEMBLE}
-    assert "ensemble_top4" not in ensembles(rows[:3])  # too few rows for a top 4

@@ -16,11 +16,11 @@ from pathlib import Path
 import keras_tuner as kt
 import numpy as np
 
-from keras_models.config import Config, family, is_shared
+from keras_models.config import Config, family, output_names
 from keras_models.data import draw_round, load_data
 from keras_models.errors import RunError
 from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.training import pixel_stats, split_validation
+from keras_models.pipeline import pixel_stats, split_validation
 
 from .hypermodels import hypermodel_for
 
@@ -79,14 +79,10 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
     tuner = make_tuner(kind, hypermodel, max_trials, epochs, directory, project, base.seed,
                        strategy if replicated else None)
     # Which outputs need targets follows from the model name; no model has to be built for it.
-    outputs = ("compare", "digit1", "digit2") if is_shared(base.model) else ("compare",)
-
-    def targets(pairs):
-        return {k: v for k, v in pairs.targets().items() if k in outputs}
-
+    outputs = output_names(base.model)
     log(f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
         f"{epochs if kind == 'hyperband' else max_trials}); {len(train)} training and {len(val)} validation pairs")
-    tuner.search(train.x, targets(train), validation_data=(val.x, targets(val)),
+    tuner.search(train.x, train.targets(outputs), validation_data=(val.x, val.targets(outputs)),
                  epochs=epochs, batch_size=base.batch_size, verbose=0 if base.quiet else 2)
     if not is_chief_oracle():
         return None

@@ -1,9 +1,10 @@
-"""The report's study in one call: Table I (six models over rounds) and Figures 4-7 (loss and
-accuracy per epoch, mean over rounds with a one-standard-deviation band).
+"""The ablation of cnn_aux beyond the report: one row per lever (or set of levers), every row
+over the same rounds and pairs, with 10% of each round's training pairs held out for
+validation; the ensembles scored from the rows' saved models; the table and the rule that
+names the best recipe.
 
-Every experiment is an ordinary `training.run` in its own run folder under `<out>/runs/`, so a
-study that was stopped resumes where it was (finished rounds are kept) and shares every line
-of training code with `train.py`.
+Every row is an ordinary `training.run` in its own run folder `<out>/runs/ablation-<row>`, so a
+stopped ablation resumes where it was.
 """
 from __future__ import annotations
 
@@ -14,185 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MODELS, NO_TTA, RECIPES, TTA_VIEWS, Config, family, recipe_changes
-from .files import atomic_write_json, atomic_write_text
-from .training import read_history
-
-# Table I of the report: mean test accuracy (%) over 10 rounds.
-REPORT_TABLE = {"mlp": 81.04, "cc": 84.62, "cc_aux": 93.04, "cnn": 81.65, "cnn_cc": 84.53, "cnn_aux": 98.00}
-
-
-
-@dataclass(frozen=True)
-class Experiment:
-    key: str  # run folder name
-    model: str
-    hidden: tuple[int, ...] | None = None  # None: the family default
-
-
-TABLE = [Experiment(m, m) for m in MODELS]
-FIGURES = {
-    4: ("MLP family, 1 hidden layer of 500", [Experiment(f"{m}-h500", m, (500,)) for m in ("mlp", "cc", "cc_aux")]),
-    5: ("MLP family, 2 hidden layers of 500", [e for e in TABLE if family(e.model) == "mlp"]),
-    6: ("MLP 600, CC 400, CC_AUX 300 units, 2 hidden layers",
-        [Experiment("mlp-h600x2", "mlp", (600, 600)), Experiment("cc-h400x2", "cc", (400, 400)),
-         Experiment("cc_aux-h300x2", "cc_aux", (300, 300))]),
-    7: ("CNN family", [e for e in TABLE if family(e.model) == "cnn"]),
-}
-
-
-def experiment_config(base: Config, exp: Experiment, recipe: str, epochs_scale: float, out: Path) -> Config:
-    r = recipe_changes(recipe, exp.model)
-    return base.replace(model=exp.model, hidden=exp.hidden, lr=r["lr"], epochs=max(1, round(r["epochs"] * epochs_scale)),
-                        out=str(out / "runs" / exp.key), export=False)
-
-
-def plan(models: list[str], figures: list[int]) -> list[Experiment]:
-    """The experiments to run, each once, in table-then-figure order; `models` narrows the
-    figures' experiments too."""
-    wanted = [e for e in TABLE if e.model in models]
-    for f in figures:
-        wanted += [e for e in FIGURES[f][1] if e.model in models]
-    seen, out = set(), []
-    for e in wanted:
-        if e.key not in seen:
-            seen.add(e.key)
-            out.append(e)
-    return out
-
-
-# --------------------------------------------------------------------------- outputs
-
-def pm(mean, std, scale=100.0) -> str:
-    return "n/a" if mean is None else f"{scale * mean:.2f} ± {scale * std:.2f}"
-
-
-def table_rows(out: Path, models: list[str]) -> list[dict]:
-    rows = []
-    for exp in TABLE:
-        path = out / "runs" / exp.key / "results.json"
-        if exp.model not in models or not path.is_file():
-            continue
-        r = json.loads(path.read_text())
-        ok = [x for x in r["rounds"] if x["status"] == "ok"]
-        rows.append({
-            "model": exp.model, "params": r["params"], "rounds": len(ok),
-            "train_accuracy_mean": r["train_accuracy_mean"], "train_accuracy_std": r["train_accuracy_std"],
-            "test_accuracy_mean": r["test_accuracy_mean"], "test_accuracy_std": r["test_accuracy_std"],
-            "digit_test_accuracy_mean": r["digit_test_accuracy_mean"],
-            "digit_test_accuracy_std": r["digit_test_accuracy_std"],
-            "epochs": r["config"]["epochs"], "lr": r["config"]["lr"],
-            "seconds_per_round": float(np.mean([x["seconds"] for x in ok])) if ok else None,
-            "report_test_accuracy": REPORT_TABLE[exp.model],
-        })
-    return rows
-
-
-def table_markdown(rows: list[dict], title: str) -> str:
-    lines = [f"# {title}", "",
-             "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr | s / round |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        digit = pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"]) if r["model"].endswith("aux") else "-"
-        lines.append(f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
-                     f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
-                     f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {r['seconds_per_round']:.1f} |")
-    return "\n".join(lines) + "\n"
-
-
-def curves(run_dir: Path) -> dict[str, np.ndarray]:
-    """Per-epoch columns of every finished round's history.csv, stacked (rounds, epochs)."""
-    histories = [read_history(p) for p in sorted(run_dir.glob("round-*/history.csv"))]
-    histories = [h for h in histories if h]
-    if not histories:
-        return {}
-    n = min(len(h) for h in histories)
-    return {k: np.array([[row[k] for row in h[:n]] for h in histories]) for k in histories[0][0]}
-
-
-def plot_figure(out: Path, number: int) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    title, experiments = FIGURES[number]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    drawn = False
-    for i, exp in enumerate(experiments):
-        c = curves(out / "runs" / exp.key)
-        if not c:
-            continue
-        drawn = True
-        epochs = c["epoch"][0]
-        color = f"C{i}"
-        # The compare loss, not the total: the aux models' total adds digit losses.
-        loss = "compare_loss" if "compare_loss" in c else "loss"
-        for ax, (train_key, test_key) in zip(axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]):
-            for key, style, label in ((train_key, "--", "train"), (test_key, "-", "test")):
-                mean, std = c[key].mean(0), c[key].std(0)
-                ax.plot(epochs, mean, style, color=color, label=f"{exp.model} {label}")
-                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
-    if not drawn:
-        plt.close(fig)
-        return None
-    axes[0].set(xlabel="epoch", ylabel="binary cross-entropy of compare")
-    axes[1].set(xlabel="epoch", ylabel="accuracy of compare", ylim=(0.5, 1.0))
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Figure {number}: {title} (mean ± 1 std over rounds)")
-    fig.tight_layout()
-    path = out / f"figure{number}.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str, wall_seconds: float) -> dict:
-    rows = table_rows(out, models)
-    meta = {"recipe": recipe, "epochs_per_family": RECIPES[recipe], "wall_seconds": round(wall_seconds, 1), "rows": rows}
-    atomic_write_json(out / "table.json", meta)
-    title = f"Table I, recipe `{recipe}` (mean ± std over rounds; wall time of this invocation {wall_seconds / 60:.1f} min)"
-    atomic_write_text(out / "table.md", table_markdown(rows, title))
-    meta["figures"] = [str(p) for p in (plot_figure(out, f) for f in figures) if p is not None]
-    return meta
-
-
-def run_study(base: Config, out: Path, recipe: str = "report", models: list[str] | None = None,
-              figures: list[int] | None = None, epochs_scale: float = 1.0, log=print) -> dict:
-    from .data import load_data
-    from .training import run
-
-    models = list(MODELS) if models is None else models
-    figures = sorted(FIGURES) if figures is None else figures
-    out.mkdir(parents=True, exist_ok=True)
-    images = load_data(base.data, base.test_data)
-    experiments = plan(models, figures)
-    start = time.perf_counter()
-    for i, exp in enumerate(experiments):
-        cfg = experiment_config(base, exp, recipe, epochs_scale, out)
-        elapsed = time.perf_counter() - start
-        eta = f", about {elapsed / i * (len(experiments) - i) / 60:.1f} min left" if i else ""
-        log(f"== experiment {i + 1}/{len(experiments)}: {exp.key} ({cfg.rounds} rounds, {cfg.num_epochs} epochs, "
-            f"lr {cfg.lr:g}){eta}")
-        run(cfg, log=log, images=images)
-    meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)
-    log(f"wrote {out / 'table.md'}, {out / 'table.json'} and {len(meta['figures'])} figure(s)")
-    return meta
-
-
-# --------------------------------------------------------------------------- ablation
+from keras_models.config import NO_TTA, TTA_VIEWS, Config
+from keras_models.files import atomic_write_json, atomic_write_text
+from keras_models.recipes import BEST, EXPECTED_AUGMENT, TUNED
+from keras_models.results import mean_std, pm
 
 # Levers for cnn_aux beyond the report, each row with 10% of the training pairs held out for
 # validation and the same seeds, so that every row of a round trains on the same pairs.
 # Declared before any run: among the rows that learn from the pairs alone, the one with the best
 # mean *validation* accuracy becomes train.py's `--recipe best`; test accuracy is only reported.
 ABLATION_BASE = {"model": "cnn_aux", "lr": 1e-3, "epochs": 25, "validation_split": 0.1}
-EXPECTED_AUGMENT = {"comparer_type": "expected", "augment": True}
-# The architecture of results/tuning/best_hparams.json (a random search scored on validation pairs).
-TUNED = {"filters": (64, 128, 128), "hidden": (256,), "dropout": 0.1, "lr": 1.72e-3}
-
-
-STACKED = {**EXPECTED_AUGMENT, **TUNED, "swap": True, "lr_schedule": "cosine", "label_smoothing": 0.1}
 
 
 @dataclass(frozen=True)
@@ -211,9 +43,9 @@ ABLATION = [
     Row("augment", "+ parameter-free comparer, shift/rotation augmentation", EXPECTED_AUGMENT),
     Row("tuned", "tuned architecture (3 conv blocks 64/128/128, head 256, dropout 0.1, lr 1.72e-3) "
                  "+ parameter-free comparer, augmentation", {**EXPECTED_AUGMENT, **TUNED}),
-    # Added after the tuned row ran: its final training accuracy (inference mode) was below the
-    # augment row's lowest (99.0%) in 5 of 10 rounds, down to 84.9%: a constant lr of 1.72e-3
-    # ending at a poor point. The same with a cosine decay.
+    # The tuned row ends below 99% training accuracy in 5 of 10 rounds (down to 84.9%): a
+    # constant lr of 1.72e-3 stops at a poor point. This row decays it. Declared after the tuned
+    # row ran, on that training-accuracy evidence.
     Row("tuned_cosine", "tuned architecture + parameter-free comparer, augmentation, cosine schedule",
         {**EXPECTED_AUGMENT, **TUNED, "lr_schedule": "cosine"}),
     Row("smoothing", "+ parameter-free comparer, augmentation, label smoothing 0.1 of the digits",
@@ -224,40 +56,39 @@ ABLATION = [
         {**EXPECTED_AUGMENT, "weight_decay": 0.5}),
     Row("long", "+ parameter-free comparer, augmentation, cosine schedule, 50 epochs",
         {**EXPECTED_AUGMENT, "lr_schedule": "cosine", "epochs": 50}),
-    # Added in a later session, with the two levers of the issue not tried before, and a row
-    # that stacks the levers measured so far on the tuned_cosine row, fixed before any of the three ran.
+    # repair, learned_weights and stacked were declared together, before any of the three ran;
+    # stacked puts every lever measured before it on the tuned_cosine row.
     Row("repair", "+ parameter-free comparer, augmentation, digits re-paired at random within each batch",
         {**EXPECTED_AUGMENT, "repair": True}),
     Row("learned_weights", "+ parameter-free comparer, augmentation, learned loss weights (Kendall et al. 2018)",
         {**EXPECTED_AUGMENT, "loss_weighting": "learned"}),
     Row("stacked", "tuned architecture + parameter-free comparer, augmentation, swapped pairs, cosine schedule, "
-                   "label smoothing 0.1", STACKED),
-    # Added in a fourth session, fixed before they ran: two more members of `stacked` (the same
-    # pairs, other initial weights and batches), for the ensemble STACKED_ENSEMBLE below.
+                   "label smoothing 0.1", BEST),
+    # Two more members of `stacked` (the same pairs, other initial weights and batches), for
+    # the ensembles of STACKED_ENSEMBLE below; declared before they ran.
     *(Row(f"stacked_m{m}", f"stacked, ensemble member {m + 1} (other initial weights and batch order, "
-                           "the same pairs)", {**STACKED, "member": m}) for m in (1, 2)),
-    # Added in a fifth session, fixed before it ran and reported whatever it gives: the product
-    # command `train.py --model cnn_aux --recipe best --members 3 --tta` (stacked_x3_tta's recipe)
-    # as train.py runs it, on all of the round's pairs. No choice is left to validate, so nothing
-    # is held out; it is not a candidate for the validation rule.
+                           "the same pairs)", {**BEST, "member": m}) for m in (1, 2)),
+    # The command `train.py --model cnn_aux --recipe best --members 3 --tta` as train.py runs it,
+    # on all of the round's pairs (declared before its run, commit c2c55ea). No choice is left
+    # to validate, so nothing is held out, and it is not a candidate for the validation rule.
     Row("stacked_x3_tta_all", "stacked_x3_tta as one model (3 members, shifted views), trained on all "
                               "the round's pairs: `train.py --recipe best --members 3 --tta`",
-        {**STACKED, "members": 3, "tta": True, "validation_split": 0.0}),
+        {**BEST, "members": 3, "tta": True, "validation_split": 0.0}),
     Row("pretrained", "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
                       "training images outside the pairs", {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
         outside_images=True),
 ]
 # An ensemble per round of four rows that learn from the pairs alone with the parameter-free
-# comparer and augmentation, fixed before they ran (tuned_cosine came later; long, the slowest,
-# was left out so that the ensemble did not wait on it): digit distributions averaged, then compared.
+# comparer and augmentation, declared before they ran (long, the slowest, is left out so that
+# the ensemble does not wait on it): digit distributions averaged, then compared.
 ENSEMBLE = ("augment", "tuned", "smoothing", "decay")
-# A second ensemble, its rule fixed before the rows repair, learned_weights and stacked ran: the
-# TOP_K rows with the best mean validation accuracy among those that learn from the pairs alone.
+# A second ensemble, its rule declared before the rows repair, learned_weights and stacked ran:
+# the TOP_K rows with the best mean validation accuracy among those that learn from the pairs alone.
 TOP_K = 4
-# Fixed before the extra members ran: the best row with one and two more members of the same
-# recipe (stacked_x2, stacked_x3), and with test-time augmentation (stacked_tta, stacked_x3_tta:
-# config.TTA_VIEWS). stacked_x3_tta, every lever at once, is the candidate for the 99% goal
-# (named after stacked_tta had been scored once, on validation and test pairs).
+# Declared before the extra members ran: the best row with one and two more members of the
+# same recipe (stacked_x2, stacked_x3), and with test-time shifts (stacked_tta, stacked_x3_tta:
+# config.TTA_VIEWS). stacked_x3_tta was named the candidate for 99% after stacked_tta had been
+# scored once on validation and test pairs.
 STACKED_ENSEMBLE = ("stacked", "stacked_m1", "stacked_m2")
 
 
@@ -293,10 +124,11 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
     """The members' saved models of each round, on that round's validation and test pairs
     (redrawn from the same seed), each pair also seen moved by every (dy, dx) of `views`.
     Rounds that some member has not finished are left out."""
-    from .data import draw_round
-    from .export import load_keras_model
-    from .models import ensemble_model
-    from .training import evaluate_pairs, split_validation
+    from keras_models.data import draw_round
+    from keras_models.export import load_keras_model
+    from keras_models.models import ensemble_model
+    from keras_models.pipeline import split_validation
+    from keras_models.results import evaluate_pairs
 
     per_round, seconds = [], []
     for r in range(base.rounds):
@@ -322,9 +154,7 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
                "per_round": per_round,
                "seconds_per_1000_test_pairs": float(np.median(seconds))}
     for key in ("validation_accuracy", "test_accuracy", "digit_test_accuracy"):
-        values = [x[key] for x in per_round]
-        summary[f"{key}_mean"] = float(np.mean(values))
-        summary[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        summary[f"{key}_mean"], summary[f"{key}_std"] = mean_std(x[key] for x in per_round)
     return summary
 
 
@@ -391,8 +221,8 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
 
 
 def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = None, epochs_scale: float = 1.0) -> dict:
-    from .data import load_data
-    from .training import run
+    from keras_models.data import load_data
+    from keras_models.training import run
 
     out.mkdir(parents=True, exist_ok=True)
     images = load_data(base.data, base.test_data)

@@ -3,14 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from helpers import LOAD_SAVED_MODEL, ROOT, run_python, run_script
+from helpers import LOAD_SAVED_MODEL, run_python, run_script
+from keras_models.cli import train as train_script
 from keras_models.export import load_keras_model
-
-import importlib.util
-
-spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
-train_script = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train_script)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +137,8 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     from keras_models.config import Config
     from keras_models.data import draw_round, unused_images
     from keras_models.models import build_model
-    from keras_models.training import pixel_stats, pretrain_classifier
+    from keras_models.pipeline import pixel_stats
+    from keras_models.training import pretrain_classifier
 
     train, test = embedded
     pairs, test_pairs = draw_round(train, test, 500, seed=0)
@@ -152,33 +148,6 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     pretrain_classifier(model, cfg, rest, verbose=0)
     out = model.predict(test_pairs.x, verbose=0)
     assert np.mean(np.argmax(out["digit1"], axis=1) == test_pairs.classes[:, 0]) > 0.5  # chance: 0.1
-
-
-def test_recipe_best_is_the_validation_winner_of_the_committed_ablation():
-    """`--recipe best` must be what results/ablation.json's rule picks (best mean validation
-    accuracy among the rows that learn from the pairs alone), not a hand-copied guess."""
-    from keras_models.config import BEST_EXTRAS
-    from keras_models.study import best_row
-
-    rows = json.loads((ROOT / "results" / "ablation.json").read_text())["rows"]
-    winner = best_row(rows)
-    assert json.loads(json.dumps(winner["changes"])) == json.loads(json.dumps(BEST_EXTRAS))
-    with pytest.raises(ValueError, match="winner for cnn_aux"):
-        train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cc_aux"]))
-
-
-def test_the_all_pairs_ablation_row_is_the_product_command():
-    """results/ablation.md's stacked_x3_tta_all row must train exactly what
-    `train.py --model cnn_aux --recipe best --members 3 --tta` trains (bar where it writes)."""
-    from keras_models.config import Config
-    from keras_models.study import ABLATION, ablation_config
-
-    argv = ["--model", "cnn_aux", "--recipe", "best", "--members", "3", "--tta", "--rounds", "10"]
-    product = train_script.build_config(train_script.parse_args(argv))
-    (row,) = [r for r in ABLATION if r.key == "stacked_x3_tta_all"]
-    cfg = ablation_config(Config(rounds=10), row, ROOT / "results")  # the base reproduce.py gives
-    differ = {k for k, v in cfg.to_dict().items() if v != product.to_dict()[k]}
-    assert differ == {"out", "export"} and cfg.validation_split == 0.0
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_models.data import draw_round
-from keras_models.training import as_dataset
+from keras_models.pipeline import as_dataset
 
 
 def epoch(ds):

@@ -15,10 +15,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .config import Config, is_shared
-from .models import build_model, compile_model, targets_for
-
-ROOT = Path(__file__).resolve().parents[1]
+from keras_models.config import Config
+from keras_models.models import build_model, compile_model, targets_for
 
 
 # --------------------------------------------------------------------------- FLOPs
@@ -57,7 +55,7 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def synthetic_pairs(n: int, seed: int = 0):
-    from .data import Pairs, comparison_target
+    from keras_models.data import Pairs, comparison_target
 
     rng = np.random.default_rng(seed)
     classes = rng.integers(0, 10, (n, 2))
@@ -96,8 +94,9 @@ def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> di
 
 def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
     """Seconds per epoch of the real protocol (1000 pairs, the default pipeline), test curve included."""
-    from .data import draw_round, load_data
-    from .training import EpochRecorder, as_dataset
+    from keras_models.callbacks import EpochRecorder
+    from keras_models.data import draw_round, load_data
+    from keras_models.pipeline import as_dataset
 
     train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
     model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
@@ -113,8 +112,8 @@ def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
 def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
     """The fast recipe from scratch until the test pairs reach `target` (the clock includes
     tracing and the per-epoch test evaluation, as the peer's does)."""
-    from .data import draw_round, load_data
-    from .training import as_dataset
+    from keras_models.data import draw_round, load_data
+    from keras_models.pipeline import as_dataset
 
     train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
     keras.utils.set_random_seed(cfg.seed)
@@ -138,7 +137,7 @@ def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
 def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
     import tensorflow as tf
 
-    from .export import export_saved_model
+    from keras_models.export import export_saved_model
 
     model = build_model(cfg, 33.0, 80.0**2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,13 +161,13 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
             "serving_ms_batch1": round(1000 * float(np.median(lat)), 3)}
 
 
-# Runs a script as __main__ and reports the peak resident memory of its own process: the
+# Runs a module as __main__ and reports the peak resident memory of its own process: the
 # children's figure of getrusage would mix in every earlier child (the PyTorch peer's too).
 PEAK_WRAPPER = """
 import resource, runpy, sys
 sys.argv = sys.argv[1:]
 try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 except SystemExit as e:
     if e.code:
         raise
@@ -179,7 +178,7 @@ print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.st
 def train_peak_memory_mb(model: str, epochs: int = 3) -> float:
     """Peak resident memory of a real `train.py` process."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, str(ROOT / "scripts" / "train.py"), "--model",
+        proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, "keras_models.cli.train", "--model",
                                model, "--epochs", str(epochs), "--out", f"{tmp}/run", "--quiet"],
                               capture_output=True, text=True, cwd=tmp)
         peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")]

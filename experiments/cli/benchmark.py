@@ -1,0 +1,106 @@
+"""Measure training and serving speed of a model, optionally against the PyTorch peer.
+
+    python scripts/benchmark.py --model cnn_aux --compare-torch
+    python scripts/benchmark.py --model cnn_aux --all --test-data ../shared/mnist --json
+
+The last line with --json is one JSON object (ms_per_step, pairs_per_s, gflops_per_s, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from keras_models.cli import positive_int, run_cli
+from keras_models.config import MODELS, Config
+
+# The PyTorch peer, in the shared/ folder beside a checkout of the project.
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "torch_reference.py"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", choices=MODELS, default="cnn_aux")
+    p.add_argument("--batch", type=positive_int, default=100)
+    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
+    p.add_argument("--warmup", type=positive_int, default=10)
+    p.add_argument("--compare-torch", action="store_true", help="alternate with the PyTorch peer, print ratios")
+    p.add_argument("--reps", type=positive_int, default=5, help="A/B repetitions with --compare-torch")
+    p.add_argument("--torch-reference", type=Path, default=DEFAULT_REFERENCE)
+    p.add_argument("--all", action="store_true",
+                   help="also: time per epoch, seconds to --target test accuracy (fast recipe), "
+                        "SavedModel serving speed, peak memory of train.py")
+    p.add_argument("--target", type=float, default=0.98)
+    p.add_argument("--max-epochs", type=positive_int, default=25)
+    p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
+    p.add_argument("--breakdown", action="store_true",
+                   help="time TensorFlow's convolution kernels alone at the model's shapes")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="run TensorFlow's profiler over --steps training steps; the trace goes to DIR "
+                        "(TensorBoard's Profile tab), the self time per op type is printed")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def job():
+        from .. import benchmark as b
+        from keras_models.errors import ConfigError
+
+        if args.compare_torch and not args.torch_reference.is_file():
+            raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
+        cfg = Config(model=args.model, jit_compile=args.jit_compile)
+        result = b.keras_throughput(cfg, args.batch, args.steps, args.warmup)
+        print(f"{args.model}: {result['ms_per_step']:.1f} ms/step, {result['pairs_per_s']:.0f} pairs/s, "
+              f"{result['gflops_per_s']:.1f} GFLOP/s ({result['mflops_per_pair_forward']} MFLOP/pair forward)")
+        if args.compare_torch:
+            cmp = b.compare_with_torch(cfg, args.torch_reference, args.reps, args.batch, args.steps, args.warmup)
+            result["torch_comparison"] = cmp
+            print(f"ratio keras/torch per repetition: {cmp['ratios']}; median {cmp['ratio_median']:.3f}")
+        if args.breakdown:
+            from keras_models.models import build_model
+
+            rows = b.conv_breakdown(build_model(cfg), args.batch)
+            result["conv_breakdown"] = rows
+            total = sum(r["forward"] + r["backprop_input"] + r["backprop_filter"] for r in rows)
+            for r in rows:
+                print(f"  {r['layer']:14s} {r['shape']:14s} forward {r['forward']:6.2f} ms, backprop input "
+                      f"{r['backprop_input']:6.2f} ms, backprop filter {r['backprop_filter']:6.2f} ms")
+            result["conv_kernels_ms"] = round(total, 2)
+            print(f"convolution kernels: {total:.1f} ms of a {result['ms_per_step']:.1f} ms step")
+        if args.profile:
+            from keras_models.models import build_model, compile_model
+
+            model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+            rows = b.profile_op_types(model, args.batch, args.steps, args.profile)
+            result["profile"] = rows
+            print(f"profile of {args.steps} steps (trace in {args.profile}); self time per op type:")
+            for r in rows[:12]:
+                print(f"  {r['op_type']:24s} {100 * r['share']:5.1f}%")
+            conv = sum(r["share"] for r in rows if r["op_type"].startswith(("Conv2D", "_FusedConv2D")))
+            result["profile_conv_share"] = round(conv, 4)
+            print(f"convolution kernels: {100 * conv:.1f}% of the profiled op time")
+        if args.all:
+            fast = cfg.replace(lr=1e-3, test_data=args.test_data)
+            result["seconds_per_epoch"] = round(b.epoch_seconds(fast), 3)
+            print(f"epoch of {fast.pairs} pairs (with the test curve): {result['seconds_per_epoch']:.2f} s")
+            result["time_to_accuracy"] = b.seconds_to_accuracy(fast, args.target, args.max_epochs)
+            print(f"seconds to {args.target:.0%} test accuracy: {result['time_to_accuracy']['seconds_to_target']}")
+            result.update(b.serving_speed(cfg))
+            print(f"SavedModel: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                  f"{result['serving_ms_batch1']:.2f} ms median at batch 1")
+            result["train_peak_memory_mb"] = b.train_peak_memory_mb(args.model)
+            print(f"peak resident memory of train.py --model {args.model}: {result['train_peak_memory_mb']:.0f} MB")
+        if args.json:
+            print(json.dumps(result))
+
+    return run_cli(job, "benchmark.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

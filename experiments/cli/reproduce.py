@@ -1,0 +1,80 @@
+"""Reproduce the report's Table I and Figures 4-7 in one command.
+
+    python scripts/reproduce.py --rounds 10 --test-data ../shared/mnist            # the report's settings
+    python scripts/reproduce.py --recipe fast --rounds 10 --test-data ../shared/mnist
+    python scripts/reproduce.py --models mlp,cnn_aux --figures 7 --rounds 1 --epochs-scale 0.1   # a quick look
+
+Rerunning the same command continues a stopped study: finished rounds are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from keras_models.cli import positive_float, positive_int, run_cli
+from keras_models.config import MODELS, STRATEGIES, Config
+from keras_models.recipes import RECIPES
+
+from ..ablation import ABLATION
+from ..study import FIGURES
+
+
+def name_list(choices, convert=str):
+    def parse(text):
+        if text == "none":
+            return []
+        try:
+            values = [convert(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            values = None
+        if not values or any(v not in choices for v in values):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(map(str, choices))}; got {text!r}")
+        return values
+    return parse
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="report",
+                   help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs")
+    p.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="Table I models to run")
+    p.add_argument("--figures", type=name_list(sorted(FIGURES), int), default=sorted(FIGURES),
+                   help="figures to draw (their curves of the --models only), or 'none'")
+    p.add_argument("--rounds", type=positive_int, default=10, help="rounds per model, each with fresh pairs")
+    p.add_argument("--epochs-scale", type=positive_float, default=1.0, help="multiply every recipe's epochs")
+    p.add_argument("--pairs", type=positive_int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="embedded")
+    p.add_argument("--test-data", default=None)
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    p.add_argument("--out", default="results", help="results folder (tables, figures, runs/)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)")
+    p.add_argument("--rows", type=name_list([r.key for r in ABLATION]), default=None,
+                   help="with --ablation: the rows to train (default all); the table shows every finished row")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def job():
+        from ..study import run_study
+
+        base = Config(rounds=args.rounds, pairs=args.pairs, seed=args.seed, data=args.data,
+                      test_data=args.test_data, strategy=args.strategy, quiet=args.quiet)
+        if args.ablation:
+            from ..ablation import run_ablation
+
+            run_ablation(base, Path(args.out), rows=args.rows, epochs_scale=args.epochs_scale)
+        else:
+            run_study(base, Path(args.out), args.recipe, args.models, args.figures, args.epochs_scale)
+
+    return run_cli(job, "reproduce.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

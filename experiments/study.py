@@ -1,0 +1,177 @@
+"""The report's study in one call: Table I (six models over rounds) and Figures 4-7 (loss and
+accuracy per epoch, mean over rounds with a one-standard-deviation band).
+
+Every experiment is an ordinary `training.run` in its own run folder under `<out>/runs/`, so a
+study that was stopped resumes where it was (finished rounds are kept) and shares every line
+of training code with `train.py`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_models.callbacks import read_history
+from keras_models.config import MODELS, Config, family
+from keras_models.files import atomic_write_json, atomic_write_text
+from keras_models.recipes import RECIPES, recipe_changes
+from keras_models.results import pm
+
+# Table I of the report: mean test accuracy (%) over 10 rounds.
+REPORT_TABLE = {"mlp": 81.04, "cc": 84.62, "cc_aux": 93.04, "cnn": 81.65, "cnn_cc": 84.53, "cnn_aux": 98.00}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    key: str  # run folder name
+    model: str
+    hidden: tuple[int, ...] | None = None  # None: the family default
+
+
+TABLE = [Experiment(m, m) for m in MODELS]
+FIGURES = {
+    4: ("MLP family, 1 hidden layer of 500", [Experiment(f"{m}-h500", m, (500,)) for m in ("mlp", "cc", "cc_aux")]),
+    5: ("MLP family, 2 hidden layers of 500", [e for e in TABLE if family(e.model) == "mlp"]),
+    6: ("MLP 600, CC 400, CC_AUX 300 units, 2 hidden layers",
+        [Experiment("mlp-h600x2", "mlp", (600, 600)), Experiment("cc-h400x2", "cc", (400, 400)),
+         Experiment("cc_aux-h300x2", "cc_aux", (300, 300))]),
+    7: ("CNN family", [e for e in TABLE if family(e.model) == "cnn"]),
+}
+
+
+def experiment_config(base: Config, exp: Experiment, recipe: str, epochs_scale: float, out: Path) -> Config:
+    r = recipe_changes(recipe, exp.model)
+    return base.replace(model=exp.model, hidden=exp.hidden, lr=r["lr"], epochs=max(1, round(r["epochs"] * epochs_scale)),
+                        out=str(out / "runs" / exp.key), export=False)
+
+
+def plan(models: list[str], figures: list[int]) -> list[Experiment]:
+    """The experiments to run, each once, in table-then-figure order; `models` narrows the
+    figures' experiments too."""
+    wanted = [e for e in TABLE if e.model in models]
+    for f in figures:
+        wanted += [e for e in FIGURES[f][1] if e.model in models]
+    seen, out = set(), []
+    for e in wanted:
+        if e.key not in seen:
+            seen.add(e.key)
+            out.append(e)
+    return out
+
+
+# --------------------------------------------------------------------------- outputs
+
+def table_rows(out: Path, models: list[str]) -> list[dict]:
+    rows = []
+    for exp in TABLE:
+        path = out / "runs" / exp.key / "results.json"
+        if exp.model not in models or not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        ok = [x for x in r["rounds"] if x["status"] == "ok"]
+        rows.append({
+            "model": exp.model, "params": r["params"], "rounds": len(ok),
+            "train_accuracy_mean": r["train_accuracy_mean"], "train_accuracy_std": r["train_accuracy_std"],
+            "test_accuracy_mean": r["test_accuracy_mean"], "test_accuracy_std": r["test_accuracy_std"],
+            "digit_test_accuracy_mean": r["digit_test_accuracy_mean"],
+            "digit_test_accuracy_std": r["digit_test_accuracy_std"],
+            "epochs": r["config"]["epochs"], "lr": r["config"]["lr"],
+            "seconds_per_round": float(np.mean([x["seconds"] for x in ok])) if ok else None,
+            "report_test_accuracy": REPORT_TABLE[exp.model],
+        })
+    return rows
+
+
+def table_markdown(rows: list[dict], title: str) -> str:
+    lines = [f"# {title}", "",
+             "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr | s / round |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        digit = pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"]) if r["model"].endswith("aux") else "-"
+        lines.append(f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
+                     f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
+                     f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {r['seconds_per_round']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def curves(run_dir: Path) -> dict[str, np.ndarray]:
+    """Per-epoch columns of every finished round's history.csv, stacked (rounds, epochs)."""
+    histories = [read_history(p) for p in sorted(run_dir.glob("round-*/history.csv"))]
+    histories = [h for h in histories if h]
+    if not histories:
+        return {}
+    n = min(len(h) for h in histories)
+    return {k: np.array([[row[k] for row in h[:n]] for h in histories]) for k in histories[0][0]}
+
+
+def plot_figure(out: Path, number: int) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title, experiments = FIGURES[number]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    drawn = False
+    for i, exp in enumerate(experiments):
+        c = curves(out / "runs" / exp.key)
+        if not c:
+            continue
+        drawn = True
+        epochs = c["epoch"][0]
+        color = f"C{i}"
+        # The compare loss, not the total: the aux models' total adds digit losses.
+        loss = "compare_loss" if "compare_loss" in c else "loss"
+        for ax, (train_key, test_key) in zip(axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]):
+            for key, style, label in ((train_key, "--", "train"), (test_key, "-", "test")):
+                mean, std = c[key].mean(0), c[key].std(0)
+                ax.plot(epochs, mean, style, color=color, label=f"{exp.model} {label}")
+                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
+    if not drawn:
+        plt.close(fig)
+        return None
+    axes[0].set(xlabel="epoch", ylabel="binary cross-entropy of compare")
+    axes[1].set(xlabel="epoch", ylabel="accuracy of compare", ylim=(0.5, 1.0))
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Figure {number}: {title} (mean ± 1 std over rounds)")
+    fig.tight_layout()
+    path = out / f"figure{number}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str, wall_seconds: float) -> dict:
+    rows = table_rows(out, models)
+    meta = {"recipe": recipe, "epochs_per_family": RECIPES[recipe], "wall_seconds": round(wall_seconds, 1), "rows": rows}
+    atomic_write_json(out / "table.json", meta)
+    title = f"Table I, recipe `{recipe}` (mean ± std over rounds; wall time of this invocation {wall_seconds / 60:.1f} min)"
+    atomic_write_text(out / "table.md", table_markdown(rows, title))
+    meta["figures"] = [str(p) for p in (plot_figure(out, f) for f in figures) if p is not None]
+    return meta
+
+
+def run_study(base: Config, out: Path, recipe: str = "report", models: list[str] | None = None,
+              figures: list[int] | None = None, epochs_scale: float = 1.0, log=print) -> dict:
+    from keras_models.data import load_data
+    from keras_models.training import run
+
+    models = list(MODELS) if models is None else models
+    figures = sorted(FIGURES) if figures is None else figures
+    out.mkdir(parents=True, exist_ok=True)
+    images = load_data(base.data, base.test_data)
+    experiments = plan(models, figures)
+    start = time.perf_counter()
+    for i, exp in enumerate(experiments):
+        cfg = experiment_config(base, exp, recipe, epochs_scale, out)
+        elapsed = time.perf_counter() - start
+        eta = f", about {elapsed / i * (len(experiments) - i) / 60:.1f} min left" if i else ""
+        log(f"== experiment {i + 1}/{len(experiments)}: {exp.key} ({cfg.rounds} rounds, {cfg.num_epochs} epochs, "
+            f"lr {cfg.lr:g}){eta}")
+        run(cfg, log=log, images=images)
+    meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)
+    log(f"wrote {out / 'table.md'}, {out / 'table.json'} and {len(meta['figures'])} figure(s)")
+    return meta

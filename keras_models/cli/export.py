@@ -1,0 +1,40 @@
+"""Export a trained `.keras` model as a SavedModel in the TF Serving layout
+`<export-dir>/<model>/<version>/` (the next free version; an existing one is never overwritten).
+
+    python scripts/export.py --model-file runs/cc_aux-.../model.keras
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import MODELS
+from . import run_cli
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-file", required=True, help="a .keras file written by train.py")
+    p.add_argument("--model", choices=MODELS, help="the architecture the file must hold (checked)")
+    p.add_argument("--export-dir", default="saved_models", help="root of the exports (default saved_models)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def job():
+        from ..export import ModelFileError, export_saved_model, load_keras_model
+
+        model = load_keras_model(args.model_file)
+        if model.name not in MODELS:
+            raise ModelFileError(f"{args.model_file}: holds a model named {model.name!r}, not one of the six")
+        if args.model and model.name != args.model:
+            raise ModelFileError(f"{args.model_file}: holds a {model.name} model, not {args.model}")
+        print(f"exported SavedModel: {export_saved_model(model, args.export_dir, model.name)}")
+
+    return run_cli(job, "export.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

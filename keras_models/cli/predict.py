@@ -1,0 +1,46 @@
+"""Ask an exported SavedModel whether digit1 <= digit2, one JSON line per pair.
+
+    python scripts/predict.py saved_models/cc_aux/1 pairs.npy          # (N, 2, 14, 14) pixels 0-255
+    python scripts/predict.py saved_models/cc_aux/1 three.png seven.jpg [--invert]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import run_cli
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("saved_model", help="a SavedModel folder, e.g. saved_models/cc_aux/1")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="one .npy/.npz of shape (N, 2, 14, 14), or two image files (PNG, JPEG, ...)")
+    p.add_argument("--invert", action="store_true", help="the images are black digits on white")
+    args = p.parse_args(argv)
+    if len(args.inputs) > 2:
+        p.error("give one array file or two image files")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def job():
+        from ..export import load_saved_model
+        from ..predict import answers, load_pairs_array, pair_from_images
+
+        if len(args.inputs) == 1:
+            pairs = load_pairs_array(args.inputs[0])
+        else:
+            pairs = pair_from_images(*args.inputs, invert=args.invert)
+        _, signature = load_saved_model(args.saved_model)
+        for row in answers(signature, pairs):
+            print(json.dumps(row))
+
+    return run_cli(job, "predict.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

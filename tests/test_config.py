@@ -1,0 +1,75 @@
+"""Config: validation of every setting, its JSON round trip, and the command-line flags."""
+import argparse
+
+import pytest
+
+from keras_models.cli import config_from_args, int_list, positive_int
+from keras_models.config import Config, output_names
+from keras_models.models import build_model
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown model"):
+        Config(model="resnet")
+    with pytest.raises(ValueError, match="epochs must be a positive"):
+        Config(epochs=0)
+    with pytest.raises(ValueError, match="dropout"):
+        Config(dropout=1.5)
+
+
+def test_augment_needs_a_weight_sharing_model():
+    with pytest.raises(ValueError, match="weight-sharing"):
+        Config(model="cnn", augment=True)
+
+
+def test_config_json_round_trip(tmp_path):
+    from keras_models.config import load_config, save_config
+
+    cfg = Config(model="cnn_cc", hidden=(128,), filters=(16, 32, 32), comparer_type="expected", swap=True)
+    save_config(cfg, tmp_path / "config.json")
+    again = load_config(tmp_path / "config.json")
+    assert again == cfg
+    assert build_model(again).count_params() == build_model(cfg).count_params()
+
+
+def test_new_training_options_reject_bad_values():
+    with pytest.raises(ValueError, match="label smoothing must be"):
+        Config(model="cnn_aux", label_smoothing=1.0)
+    with pytest.raises(ValueError, match="needs a weight-sharing model"):
+        Config(model="mlp", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="weight decay"):
+        Config(weight_decay=float("nan"))
+    with pytest.raises(ValueError, match="needs a weight-sharing model"):
+        Config(model="cnn", pretrain_epochs=2)
+
+
+def test_members_need_one_process():
+    with pytest.raises(ValueError, match="members must be"):
+        Config(members=0)
+    with pytest.raises(ValueError, match="one --member per run"):
+        Config(members=2, strategy="multiworker")
+
+
+def test_int_lists_and_numbers_are_parsed_or_refused_in_one_line():
+    assert int_list("500,500") == (500, 500) and int_list("8,") == (8,)
+    for bad in ("", "a,b", "0", "-3,4"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            int_list(bad)
+    assert positive_int("3") == 3
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_int(bad)
+
+
+def test_flags_given_override_the_base_and_others_keep_it():
+    args = argparse.Namespace(model="cnn_aux", lr=None, epochs=7, not_a_setting=1)
+    cfg = config_from_args(args, Config(lr=5e-3, epochs=2))
+    assert (cfg.model, cfg.lr, cfg.epochs) == ("cnn_aux", 5e-3, 7)
+
+
+def test_output_names_follow_the_model_family():
+    for name in ("mlp", "cnn"):
+        assert output_names(name) == ("compare",)
+        assert list(build_model(Config(model=name)).output) == ["compare"]
+    for name in ("cc", "cc_aux", "cnn_cc", "cnn_aux"):
+        assert output_names(name) == ("compare", "digit1", "digit2")
