@@ -27,6 +27,7 @@ from .hypermodels import hypermodel_for
 OBJECTIVE = "val_compare_accuracy"
 TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
 CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
+MAX_FAILED_TRIALS = 3
 
 
 class TimedTrials:
@@ -52,7 +53,7 @@ def make_tuner(kind: str, hypermodel, max_trials: int, epochs: int, directory: s
     base = TUNERS[kind]
     cls = type(f"Timed{base.__name__}", (TimedTrials, base), {})
     common = dict(objective=kt.Objective(OBJECTIVE, direction="max"), directory=directory, project_name=project,
-                  overwrite=False, seed=seed, max_consecutive_failed_trials=3)
+                  overwrite=False, seed=seed, max_consecutive_failed_trials=MAX_FAILED_TRIALS)
     if strategy is not None:
         common["distribution_strategy"] = strategy
     if kind == "hyperband":
@@ -82,8 +83,16 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
     outputs = output_names(base.model)
     log(f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
         f"{epochs if kind == 'hyperband' else max_trials}); {len(train)} training and {len(val)} validation pairs")
-    tuner.search(train.x, train.targets(outputs), validation_data=(val.x, val.targets(outputs)),
-                 epochs=epochs, batch_size=base.batch_size, verbose=0 if base.quiet else 2)
+    try:
+        tuner.search(train.x, train.targets(outputs), validation_data=(val.x, val.targets(outputs)),
+                     epochs=epochs, batch_size=base.batch_size, verbose=0 if base.quiet else 2)
+    except RuntimeError as e:
+        # keras-tuner ends a search after max_consecutive_failed_trials with a RuntimeError
+        # that carries the last trial's traceback; its last line is the reason.
+        if "consecutive failures" not in str(e):
+            raise
+        last = str(e).strip().splitlines()[-1]
+        raise RunError(f"{Path(directory) / project}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}") from None
     if not is_chief_oracle():
         return None
     return write_report(tuner, base, kind, epochs, Path(directory) / project, log)

@@ -1,0 +1,44 @@
+"""Serve the SavedModels of one base path over HTTP with KServe's model server: TF Serving's
+REST predict API (KServe's V1 protocol), the Open Inference Protocol (V2) and Prometheus metrics.
+
+    python scripts/serve.py saved_models/cnn_aux --http-port 8080
+    curl -s localhost:8080/v1/models/cnn_aux:predict -d @request.json
+
+The highest numeric version is served, and a newer one is picked up within --poll-seconds of
+appearing, as TF Serving does. SIGTERM or Ctrl-C stop the server after the requests in flight.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import positive_float, positive_int, run_cli
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from ..serving import POLL_SECONDS
+
+    p = argparse.ArgumentParser(prog="serve.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("saved_model_base_path", help="the folder of numbered versions, e.g. saved_models/cnn_aux")
+    p.add_argument("--model-name", help="the name in the URL (default: the base path's folder name)")
+    p.add_argument("--http-port", type=positive_int, default=8080)
+    p.add_argument("--workers", type=positive_int, default=1, help="server processes, each with its own model")
+    p.add_argument("--poll-seconds", type=positive_float, default=POLL_SECONDS,
+                   help="how often to look for a new version")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def job():
+        from ..serving import serve
+
+        serve(args.saved_model_base_path, args.model_name, args.http_port, args.workers, args.poll_seconds)
+
+    return run_cli(job, "serve.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

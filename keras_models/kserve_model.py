@@ -1,0 +1,105 @@
+"""The `kserve.Model` of `serving.py`, in a module of its own because importing KServe has
+effects: it parses the process's command line for its own flags, and it builds the FastAPI
+app that every server process runs. Importing this module also puts the body-size limit on that
+app, so each process of a multi-worker server (KServe spawns them, and they unpickle the model,
+importing this module) refuses oversized bodies too."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import warnings
+from pathlib import Path
+
+import kserve
+from kserve import model_server
+from kserve.errors import InvalidInput
+from kserve.logging import logger as kserve_logger
+
+from .errors import ModelFileError
+from .export import versions
+from .serving import MAX_BODY_BYTES, POLL_SECONDS, BadRequest, BodyLimit, Served, answer, load_version, parse_request
+
+model_server.app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+
+class OneLineBadRequests(logging.Filter):
+    """KServe logs every refused request with its traceback; a client's mistake is one line."""
+
+    def filter(self, record):
+        if record.exc_info and isinstance(record.exc_info[1], InvalidInput):
+            record.msg, record.args, record.exc_info = "bad request: %s", (record.exc_info[1],), None
+        return True
+
+
+kserve_logger.addFilter(OneLineBadRequests())
+# KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.
+warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+
+
+class PairModel(kserve.Model):
+    """The SavedModels under one base path, served under one name."""
+
+    def __init__(self, name: str, base_path: str | Path, poll_seconds: float = POLL_SECONDS):
+        super().__init__(name)
+        self.base = Path(base_path)
+        self.poll_seconds = poll_seconds
+        self.served: Served | None = None
+        self._failed: dict[int, str] = {}  # version -> reason, reported once
+        self._stop = threading.Event()
+
+    # A multi-worker server pickles the model into each spawned process: the process loads
+    # the SavedModel itself instead of receiving TensorFlow objects. It loads in a thread,
+    # because KServe restarts a process that does not answer its parent's ping within 5 s,
+    # and importing TensorFlow alone can take longer; until then the model reports not ready.
+    def __getstate__(self):
+        return {"name": self.name, "base": str(self.base), "poll_seconds": self.poll_seconds}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["base"], state["poll_seconds"])
+        threading.Thread(target=self.load, name="load", daemon=True).start()
+
+    def load(self) -> bool:
+        self.refresh()
+        if self.served is None:
+            raise ModelFileError(f"{self.base}: no loadable version (numbered folders with a SavedModel)")
+        self.ready = True
+        threading.Thread(target=self._watch, name="version-watch", daemon=True).start()
+        return self.ready
+
+    def refresh(self) -> None:
+        """Switch to the highest version above the current one that loads."""
+        current = self.served.version if self.served else 0
+        for version in reversed(versions(self.base)):
+            if version <= current:
+                return
+            try:
+                served = load_version(self.base, version)
+            except ModelFileError as e:
+                if self._failed.get(version) != str(e):
+                    self._failed[version] = str(e)
+                    kserve_logger.warning("skipping version %d: %s", version, e)
+                continue
+            self.served = served  # one reference swap: a request in flight keeps its version
+            kserve_logger.info("serving %s version %d from %s", self.name, version, self.base)
+            return
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception as e:  # a watcher that dies would freeze the version silently
+                kserve_logger.warning("version poll failed: %s: %s", type(e).__name__, e)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def predict(self, payload, headers=None):
+        try:
+            pairs, columnar = parse_request(payload)
+        except BadRequest as e:
+            raise InvalidInput(str(e)) from None
+        served = self.served
+        # TensorFlow releases the GIL: running the signature off the event loop keeps the
+        # server answering readiness checks and other requests meanwhile.
+        return await asyncio.get_running_loop().run_in_executor(None, answer, served, pairs, columnar)
