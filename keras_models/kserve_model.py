@@ -13,7 +13,7 @@ from pathlib import Path
 
 import kserve
 from kserve import model_server
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotFound
 from kserve.logging import logger as kserve_logger
 
 from .errors import ModelFileError
@@ -27,7 +27,7 @@ class OneLineBadRequests(logging.Filter):
     """KServe logs every refused request with its traceback; a client's mistake is one line."""
 
     def filter(self, record):
-        if record.exc_info and isinstance(record.exc_info[1], InvalidInput):
+        if record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound)):
             record.msg, record.args, record.exc_info = "bad request: %s", (record.exc_info[1],), None
         return True
 

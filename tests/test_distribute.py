@@ -1,14 +1,13 @@
 """tf.distribute: MirroredStrategy over two logical CPUs, and MultiWorkerMirroredStrategy with
 two real worker processes on 127.0.0.1 (TF_CONFIG)."""
 import json
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, clean_env, run_python
+from helpers import ROOT, clean_env, free_ports, run_python
 from keras_models.distribute import is_chief
 
 MIRRORED = r"""
@@ -54,16 +53,6 @@ def test_mirrored_over_two_logical_cpus_matches_one_device():
     assert r["replicas"] == 2
     assert r["max_weight_diff"] < 1e-4
     np.testing.assert_allclose(r["acc"]["default"], r["acc"]["mirrored"], atol=1e-6)
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def start_workers(tmp_path, n=2, **env):

@@ -8,7 +8,7 @@ import keras
 import keras_tuner as kt
 import pytest
 
-from helpers import ROOT, clean_env
+from helpers import ROOT, clean_env, free_port
 from keras_models.config import Config
 from keras_models.errors import RunError
 from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
@@ -92,9 +92,7 @@ def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_chief_and_two_workers_share_one_search(tmp_path):
-    from test_distribute import free_ports
-
-    port = free_ports(1)[0]
+    port = free_port()
     cmd = [sys.executable, str(ROOT / "scripts" / "tune.py"), "--model", "cc_aux", "--pairs", "200",
            "--hidden", "32", "--max-trials", "6", "--epochs", "2", "--directory", str(tmp_path), "--quiet"]
     procs = {}
