@@ -82,3 +82,34 @@ def run_load(url: str, pool: np.ndarray, clients: int = 8, requests: int = 2000,
             "latency_ms_p50": round(1000 * float(np.percentile(latency, 50)), 1),
             "latency_ms_p99": round(1000 * float(np.percentile(latency, 99)), 1),
             "failures": len(problems), "first_failures": problems[:3]}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_load(cfg, clients: int = 8, requests: int = 2000, max_pairs: int = 100) -> dict:
+    """`run_load` against a real `serve.py` process on 127.0.0.1, serving an export of the
+    model of `cfg` (untrained: the cost of a pair does not depend on the weights)."""
+    import tempfile
+
+    from keras_models.export import export_saved_model
+    from keras_models.models import build_model
+
+    from .benchmark import synthetic_pairs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_saved_model(build_model(cfg, 33.0, 80.0**2), tmp)
+        port = free_port()
+        proc = start_server(path.parent, port, Path(tmp) / "server.log")
+        try:
+            url = f"http://127.0.0.1:{port}/v1/models/{cfg.model}"
+            wait_ready(url, proc)
+            return run_load(url + ":predict", synthetic_pairs(500).x, clients, requests, max_pairs)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)

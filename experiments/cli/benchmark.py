@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="run TensorFlow's profiler over --steps training steps; the trace goes to DIR "
                         "(TensorBoard's Profile tab), the self time per op type is printed")
+    p.add_argument("--serving-load", type=positive_int, metavar="REQUESTS",
+                   help="also: this many REST requests of 1-100 pairs from 8 concurrent clients to "
+                        "scripts/serve.py on 127.0.0.1 serving the model, beside the SavedModel in process")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
 
@@ -96,6 +99,16 @@ def main(argv=None) -> int:
                   f"{result['serving_ms_batch1']:.2f} ms median at batch 1")
             result["train_peak_memory_mb"] = b.train_peak_memory_mb(args.model)
             print(f"peak resident memory of train.py --model {args.model}: {result['train_peak_memory_mb']:.0f} MB")
+        if args.serving_load:
+            from ..serve_load import server_load
+
+            result.update(b.serving_speed(cfg))
+            print(f"SavedModel in process: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                  f"{result['serving_ms_batch1']:.2f} ms median at batch 1")
+            load = result["serving_load"] = server_load(cfg, requests=args.serving_load)
+            print(f"serve.py, {load['clients']} clients, {load['requests']} requests ({load['pairs']} pairs): "
+                  f"{load['requests_per_s']:.0f} requests/s, {load['pairs_per_s']:.0f} pairs/s, latency p50 "
+                  f"{load['latency_ms_p50']:.0f} ms, p99 {load['latency_ms_p99']:.0f} ms, {load['failures']} failed")
         if args.json:
             print(json.dumps(result))
 
