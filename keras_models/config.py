@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,8 @@ SCHEDULES = ("constant", "cosine")
 
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
+# numpy's legacy seeding (used by keras.utils.set_random_seed) takes seeds below 2**32.
+MAX_SEED = 2**32 - 1
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
 # one pixel up, down, left and right (the training shifts reach 2 px).
 NO_TTA = ((0, 0),)
@@ -100,6 +103,7 @@ class Config:
 
     def __post_init__(self):
         # Validation lives here so that every entry point (CLI, tuner, tests) gets it.
+        check_types(self)
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.comparer_type not in COMPARERS:
@@ -123,7 +127,7 @@ class Config:
             raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.label_smoothing and not is_shared(self.model):
             raise ConfigError("--label-smoothing smooths the digit targets; it needs a weight-sharing model")
-        if not self.weight_decay >= 0:
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.member < 0:
             raise ConfigError(f"member must be >= 0, got {self.member}")
@@ -136,10 +140,16 @@ class Config:
             raise ConfigError(f"pretrain epochs must be >= 0, got {self.pretrain_epochs}")
         if self.pretrain_epochs and not is_shared(self.model):
             raise ConfigError("--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model")
-        if self.backup_interval < 0:
+        if not (self.backup_interval >= 0 and math.isfinite(self.backup_interval)):
             raise ConfigError(f"backup interval must be >= 0 seconds, got {self.backup_interval}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        last = self.seed + self.rounds - 1 + MEMBER_SEED_STRIDE * (self.member + self.members - 1)
+        if last > MAX_SEED:
+            raise ConfigError(f"seeds must stay below 2**32: seed {self.seed} with {self.rounds} rounds and members "
+                              f"{self.member}-{self.member + self.members - 1} reaches {last}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.validation_split < 1.0:
@@ -183,6 +193,25 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+# What each annotation of Config accepts; a file (best_hparams.json, config.json) may hold anything.
+_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "dict": dict, "tuple[int, ...]": (list, tuple)}
+
+
+def check_types(cfg: Config) -> None:
+    """Each setting of the type its field declares, before any arithmetic on it."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        kinds = [k.strip() for k in f.type.split("|")]
+        if value is None and "None" in kinds:
+            continue
+        expected = tuple(t for k in kinds if k in _TYPES for t in (_TYPES[k] if isinstance(_TYPES[k], tuple) else (_TYPES[k],)))
+        wrong = not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
+        if not wrong and isinstance(value, (list, tuple)):
+            wrong = not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if wrong:
+            raise ConfigError(f"{f.name} must be {' or '.join(kinds)}, got {value!r}")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

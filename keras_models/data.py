@@ -174,12 +174,24 @@ def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_images(images, labels, where: str) -> None:
+    """MNIST's contract: (N, 28, 28) real pixels in 0-255, one integer label in 0-9 each.
+    Anything else would be cast silently and train on nonsense."""
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(f"{where}: images have shape {images.shape}, expected (N, 28, 28)")
+    if images.dtype.kind not in "iuf":
+        raise DataError(f"{where}: pixels must be real numbers, got dtype {images.dtype}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{where}: labels must be integers, got dtype {labels.dtype}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{where}: {len(labels)} labels for {len(images)} images")
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{where}: labels outside 0-9")
+    if not np.isfinite(images).all():
+        raise DataError(f"{where}: pixels hold NaN or infinite values")
+    if len(images) and (images.min() < 0 or images.max() > 255):
+        raise DataError(f"{where}: pixels must lie in 0-255 (MNIST's scale), got {images.min():g} to {images.max():g}")
+    if len(images) and images.max() <= 1.0:
+        raise DataError(f"{where}: pixels lie in 0-{images.max():g}, not MNIST's 0-255; multiply them by 255")
 
 
 def _find(folder: Path, split: str, what: str, ndim: int) -> Path | None:
@@ -205,13 +217,13 @@ def read_folder(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
     if npz.is_file():
         try:
             with np.load(npz, allow_pickle=False) as f:
-                images, labels = f[f"x_{split}"], f[f"y_{split}"].astype(np.int64)
+                images, labels = f[f"x_{split}"], f[f"y_{split}"]
         except KeyError:
             raise DataError(f"{npz}: has no x_{split}/y_{split} arrays") from None
         except (OSError, ValueError, zlib.error, EOFError) as e:
             raise DataError(f"{npz}: corrupt or not an npz file ({e})") from None
         _check_images(images, labels, str(npz))
-        return images, labels
+        return images, labels.astype(np.int64)
     missing = f"{PREFIX[split]}-images-idx3-ubyte[.gz] and {PREFIX[split]}-labels-idx1-ubyte[.gz]"
     raise DataError(f"{folder}: no {split} images ({missing}, or mnist.npz)")
 

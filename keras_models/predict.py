@@ -13,8 +13,9 @@ from .config import PAIR_SHAPE
 def load_pairs_array(path: str | Path) -> np.ndarray:
     """(N, 2, 14, 14) float32 from a .npy, or from the `pair` (or only) array of a .npz."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    check_file(path)
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise DataError(f"{path}: one input must be a .npy or .npz array of pairs; give two image files for one pair")
     try:
         arr = np.load(path, allow_pickle=False)
         if isinstance(arr, np.lib.npyio.NpzFile):
@@ -27,6 +28,13 @@ def load_pairs_array(path: str | Path) -> np.ndarray:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npy/.npz array ({str(e).splitlines()[0]})") from None
     return check_pairs(arr, str(path))
+
+
+def check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a .npy/.npz array file or two image files")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
 
 
 def check_pairs(arr, where: str = "input") -> np.ndarray:
@@ -50,12 +58,13 @@ def load_image(path: str | Path, invert: bool = False) -> np.ndarray:
     from .data import pool
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    check_file(path)
     try:
         with Image.open(path) as img:
             img = img.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
             pixels = np.asarray(img, dtype=np.float32)
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: refused, too many pixels for a digit ({str(e).splitlines()[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: cannot decode the image ({str(e).splitlines()[0]})") from None
     if invert:

@@ -5,6 +5,7 @@ import pytest
 
 from keras_models.cli import config_from_args, int_list, positive_int
 from keras_models.config import Config, output_names
+from keras_models.errors import ConfigError
 from keras_models.models import build_model
 
 
@@ -73,3 +74,32 @@ def test_output_names_follow_the_model_family():
         assert list(build_model(Config(model=name)).output) == ["compare"]
     for name in ("cc", "cc_aux", "cnn_cc", "cnn_aux"):
         assert output_names(name) == ("compare", "digit1", "digit2")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"seed": 99_999_999_999}, "below 2\\*\\*32"),
+    ({"seed": 2**32 - 5, "rounds": 10}, "below 2\\*\\*32"),
+    ({"lr": float("inf")}, "positive finite"),
+    ({"hidden": "abc"}, "hidden must be"),
+    ({"lr": "fast"}, "lr must be"),
+    ({"augment": 1}, "augment must be bool"),
+])
+def test_settings_that_used_to_end_in_tracebacks_are_config_errors(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict({**Config(model="cc_aux").to_dict(), **changes})
+
+
+def test_flags_refuse_infinity_and_out_of_range_seeds():
+    from keras_models.cli import positive_float
+
+    for bad in ("inf", "nan", "-inf"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            positive_float(bad)
+    parser = argparse.ArgumentParser()
+    from keras_models.cli import add_config_args
+
+    add_config_args(parser)
+    for seed in ("-1", "99999999999"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--seed", seed])

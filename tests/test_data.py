@@ -161,3 +161,16 @@ def test_unused_images_are_exactly_those_outside_the_round_pairs(embedded):
     in_pairs = key(pairs.x.reshape(-1, 14, 14))
     assert not in_pairs & key(rest.images)
     assert in_pairs | key(rest.images) == key(train.images)
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (np.full((2, 28, 28), np.nan), [1, 2], "NaN or infinite"),
+    (np.ones((2, 28, 28), np.complex64) * 9, [1, 2], "real numbers"),
+    (np.ones((2, 28, 28)) * 9, [1.0, 2.5], "labels must be integers"),
+    (np.ones((2, 28, 28)) * 300, [1, 2], "must lie in 0-255"),
+    (np.full((2, 28, 28), 0.8), [1, 2], "multiply them by 255"),
+])
+def test_npz_that_would_be_cast_silently_is_refused(tmp_path, images, labels, message):
+    np.savez(tmp_path / "mnist.npz", x_test=images, y_test=np.array(labels))
+    with pytest.raises(DataError, match=message):
+        load_images(str(tmp_path), "test")

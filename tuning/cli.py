@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_models.cli import add_config_args, config_from_args, positive_int, run_cli
+from keras_models.cli import DefaultsFormatter, add_config_args, config_from_args, positive_int, run_cli
 from keras_models.config import Config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsFormatter)
     s = p.add_argument_group("search")
     s.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
     s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_models.cli import positive_float, positive_int, run_cli
+from keras_models.cli import DefaultsFormatter, positive_float, positive_int, run_cli
 from keras_models.config import MODELS, STRATEGIES, Config
 from keras_models.recipes import RECIPES
 
@@ -36,7 +36,7 @@ def name_list(choices, convert=str):
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsFormatter)
     p.add_argument("--recipe", choices=sorted(RECIPES), default="report",
                    help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs")
     p.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="Table I models to run")

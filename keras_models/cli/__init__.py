@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 
 # Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ..config import COMPARERS, LOSS_WEIGHTINGS, MODELS, SCHEDULES, STRATEGIES, Config  # noqa: E402
+from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_SEED, MODELS, SCHEDULES, STRATEGIES, Config  # noqa: E402
 from ..errors import USER_ERRORS  # noqa: E402
 
 
@@ -45,13 +46,14 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def number(convert, accept, what: str):
-    """An argparse type: `convert` the text, keep it if `accept(value)`, else a one-line error."""
+    """An argparse type: `convert` the text, keep it if `accept(value)`, else a one-line error.
+    Infinity and NaN are never accepted."""
     def parse(text: str):
         try:
             value = convert(text)
         except ValueError:
             value = None
-        if value is None or not accept(value):
+        if value is None or not math.isfinite(value) or not accept(value):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     return parse
@@ -61,6 +63,16 @@ positive_int = number(int, lambda v: v >= 1, "a positive integer")
 positive_float = number(float, lambda v: v > 0, "a positive number")
 fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" only where argparse holds the default: flags whose default is None
+    take it from the Config and say it in their help."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> None:
@@ -104,7 +116,8 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> Non
     t.add_argument("--pretrain-epochs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
                    help="first train the digit classifier this many epochs on the training images that are "
                         "not in the round's pairs (uses images beyond the pairs; default 0)")
-    t.add_argument("--seed", type=int, help="seed of round 0; round r uses seed + r (default 0)")
+    t.add_argument("--seed", type=number(int, lambda v: 0 <= v <= MAX_SEED, "an integer in [0, 2**32)"),
+                   help="seed of round 0; round r uses seed + r (default 0)")
     t.add_argument("--member", type=number(int, lambda v: v >= 0, "an integer >= 0"),
                    help="ensemble member: other initial weights and batch order, the same pairs (default 0)")
     t.add_argument("--members", type=positive_int,

@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import positive_float, positive_int, run_cli
+from . import DefaultsFormatter, positive_float, positive_int, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from ..serving import POLL_SECONDS
 
     p = argparse.ArgumentParser(prog="serve.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsFormatter)
     p.add_argument("saved_model_base_path", help="the folder of numbered versions, e.g. saved_models/cnn_aux")
     p.add_argument("--model-name", help="the name in the URL (default: the base path's folder name)")
     p.add_argument("--http-port", type=positive_int, default=8080)

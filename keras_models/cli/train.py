@@ -13,12 +13,12 @@ from pathlib import Path
 from ..config import Config
 from ..errors import RunError
 from ..recipes import TRAIN_RECIPES, recipe_changes
-from . import add_config_args, config_from_args, run_cli
+from . import DefaultsFormatter, add_config_args, config_from_args, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsFormatter)
     p.add_argument("--recipe", choices=TRAIN_RECIPES,
                    help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family), "
                         "fast (lr 1e-3; 50 / 25 epochs), or best (cnn_aux only: 25 epochs with the architecture, lr "
