@@ -2,7 +2,10 @@
 that let a killed round resume from its last saved epoch."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -45,10 +48,35 @@ class IntervalBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         last = epoch + 1 == self.params.get("epochs")
         if self.interval <= 0 or last or time.monotonic() - self._last_save >= self.interval:
-            super().on_epoch_end(epoch, logs)
+            # Ctrl-C or SIGTERM halfway through the write would leave a backup that cannot be
+            # restored: both wait until it is complete.
+            with deferred_interrupts():
+                super().on_epoch_end(epoch, logs)
             self._last_save = time.monotonic()
         else:
             self._current_epoch = epoch + 1
+
+
+@contextlib.contextmanager
+def deferred_interrupts(signals=(signal.SIGINT, signal.SIGTERM)):
+    """SIGINT and SIGTERM received inside the block take effect when it ends. (Blocking them
+    in this thread is not enough: TensorFlow's threads receive them too, and Python runs the
+    handler in this thread all the same.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in received[:1]:
+            if callable(previous[s]):
+                previous[s](s, None)
+            elif previous[s] == signal.SIG_DFL:
+                signal.raise_signal(s)
 
 
 def read_history(path: Path) -> list[dict]:

@@ -10,9 +10,10 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, RunError
 
 PAIR_SHAPE = (2, 14, 14)  # the input `pair` of every model, and of the serving signature
 MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
@@ -212,6 +213,40 @@ def check_types(cfg: Config) -> None:
             wrong = not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if wrong:
             raise ConfigError(f"{f.name} must be {' or '.join(kinds)}, got {value!r}")
+
+
+# Settings that may change between a run and its resumption without changing what it computes.
+RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy",
+                    "backup_interval", "steps_per_execution"}
+
+
+def check_resumable(old: dict, cfg: Config, out: Path) -> None:
+    """`old` (a results.json or {"config": ...}) may be resumed with `cfg`, or a RunError
+    names the settings that differ."""
+    new, defaults = cfg.to_dict(), Config().to_dict()
+    # A setting the old run did not record yet (an older version of Config) had its default.
+    old_cfg = {**defaults, **old.get("config", {})}
+    diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old_cfg.get(k) != new[k])
+    if diff:
+        raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); use another --out")
+
+
+def check_folder(cfg: Config) -> None:
+    """Before anything is trained or touched: a run folder that holds a config.json (written
+    first by every run) may only be resumed with the same settings."""
+    path = Path(cfg.out) / "config.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        raise RunError(f"{path}: not valid JSON; move it away to start over") from None
+    check_resumable({"config": old}, cfg, Path(cfg.out))
+
+
+def default_out(cfg: Config) -> str:
+    """The run folder when --out is not given: a new one per run."""
+    return str(Path("runs") / f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

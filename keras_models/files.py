@@ -40,3 +40,25 @@ def atomic_save_model(model, path: str | Path) -> None:
 
 def remove_tree(path: str | Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def lock_folder(folder: str | Path):
+    """An exclusive lock on `folder` for as long as the returned file stays open: a second
+    process that wants it stops with one line naming the process that holds it."""
+    import fcntl
+
+    from .errors import RunError
+
+    handle = open(Path(folder) / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunError(f"{folder}: in use by process {holder}; wait for it to end or use another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

@@ -18,27 +18,17 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import keras
 
 from .callbacks import EpochRecorder, IntervalBackupAndRestore
-from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, save_config
+from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, check_folder, check_resumable, default_out, save_config
 from .data import Images, Pairs, concat, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
-from .files import atomic_save_model, atomic_write_json, remove_tree
+from .files import atomic_save_model, atomic_write_json, lock_folder, remove_tree
 from .pipeline import as_dataset, pixel_stats, split_validation
 from .results import evaluate_pairs, pct, pm, summarise
-
-# Settings that may change between a run and its resumption without changing what it computes.
-RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy",
-                    "backup_interval", "steps_per_execution"}
-
-
-def default_out(cfg: Config) -> str:
-    return str(Path("runs") / f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}")
-
 
 def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose: int) -> None:
     """Fits the model's shared classifier (through its normalisation and augmentation layers,
@@ -141,15 +131,6 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     return model, result
 
 
-def check_resumable(old: dict, cfg: Config, out: Path) -> None:
-    new, defaults = cfg.to_dict(), Config().to_dict()
-    # A setting the old run did not record yet (an older version of Config) had its default.
-    old_cfg = {**defaults, **old.get("config", {})}
-    diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old_cfg[k] != new[k])
-    if diff:
-        raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); use another --out")
-
-
 @dataclass
 class RunFolder:
     """Where a process writes: the chief writes results into `out`; other workers keep their
@@ -183,7 +164,11 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
 
 
 def resume(cfg: Config, folder: RunFolder, images: tuple[Images, Images]) -> dict:
-    """The results so far: those of a finished part of the same run, or none."""
+    """The results so far: those of a finished part of the same run, or none. config.json is
+    compared before anything else in the folder is read or touched, and written first."""
+    config_path = folder.out / "config.json"
+    if folder.chief:
+        check_folder(cfg)
     results = None
     if folder.chief and folder.results_path.is_file():
         try:
@@ -195,7 +180,7 @@ def resume(cfg: Config, folder: RunFolder, images: tuple[Images, Images]) -> dic
         results = {"model": cfg.model, "params": None, "rounds": []}
     results.update(config=cfg.to_dict(), data={"train": images[0].source, "test": images[1].source})
     if folder.chief:
-        save_config(cfg, folder.out / "config.json")
+        save_config(cfg, config_path)
     return results
 
 
@@ -274,12 +259,20 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
     # Same seed, same results on the CPU (GPU kernels and multi-worker reductions may still vary).
     tf.config.experimental.enable_op_determinism()
     cfg, folder, images, strategy = prepare(cfg, images)
-    results = resume(cfg, folder, images)
-    model = run_rounds(cfg, folder, images, strategy, results, log)
-    results = summarise(results)
-    if not folder.chief:
+    held = lock_folder(folder.work)
+    try:
+        results = resume(cfg, folder, images)
+        model = run_rounds(cfg, folder, images, strategy, results, log)
+        results = summarise(results)
+        if not folder.chief:
+            return results
+        report(cfg, folder, results, log)
+        if cfg.export and results["rounds_ok"]:
+            if model is None and results.get("export"):
+                # Nothing new was trained: the model is the one exported already.
+                log(f"already exported as {results['export']}; scripts/export.py exports it again")
+            else:
+                export(cfg, folder, results, model, log)
         return results
-    report(cfg, folder, results, log)
-    if cfg.export and results["rounds_ok"]:
-        export(cfg, folder, results, model, log)
-    return results
+    finally:
+        held.close()

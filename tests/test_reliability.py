@@ -100,3 +100,83 @@ def test_unwritable_out_is_one_line(tmp_path, capsys):
                               str(tmp_path / "file" / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("train.py: error: cannot write or read") and "\n" not in err
+
+
+def start_and_wait(cmd, cwd, history, epochs=2):
+    """A train.py process, once `history` holds `epochs` rows."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and len(read_history(history)) < epochs:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training ended too early: " + proc.stderr.read()[-2000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_its_first_round_refuses_other_settings_before_touching_its_backup(tmp_path):
+    out = tmp_path / "run"
+    proc = start_and_wait(train_cmd(out), ROOT, out / "round-00" / "history.csv")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists()
+    backup = {p: p.stat().st_mtime_ns for p in (out / "backup").rglob("*") if p.is_file()}
+    assert backup
+    for flags, named in ((["--lr", "0.05"], "lr"), (["--model", "cc", "--comparer", "8"], "comparer, model")):
+        cmd = train_cmd(out) + flags
+        again = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
+        assert again.returncode == 2 and f"other settings ({named})" in again.stderr
+        assert len(again.stderr.strip().splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in (out / "backup").rglob("*") if p.is_file()} == backup
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_names_the_command_that_resumes(tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "mlp", "--hidden", "16", "--epochs",
+           str(EPOCHS), "--pairs", "200", "--no-export", "--quiet", "--backup-interval", "0"]
+    histories = lambda: list(tmp_path.glob("runs/mlp-*/round-00/history.csv"))  # noqa: E731
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (histories() and len(read_history(histories()[0])) >= 2):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    (line,) = err.strip().splitlines()[-1:]
+    out = histories()[0].parent.parent
+    assert line.startswith("train.py: terminated; to resume: python scripts/train.py --model mlp")
+    assert line.endswith(f"--out {out.relative_to(tmp_path)}")
+    resume = line.split("to resume: ")[1].split()
+    again = subprocess.run([sys.executable, str(ROOT / resume[1]), *resume[2:]], cwd=tmp_path, env=clean_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [r["epoch"] for r in read_history(histories()[0])] == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.slow
+def test_a_finished_run_rerun_exports_once(tmp_path):
+    cfg = Config(model="mlp", hidden=(8,), epochs=1, pairs=50, out=str(tmp_path / "r"), quiet=True,
+                 export_dir=str(tmp_path / "saved_models"))
+    lines = []
+    first = run(cfg, log=lines.append)
+    again = run(cfg, log=lines.append)
+    assert again["export"] == first["export"] == str(tmp_path / "saved_models" / "mlp" / "1")
+    assert sorted(p.name for p in (tmp_path / "saved_models" / "mlp").iterdir()) == ["1"]
+    assert any(line.startswith("already exported as") for line in lines)
+
+
+def test_a_second_run_on_the_same_folder_names_the_process_holding_it(tmp_path, capsys):
+    import os
+
+    from keras_models.cli import train as train_script
+    from keras_models.files import lock_folder
+
+    (tmp_path / "run").mkdir()
+    held = lock_folder(tmp_path / "run")
+    try:
+        code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(tmp_path / "run"),
+                                  "--quiet"])
+    finally:
+        held.close()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"in use by process {os.getpid()}" in err and "\n" not in err

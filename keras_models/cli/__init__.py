@@ -8,7 +8,10 @@ import argparse
 import dataclasses
 import math
 import os
+import shlex
+import signal
 import sys
+import threading
 
 # Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,8 +20,19 @@ from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_SEED, MODELS, SCHEDULES, ST
 from ..errors import USER_ERRORS  # noqa: E402
 
 
-def run_cli(fn, prog: str) -> int:
-    """Call fn(); a user error or an OS error (read-only folder, disk full) becomes one line."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what schedulers and `kill` send: stopped like Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def run_cli(fn, prog: str, resume_hint=None) -> int:
+    """Call fn(); a user error or an OS error (read-only folder, disk full) becomes one line.
+    `resume_hint()`: the command that resumes the work, said when it is interrupted."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         fn()
     except USER_ERRORS as e:
@@ -28,9 +42,14 @@ def run_cli(fn, prog: str) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"{prog}: error: cannot write or read{where}: {e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        hint = resume_hint() if resume_hint else None
+        print(f"{prog}: {how}" + (f"; to resume: {hint}" if hint else ""), file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -63,6 +82,16 @@ positive_int = number(int, lambda v: v >= 1, "a positive integer")
 positive_float = number(float, lambda v: v > 0, "a positive number")
 fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
+
+
+def command_line(prog: str, argv, **flags) -> str:
+    """The command as typed, with `flags` (e.g. out=...) set, quoted for a shell."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for name, value in flags.items():
+        flag = "--" + name.replace("_", "-")
+        if flag not in argv:
+            argv += [flag, str(value)]
+    return shlex.join(["python", f"scripts/{prog}", *argv])
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import RunError
 from ..recipes import TRAIN_RECIPES, recipe_changes
-from . import DefaultsFormatter, add_config_args, config_from_args, run_cli
+from . import DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,11 +55,18 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
 
+    cfg = None
+
     def job():
+        nonlocal cfg
+        from ..config import check_folder, default_out
         from ..data import load_data
 
         cfg = build_config(args)
-        # Read the data before TensorFlow loads, so that a bad file fails fast and alone.
+        # A timestamped default folder is fixed now, so that an interrupted run can name it.
+        cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
+        # The folder and the data before TensorFlow loads: a mistake fails fast and alone.
+        check_folder(cfg)
         images = load_data(cfg.data, cfg.test_data)
         from ..training import run
 
@@ -67,7 +74,7 @@ def main(argv=None) -> int:
         if not results["rounds_ok"]:
             raise RunError("every round failed; see results.json")
 
-    return run_cli(job, "train.py")
+    return run_cli(job, "train.py", lambda: command_line("train.py", argv, out=cfg.out) if cfg else None)
 
 
 if __name__ == "__main__":
