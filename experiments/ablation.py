@@ -189,7 +189,7 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
              f"{base.seed} + r; 10% of them held out for validation, so each row learns from "
              f"{round(base.pairs * 0.9)}, unless its validation column is n/a) and {base.pairs} test pairs. "
              f"Test pairs: `{base.test_data or 'embedded test half'}`.", "",
-             f"A row: `python scripts/reproduce.py --ablation --rows ROW --rounds {base.rounds}{test_flag}`; "
+             f"A row: `python scripts/reproduce.py --ablation --rows ROW --rounds {base.rounds}{test_flag} --out OUT`; "
              f"the ensembles are scored, from the rows' saved models, after every such run "
              f"(`--rows none` only scores them).", "",
              "| row | what | validation acc. % | test acc. % | digit acc. % | s / round |",

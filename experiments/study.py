@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.callbacks import read_history
 from keras_models.config import MODELS, Config, family
+from keras_models.errors import RunError
 from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import RECIPES, recipe_changes
 from keras_models.results import pm
@@ -99,6 +99,8 @@ def table_markdown(rows: list[dict], title: str) -> str:
 
 def curves(run_dir: Path) -> dict[str, np.ndarray]:
     """Per-epoch columns of every finished round's history.csv, stacked (rounds, epochs)."""
+    from keras_models.callbacks import read_history  # loads Keras: not before work starts
+
     histories = [read_history(p) for p in sorted(run_dir.glob("round-*/history.csv"))]
     histories = [h for h in histories if h]
     if not histories:
@@ -152,6 +154,29 @@ def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str,
     atomic_write_text(out / "table.md", table_markdown(rows, title))
     meta["figures"] = [str(p) for p in (plot_figure(out, f) for f in figures) if p is not None]
     return meta
+
+
+STUDY_RECORD = "reproduce.json"  # the settings of the studies in a results folder, by kind
+
+
+def claim_folder(out: Path, kind: str, settings: dict) -> None:
+    """Refuse, in one line, a folder that holds a study of this kind (Table I or the ablation)
+    with other settings, or finished outputs with no record of theirs; else record `settings`
+    there first, before anything runs."""
+    record_path = out / STUDY_RECORD
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except ValueError:
+        raise RunError(f"{record_path}: not valid JSON; move it away or use another --out") from None
+    outputs = {"table": "table.json", "ablation": "ablation.json"}
+    if kind not in record and (out / outputs[kind]).is_file():
+        raise RunError(f"{out}: holds a finished {kind} with no record of its settings; use another --out")
+    old = record.get(kind, settings)
+    differ = sorted(k for k in settings if old.get(k) != settings[k])
+    if differ:
+        raise RunError(f"{out}: holds a {kind} study with other settings ({', '.join(differ)}); use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record_path, {**record, kind: settings})
 
 
 def run_study(base: Config, out: Path, recipe: str = "report", models: list[str] | None = None,

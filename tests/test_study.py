@@ -4,6 +4,7 @@ import json
 import pytest
 
 from experiments.cli import reproduce
+from helpers import ROOT
 from experiments.study import FIGURES, TABLE, plan
 
 
@@ -37,3 +38,32 @@ def test_bad_model_list_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         reproduce.main(["--models", "mlp,resnet"])
     assert exc.value.code == 2 and "expected a comma-separated list" in capsys.readouterr().err
+
+
+def test_a_folder_holding_another_study_is_refused_and_the_same_study_resumes(tmp_path, capsys):
+    from experiments.study import claim_folder
+
+    settings = {"recipe": "report", "epochs_scale": 1.0, "pairs": 1000, "seed": 0, "data": "embedded",
+                "test_data": None}
+    claim_folder(tmp_path, "table", settings)
+    claim_folder(tmp_path, "table", settings)  # the same study, resumed
+    claim_folder(tmp_path, "ablation", {k: v for k, v in settings.items() if k != "recipe"})  # another kind
+    code = reproduce.main(["--recipe", "fast", "--epochs-scale", "0.1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "holds a table study with other settings (epochs_scale, recipe)" in err and "\n" not in err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "table.json").write_text("{}")  # finished outputs, no record of their settings
+    assert reproduce.main(["--out", str(tmp_path / "other")]) == 2
+    assert "no record of its settings" in capsys.readouterr().err
+
+
+def test_the_committed_study_refuses_a_quick_look_and_the_default_is_a_new_folder():
+    from experiments.cli.reproduce import parse_args
+    from experiments.study import claim_folder
+    from keras_models.errors import RunError
+
+    assert parse_args(["--models", "mlp"]).out is None  # the command picks runs/study-<time>
+    quick = {"recipe": "report", "epochs_scale": 0.1, "pairs": 1000, "seed": 0, "data": "embedded",
+             "test_data": None}
+    with pytest.raises(RunError, match="other settings"):
+        claim_folder(ROOT / "results", "table", quick)

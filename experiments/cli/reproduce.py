@@ -49,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", default="embedded")
     p.add_argument("--test-data", default=None)
     p.add_argument("--strategy", choices=STRATEGIES, default="auto")
-    p.add_argument("--out", default="results", help="results folder (tables, figures, runs/)")
+    p.add_argument("--out", help="results folder (tables, figures, runs/); default: a new runs/study-<time> "
+                                 "or runs/ablation-<time>. A folder that holds a study of other settings is refused")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.add_argument("--ablation", action="store_true",
                    help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)")
@@ -62,16 +63,24 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from ..study import run_study
+        from datetime import datetime
 
+        from ..study import claim_folder, run_study
+
+        kind = "ablation" if args.ablation else "table"
+        out = Path(args.out or f"runs/{'ablation' if args.ablation else 'study'}-{datetime.now():%Y%m%d-%H%M%S}")
+        # What makes two invocations the same study; models, figures, rows and rounds may grow.
+        settings = {"epochs_scale": args.epochs_scale, "pairs": args.pairs, "seed": args.seed, "data": args.data,
+                    "test_data": args.test_data, **({} if args.ablation else {"recipe": args.recipe})}
+        claim_folder(out, kind, settings)
         base = Config(rounds=args.rounds, pairs=args.pairs, seed=args.seed, data=args.data,
                       test_data=args.test_data, strategy=args.strategy, quiet=args.quiet)
         if args.ablation:
             from ..ablation import run_ablation
 
-            run_ablation(base, Path(args.out), rows=args.rows, epochs_scale=args.epochs_scale)
+            run_ablation(base, out, rows=args.rows, epochs_scale=args.epochs_scale)
         else:
-            run_study(base, Path(args.out), args.recipe, args.models, args.figures, args.epochs_scale)
+            run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale)
 
     return run_cli(job, "reproduce.py")
 
