@@ -220,7 +220,7 @@ RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "o
                     "backup_interval", "steps_per_execution"}
 
 
-def check_resumable(old: dict, cfg: Config, out: Path) -> None:
+def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use another --out") -> None:
     """`old` (a results.json or {"config": ...}) may be resumed with `cfg`, or a RunError
     names the settings that differ."""
     new, defaults = cfg.to_dict(), Config().to_dict()
@@ -228,7 +228,7 @@ def check_resumable(old: dict, cfg: Config, out: Path) -> None:
     old_cfg = {**defaults, **old.get("config", {})}
     diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old_cfg.get(k) != new[k])
     if diff:
-        raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); use another --out")
+        raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); {instead}")
 
 
 def check_folder(cfg: Config) -> None:

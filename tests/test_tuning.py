@@ -48,7 +48,7 @@ def test_four_conv_blocks_build():
 
 
 def tiny_base(**kw):
-    return Config(model="cc_aux", pairs=200, validation_split=0.2, lr=1e-3, quiet=True, **kw)
+    return Config(**{"model": "cc_aux", "pairs": 200, "validation_split": 0.2, "lr": 1e-3, "quiet": True, **kw})
 
 
 @pytest.mark.slow
@@ -68,6 +68,12 @@ def test_random_search_reports_and_resumes(tmp_path):
     search(tiny_base(), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
     again = json.loads((folder / "trials.json").read_text())
     assert [(t["trial"], t["seconds"]) for t in again] == [(t["trial"], t["seconds"]) for t in trials]
+    # Its trials are not reused by a search of other settings.
+    with pytest.raises(RunError, match=r"other settings \(epochs\)"):
+        search(tiny_base(), "random", 2, 3, str(tmp_path), "p", log=lambda *_: None)
+    with pytest.raises(RunError, match=r"other settings \(pairs\); use another --directory"):
+        search(tiny_base(pairs=120), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
+    assert json.loads((folder / "trials.json").read_text()) == again
 
 
 def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras_tuner as kt
 import numpy as np
 
-from keras_models.config import Config, family, output_names
+from keras_models.config import Config, check_resumable, family, output_names
 from keras_models.data import draw_round, load_data
 from keras_models.errors import RunError
 from keras_models.files import atomic_write_json, atomic_write_text
@@ -62,6 +62,24 @@ def make_tuner(kind: str, hypermodel, max_trials: int, epochs: int, directory: s
     return cls(hypermodel, max_trials=max_trials, **common)
 
 
+def claim_search(folder: Path, base: Config, epochs: int) -> None:
+    """keras-tuner reloads the trials in its folder whatever settings trained them: a folder
+    of another search (other epochs, data or fixed settings) is refused in one line, and the
+    settings are recorded in search.json first."""
+    path = folder / "search.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            raise RunError(f"{path}: not valid JSON; move it away or use another --directory") from None
+        instead = "use another --directory or --project-name"
+        if old.get("epochs") != epochs:
+            raise RunError(f"{folder}: holds a search with other settings (epochs); {instead}")
+        check_resumable(old, base, folder, instead)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"config": base.to_dict(), "epochs": epochs})
+
+
 def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str, project: str | None = None,
            log=print) -> dict | None:
     """Run (or resume) the search; on the chief, write the report and return best_hparams."""
@@ -71,6 +89,8 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
 
     tf.get_logger().setLevel("ERROR")
     project = project or f"{base.model}-{kind}"
+    if is_chief_oracle():
+        claim_search(Path(directory) / project, base, epochs)
     train_images, test_images = load_data(base.data, base.test_data)
     pairs, _ = draw_round(train_images, test_images, base.pairs, base.seed)
     train, val = split_validation(pairs, base.validation_split or 0.2)
