@@ -5,6 +5,7 @@ returns `compare` [None, 1] and, for the weight-sharing models, `digit1`/`digit2
 """
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -44,9 +45,45 @@ def write_saved_model(model, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def export_saved_model(model, root: str | Path, name: str | None = None) -> Path:
+METADATA = "metadata.json"  # beside saved_model.pb; TF Serving ignores it
+
+
+def check_contract(model, where: str, cfg=None) -> None:
+    """The serving contract of one of the six models: input `pair` (None, 2, 14, 14), the
+    outputs of its name with their shapes, and, given the run's Config, the same layers with
+    the same weight shapes as `build_model(cfg)`. Anything else is one ModelFileError line."""
+    from .config import MODELS, PAIR_SHAPE, is_shared, output_names
+
+    if model.name not in MODELS:
+        raise ModelFileError(f"{where}: holds a model named {model.name!r}, not one of the six")
+    inputs = model.inputs
+    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, *PAIR_SHAPE):
+        raise ModelFileError(f"{where}: takes {[tuple(i.shape) for i in inputs]}, not pair (None, 2, 14, 14)")
+    outputs = model.output if isinstance(model.output, dict) else {}
+    shapes = {k: tuple(v.shape) for k, v in outputs.items()}
+    expected = {k: (None, 1) if k == "compare" else (None, 10) for k in output_names(model.name)}
+    if shapes != expected:
+        raise ModelFileError(f"{where}: outputs {shapes}, a {model.name} has {expected}")
+    def names(m):  # an ensemble holds its members, each with its classifier
+        return {layer.name for layer in m.layers} | {n for layer in m.layers if hasattr(layer, "layers")
+                                                     for n in names(layer)}
+
+    if is_shared(model.name) and "classifier" not in names(model):
+        raise ModelFileError(f"{where}: a {model.name} shares one `classifier` sub-model; this model has none")
+    if cfg is not None:
+        from .models import build_model
+
+        def structure(m):
+            return [(w.path.split("/", 1)[-1], tuple(w.shape)) for w in m.weights]
+
+        if structure(model) != structure(build_model(cfg)):
+            raise ModelFileError(f"{where}: its layers differ from a {model.name} built from the run's config.json")
+
+
+def export_saved_model(model, root: str | Path, name: str | None = None, metadata: dict | None = None) -> Path:
     """Export to the next free version. Written to a temporary folder beside the target and
-    renamed into place, so a kill half-way leaves no version folder for TF Serving to load."""
+    renamed into place, so a kill half-way leaves no version folder for TF Serving to load.
+    `metadata` (the model card: config, run, accuracy, pixel range, versions) goes beside it."""
     base = Path(root) / (name or model.name)
     base.mkdir(parents=True, exist_ok=True)
     version = (versions(base) or [0])[-1] + 1
@@ -55,6 +92,8 @@ def export_saved_model(model, root: str | Path, name: str | None = None) -> Path
     remove_tree(tmp)
     try:
         write_saved_model(model, tmp)
+        if metadata is not None:
+            (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
         # os.rename onto an existing non-empty folder fails, and onto an empty one would
         # replace it: check, so that an existing version is never overwritten.
         if target.exists():
@@ -80,6 +119,36 @@ def load_keras_model(path: str | Path):
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive; the user needs one line
         raise ModelFileError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
+    """What an export carries about itself, written beside saved_model.pb as metadata.json."""
+    from datetime import datetime, timezone
+    from importlib.metadata import version
+
+    return {"model": cfg.model, "config": cfg.to_dict(), "run_folder": str(Path(run_folder).resolve()),
+            "test_accuracy_mean": results.get("test_accuracy_mean"), "test_accuracy_std": results.get("test_accuracy_std"),
+            "rounds": results.get("rounds_ok"), "test_data": results.get("data", {}).get("test"),
+            "pixel_range": [float(train_images.min()), float(train_images.max())],
+            "versions": {p: version(p) for p in ("tensorflow", "keras", "numpy")},
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def resolve_version(path: str | Path) -> Path:
+    """A version folder as it is, or a base path's highest version, as TF Serving serves it."""
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file() and versions(path):
+        return path / str(versions(path)[-1])
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The model card beside a SavedModel ({} for an export without one)."""
+    path = Path(path) / METADATA
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
 
 
 def load_saved_model(path: str | Path):

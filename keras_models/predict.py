@@ -50,9 +50,37 @@ def check_pairs(arr, where: str = "input") -> np.ndarray:
     return arr
 
 
-def load_image(path: str | Path, invert: bool = False) -> np.ndarray:
-    """Any size, grayscale or RGB -> (14, 14) float32: resized to 28x28 and pooled, as MNIST.
-    MNIST digits are white on black; `invert` takes black-on-white images."""
+def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "image") -> np.ndarray:
+    """A grayscale image of one digit (any size, 0-255) -> 28x28 as MNIST made its digits:
+    white on black, the ink cropped and scaled to fit 20x20 (aspect kept), then centred by its
+    centre of mass. `invert` None: black-on-white is told from the border, which is background."""
+    from PIL import Image
+
+    pixels = np.asarray(pixels, np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if invert if invert is not None else np.median(border) > 127:
+        pixels, border = 255.0 - pixels, 255.0 - border
+    pixels = np.clip(pixels - np.median(border), 0, None)  # a gray background becomes black
+    if pixels.max() < 32:
+        raise DataError(f"{where}: no ink, the image is blank (or its digit too faint)")
+    rows, cols = np.flatnonzero((pixels > 0.2 * pixels.max()).any(1)), np.flatnonzero((pixels > 0.2 * pixels.max()).any(0))
+    crop = pixels[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    scale = 20.0 / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    digit = np.asarray(Image.fromarray(crop * (255.0 / crop.max())).resize(size, Image.Resampling.LANCZOS))
+    digit = np.clip(digit, 0, 255)
+    ys, xs = np.indices(digit.shape)
+    cy, cx = (ys * digit).sum() / digit.sum(), (xs * digit).sum() / digit.sum()
+    top = int(np.clip(round(14 - cy), 0, 28 - digit.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - digit.shape[1]))
+    canvas = np.zeros((28, 28), np.float32)
+    canvas[top: top + digit.shape[0], left: left + digit.shape[1]] = digit
+    return canvas
+
+
+def load_image(path: str | Path, invert: bool | None = None) -> np.ndarray:
+    """Any size, grayscale or RGB -> (14, 14) float32: MNIST's preprocessing (mnist_digit),
+    then pooled as the pairs are."""
     from PIL import Image, UnidentifiedImageError
 
     from .data import pool
@@ -61,19 +89,24 @@ def load_image(path: str | Path, invert: bool = False) -> np.ndarray:
     check_file(path)
     try:
         with Image.open(path) as img:
-            img = img.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
-            pixels = np.asarray(img, dtype=np.float32)
+            pixels = np.asarray(img.convert("L"), dtype=np.float32)
     except Image.DecompressionBombError as e:
         raise DataError(f"{path}: refused, too many pixels for a digit ({str(e).splitlines()[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: cannot decode the image ({str(e).splitlines()[0]})") from None
-    if invert:
-        pixels = 255.0 - pixels
-    return pool(pixels[None])[0]
+    return pool(mnist_digit(pixels, invert, str(path))[None])[0]
 
 
-def pair_from_images(first, second, invert: bool = False) -> np.ndarray:
+def pair_from_images(first, second, invert: bool | None = None) -> np.ndarray:
     return np.stack([load_image(first, invert), load_image(second, invert)])[None]
+
+
+def check_scale(pairs: np.ndarray, card: dict, where: str) -> None:
+    """Pairs on another pixel scale than the training pairs get answers at chance level."""
+    low, high = card.get("pixel_range", (0.0, 255.0))
+    if high > 1.0 and len(pairs) and pairs.max() <= 1.0:
+        raise DataError(f"{where}: pixels lie in 0-{pairs.max():g}, the model was trained on {low:g}-{high:g}; "
+                        "multiply them by 255")
 
 
 def answers(signature, pairs: np.ndarray, batch_size: int = 1000) -> list[dict]:
@@ -88,5 +121,6 @@ def answers(signature, pairs: np.ndarray, batch_size: int = 1000) -> list[dict]:
             for name in ("digit1", "digit2"):
                 if name in out:
                     row[name] = int(np.argmax(out[name][i]))
+                    row[f"{name}_confidence"] = round(float(np.max(out[name][i])), 4)
             rows.append(row)
     return rows

@@ -239,11 +239,12 @@ def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:
         log(f"{cfg.model}: {results['rounds_failed']} round(s) failed and are left out of the mean")
 
 
-def export(cfg: Config, folder: RunFolder, results: dict, model, log) -> None:
-    from .export import export_saved_model, load_keras_model
+def export(cfg: Config, folder: RunFolder, results: dict, model, images: tuple[Images, Images], log) -> None:
+    from .export import export_saved_model, load_keras_model, model_card
 
     model = model if model is not None else load_keras_model(folder.out / "model.keras")
-    path = export_saved_model(model, cfg.export_dir, cfg.model)
+    card = model_card(cfg, folder.out, results, images[0].images)
+    path = export_saved_model(model, cfg.export_dir, cfg.model, metadata=card)
     results["export"] = str(path)
     atomic_write_json(folder.results_path, results)
     log(f"exported SavedModel: {path}")
@@ -272,7 +273,7 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
                 # Nothing new was trained: the model is the one exported already.
                 log(f"already exported as {results['export']}; scripts/export.py exports it again")
             else:
-                export(cfg, folder, results, model, log)
+                export(cfg, folder, results, model, images, log)
         return results
     finally:
         held.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..config import MODELS
 from . import run_cli
@@ -24,13 +25,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from ..export import ModelFileError, export_saved_model, load_keras_model
+        from ..config import load_config
+        from ..export import ModelFileError, check_contract, export_saved_model, load_keras_model
 
         model = load_keras_model(args.model_file)
-        if model.name not in MODELS:
-            raise ModelFileError(f"{args.model_file}: holds a model named {model.name!r}, not one of the six")
         if args.model and model.name != args.model:
             raise ModelFileError(f"{args.model_file}: holds a {model.name} model, not {args.model}")
+        # A run folder's model.keras (or round-NN/model.keras) has its config.json above it.
+        found = [p / "config.json" for p in Path(args.model_file).resolve().parents[:2] if (p / "config.json").is_file()]
+        cfg = load_config(found[0]) if found else None
+        check_contract(model, args.model_file, cfg if cfg and cfg.members == 1 and not cfg.tta else None)
         print(f"exported SavedModel: {export_saved_model(model, args.export_dir, model.name)}")
 
     return run_cli(job, "export.py")

@@ -14,10 +14,13 @@ from . import run_cli
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("saved_model", help="a SavedModel folder, e.g. saved_models/cc_aux/1")
+    p.add_argument("saved_model", help="a SavedModel folder, e.g. saved_models/cc_aux/1, or a base path "
+                                       "(saved_models/cc_aux), whose highest version answers")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="one .npy/.npz of shape (N, 2, 14, 14), or two image files (PNG, JPEG, ...)")
-    p.add_argument("--invert", action="store_true", help="the images are black digits on white")
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                   help="the images are black digits on white (--no-invert: white on black); "
+                        "by default told from each image's border")
     args = p.parse_args(argv)
     if len(args.inputs) > 2:
         p.error("give one array file or two image files")
@@ -28,14 +31,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from ..export import load_saved_model
-        from ..predict import answers, load_pairs_array, pair_from_images
+        from ..export import load_saved_model, read_metadata, resolve_version
+        from ..predict import answers, check_scale, load_pairs_array, pair_from_images
 
         if len(args.inputs) == 1:
             pairs = load_pairs_array(args.inputs[0])
         else:
             pairs = pair_from_images(*args.inputs, invert=args.invert)
-        _, signature = load_saved_model(args.saved_model)
+        path = resolve_version(args.saved_model)
+        check_scale(pairs, read_metadata(path), args.inputs[0])
+        _, signature = load_saved_model(path)
         for row in answers(signature, pairs):
             print(json.dumps(row))
 
