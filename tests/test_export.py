@@ -146,7 +146,7 @@ def test_predict_script(exported, pairs, tmp_path):
     proc = run_script("predict.py", str(first), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--invert")
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout.strip())
-    assert set(row) == {"compare", "leq", "digit1", "digit2"}
+    assert set(row) == {"compare", "leq", "digit1", "digit2", "digit1_confidence", "digit2_confidence"}
     assert row["digit1"] == row["digit2"]  # the same digit twice (JPEG noise aside)
 
 
@@ -164,3 +164,40 @@ def test_predict_bad_input_is_one_line(exported, tmp_path, make, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_export_checks_the_contract_not_only_the_name(tmp_path):
+    import keras
+
+    from keras_models.export import check_contract
+
+    x = keras.Input((2, 14, 14), name="pair")
+    one_layer = keras.Model(x, keras.layers.Dense(1)(keras.layers.Flatten()(x)), name="cnn_aux")
+    with pytest.raises(ModelFileError, match="outputs"):
+        check_contract(one_layer, "one.keras")
+    pair = keras.Input((2, 28, 28), name="pair")
+    other_shape = keras.Model(pair, {"compare": keras.layers.Dense(1)(keras.layers.Flatten()(pair))}, name="cnn")
+    with pytest.raises(ModelFileError, match=r"not pair \(None, 2, 14, 14\)"):
+        check_contract(other_shape, "other.keras")
+    cfg = Config(model="cnn_cc", filters=(8, 16), hidden=(32,))
+    model = build_model(cfg, 33.0, 80.0**2)
+    check_contract(model, "model.keras", cfg)  # the real thing passes
+    with pytest.raises(ModelFileError, match="layers differ"):
+        check_contract(model, "model.keras", cfg.replace(hidden=(64,)))
+
+
+@pytest.mark.slow
+def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(tmp_path, pairs):
+    from keras_models.export import read_metadata
+    from keras_models.training import run
+
+    cfg = Config(model="cc_aux", hidden=(16,), comparer=(8,), epochs=1, pairs=100, out=str(tmp_path / "run"),
+                 export_dir=str(tmp_path / "saved_models"), quiet=True)
+    results = run(cfg, log=lambda *_: None)
+    card = read_metadata(results["export"])
+    assert card["model"] == "cc_aux" and card["config"]["hidden"] == [16]
+    assert card["test_accuracy_mean"] == results["test_accuracy_mean"] and card["pixel_range"] == [0.0, 255.0]
+    assert {"tensorflow", "keras", "numpy"} <= set(card["versions"]) and card["run_folder"].endswith("run")
+    np.save(tmp_path / "scaled.npy", pairs.x / 255.0)
+    proc = run_script("predict.py", str(tmp_path / "saved_models" / "cc_aux"), str(tmp_path / "scaled.npy"))
+    assert proc.returncode == 2 and "multiply them by 255" in proc.stderr and "Traceback" not in proc.stderr
