@@ -97,53 +97,12 @@ def table_markdown(rows: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curves(run_dir: Path) -> dict[str, np.ndarray]:
-    """Per-epoch columns of every finished round's history.csv, stacked (rounds, epochs)."""
-    from keras_models.callbacks import read_history  # loads Keras: not before work starts
-
-    histories = [read_history(p) for p in sorted(run_dir.glob("round-*/history.csv"))]
-    histories = [h for h in histories if h]
-    if not histories:
-        return {}
-    n = min(len(h) for h in histories)
-    return {k: np.array([[row[k] for row in h[:n]] for h in histories]) for k in histories[0][0]}
-
-
 def plot_figure(out: Path, number: int) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from keras_models.plots import curves, plot_curves  # loads Keras: not before work starts
 
     title, experiments = FIGURES[number]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    drawn = False
-    for i, exp in enumerate(experiments):
-        c = curves(out / "runs" / exp.key)
-        if not c:
-            continue
-        drawn = True
-        epochs = c["epoch"][0]
-        color = f"C{i}"
-        # The compare loss, not the total: the aux models' total adds digit losses.
-        loss = "compare_loss" if "compare_loss" in c else "loss"
-        for ax, (train_key, test_key) in zip(axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]):
-            for key, style, label in ((train_key, "--", "train"), (test_key, "-", "test")):
-                mean, std = c[key].mean(0), c[key].std(0)
-                ax.plot(epochs, mean, style, color=color, label=f"{exp.model} {label}")
-                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
-    if not drawn:
-        plt.close(fig)
-        return None
-    axes[0].set(xlabel="epoch", ylabel="binary cross-entropy of compare")
-    axes[1].set(xlabel="epoch", ylabel="accuracy of compare", ylim=(0.5, 1.0))
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Figure {number}: {title} (mean ± 1 std over rounds)")
-    fig.tight_layout()
-    path = out / f"figure{number}.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    series = [(exp.model, curves(out / "runs" / exp.key)) for exp in experiments]
+    return plot_curves(out / f"figure{number}.png", series, f"Figure {number}: {title} (mean ± 1 std over rounds)")
 
 
 def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str, wall_seconds: float) -> dict:

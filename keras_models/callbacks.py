@@ -32,6 +32,28 @@ class EpochRecorder(keras.callbacks.Callback):
         row.update({f"test_{k}": float(v) for k, v in test.items()})
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
         write_history(self.path, self.rows)
+        if logs is not None:  # the epoch's console line and TensorBoard show the test accuracy too
+            logs["test_compare_accuracy"] = row["test_compare_accuracy"]
+
+
+class Eta(keras.callbacks.Callback):
+    """Adds the seconds left in the round and in the run to the epoch's console line. Last
+    in the list (after history.csv is written), so that only the console sees them."""
+
+    def __init__(self, rounds_after: int):
+        super().__init__()
+        self.rounds_after = rounds_after
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        epochs = self.params.get("epochs") or 1
+        per_round = (time.perf_counter() - self.start) / (epoch + 1) * epochs
+        left = per_round - (time.perf_counter() - self.start)
+        if logs is not None:
+            logs["eta_round_s"] = round(left)
+            logs["eta_run_s"] = round(left + self.rounds_after * per_round)
 
 
 class IntervalBackupAndRestore(keras.callbacks.BackupAndRestore):

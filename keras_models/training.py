@@ -22,7 +22,7 @@ from pathlib import Path
 
 import keras
 
-from .callbacks import EpochRecorder, IntervalBackupAndRestore
+from .callbacks import EpochRecorder, Eta, IntervalBackupAndRestore
 from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, check_folder, check_resumable, default_out, save_config
 from .data import Images, Pairs, concat, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
@@ -50,7 +50,7 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
 
 
 def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
-                strategy, seed: int, unused: Images | None = None):
+                strategy, seed: int, unused: Images | None = None, rounds_after: int = 0):
     """One round on the pairs of `seed`: `cfg.members` fresh models fitted on `pairs`; returns
     (model, result). With several members (or `cfg.tta`) the model is their ensemble_model, and
     each member keeps its history and model in round_dir/member-M, so that a killed round
@@ -73,7 +73,8 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
             continue
         member_dir.mkdir(parents=True, exist_ok=True)
         model, part = fit_member(cfg, train, val, test, member_dir, backup_dir if alone else backup_dir / f"member-{m}",
-                                 strategy, seed + MEMBER_SEED_STRIDE * m, unused)
+                                 strategy, seed + MEMBER_SEED_STRIDE * m, unused,
+                                 rounds_after * cfg.members + cfg.member + cfg.members - 1 - m)
         if part["status"] != "ok":
             return model, {**part, "seed": seed, "message": part["message"] if alone else f"member {m}: {part['message']}"}
         if not alone:
@@ -96,7 +97,7 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
 
 
 def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, history_dir: Path, backup_dir: Path,
-               strategy, seed: int, unused: Images | None):
+               strategy, seed: int, unused: Images | None, fits_after: int = 0):
     """A fresh model, its weights, augmentation and batch order drawn from `seed`, fitted on
     `train`; returns (model, result) with the status, seconds and epochs run."""
     from .models import build_model, compile_model, targets_for
@@ -114,6 +115,8 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(history_dir / "tensorboard")))
     verbose = 0 if cfg.quiet else (1 if sys.stdout.isatty() else 2)
+    if verbose:
+        callbacks.append(Eta(fits_after))
     start = time.perf_counter()
     if cfg.pretrain_epochs:
         with strategy.scope():
@@ -189,7 +192,8 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
     done = {r["round"] for r in results["rounds"]}
     todo = [r for r in range(cfg.rounds) if r not in done]
     if done and todo:
-        log(f"resuming {folder.out}: rounds {sorted(done)} already done")
+        # Rounds count from 1 on the console, as "round 2/10" does; folders from round-00.
+        log(f"resuming {folder.out}: round(s) {', '.join(str(r + 1) for r in sorted(done))} of {cfg.rounds} already done")
     model, started = None, time.perf_counter()
     for i, r in enumerate(todo):
         seed = cfg.seed + r
@@ -203,7 +207,7 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
             log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), {cfg.num_epochs} epochs")
         unused = unused_images(images[0], cfg.pairs, seed) if cfg.pretrain_epochs else None
         model, result = train_round(cfg, pairs, test, round_dir, folder.work / "backup" / f"round-{r:02d}",
-                                    strategy, seed, unused)
+                                    strategy, seed, unused, rounds_after=len(todo) - i - 1)
         result["round"] = r
         results["params"] = int(model.count_params())
         if result["status"] == "ok":
@@ -237,6 +241,12 @@ def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:
         f"{results['rounds_ok']} round(s){digits}; {results['params']:,} parameters; run folder {folder.out}")
     if results["rounds_failed"]:
         log(f"{cfg.model}: {results['rounds_failed']} round(s) failed and are left out of the mean")
+    from .plots import curves, plot_curves
+
+    drawn = plot_curves(folder.out / "curves.png", [(cfg.model, curves(folder.out))],
+                        f"{cfg.model}: mean ± 1 std over {results['rounds_ok']} round(s)")
+    if drawn:
+        log(f"learning curves: {drawn}")
 
 
 def export(cfg: Config, folder: RunFolder, results: dict, model, images: tuple[Images, Images], log) -> None:

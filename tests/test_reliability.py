@@ -45,7 +45,7 @@ def test_sigkill_mid_round_then_resume(tmp_path):
 
     again = subprocess.run(train_cmd(out), cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "rounds [0] already done" in again.stdout
+    assert "round(s) 1 of 2 already done" in again.stdout
     results = json.loads((out / "results.json").read_text())
     assert [r["round"] for r in results["rounds"]] == [0, 1]
     assert results["rounds"][0] == first["rounds"][0]  # the finished round was not redone

@@ -123,3 +123,12 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
     assert sorted(t["trial"] for t in trials) == sorted({t["trial"] for t in trials})  # each exactly once
     assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)
     assert {t["tuner_id"] for t in trials} == {"tuner0", "tuner1"}
+
+
+def test_tune_offers_no_train_only_flags():
+    from tuning.cli import TRAIN_ONLY, parse_args
+
+    for flag in TRAIN_ONLY:
+        with pytest.raises(SystemExit):
+            parse_args([flag, "1"])
+    assert parse_args(["--epochs", "3"]).epochs == 3

