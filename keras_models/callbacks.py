@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import signal
 import threading
 import time
@@ -34,6 +35,26 @@ class EpochRecorder(keras.callbacks.Callback):
         write_history(self.path, self.rows)
         if logs is not None:  # the epoch's console line and TensorBoard show the test accuracy too
             logs["test_compare_accuracy"] = row["test_compare_accuracy"]
+
+
+class Stopwatch(keras.callbacks.Callback):
+    """The seconds a round has trained, over every invocation that worked on it: a resumed
+    round starts from what its killed part recorded in `path` at its last epoch."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        try:
+            self.earlier = float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+        except (ValueError, KeyError, TypeError):
+            self.earlier = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = self.earlier + time.perf_counter() - self.start
+        atomic_write_text(self.path, json.dumps({"seconds": round(seconds, 2), "epochs": epoch + 1}) + "\n")
 
 
 class Eta(keras.callbacks.Callback):

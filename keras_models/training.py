@@ -22,7 +22,7 @@ from pathlib import Path
 
 import keras
 
-from .callbacks import EpochRecorder, Eta, IntervalBackupAndRestore
+from .callbacks import EpochRecorder, Eta, IntervalBackupAndRestore, Stopwatch
 from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, check_folder, check_resumable, default_out, save_config
 from .data import Images, Pairs, concat, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
@@ -83,7 +83,9 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
         fitted.append(model)
         parts.append(part)
     result = {"seed": seed, "status": "ok", "seconds": round(sum(p["seconds"] for p in parts), 2),
-              "epochs_run": parts[-1]["epochs_run"]}
+              "epochs_run": parts[-1]["epochs_run"],
+              "seconds_total": round(sum(p.get("seconds_total", p["seconds"]) for p in parts), 2),
+              "epochs_total": parts[-1].get("epochs_total", parts[-1]["epochs_run"])}
     model = fitted[0]
     if cfg.members > 1 or cfg.tta:
         model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
@@ -107,8 +109,11 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     with strategy.scope():
         model = build_model(cfg, *pixel_stats(train), sync_bn=replicated)
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
+    recorder = EpochRecorder(history_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000))
+    stopwatch = Stopwatch(history_dir / "timing.json")
     callbacks = [
-        EpochRecorder(history_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000)),
+        recorder,
+        stopwatch,
         keras.callbacks.TerminateOnNaN(),
         IntervalBackupAndRestore(str(backup_dir), cfg.backup_interval),
     ]
@@ -128,7 +133,10 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
         callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset reshuffles itself
     )
     losses = history.history.get("loss", [])
-    result = {"status": "ok", "seconds": round(time.perf_counter() - start, 2), "epochs_run": len(losses)}
+    seconds = time.perf_counter() - start
+    # "seconds" and "epochs_run": this invocation's part; the totals include the parts before a resume.
+    result = {"status": "ok", "seconds": round(seconds, 2), "epochs_run": len(losses),
+              "seconds_total": round(stopwatch.earlier + seconds, 2), "epochs_total": len(recorder.rows)}
     if any(not math.isfinite(v) for v in losses):
         result.update(status="failed", message=f"loss became NaN/inf at epoch {len(losses)}; round stopped")
     return model, result

@@ -52,6 +52,9 @@ def test_sigkill_mid_round_then_resume(tmp_path):
     # The killed round went on from its last completed epoch (a backup every epoch here), not
     # from scratch ...
     assert results["rounds"][1]["epochs_run"] <= EPOCHS - killed_at + 1
+    # results.json records the resumed part and the whole round.
+    resumed = results["rounds"][1]
+    assert resumed["epochs_total"] == EPOCHS and resumed["seconds_total"] > resumed["seconds"]
     # ... and its history has every epoch once: no gap, no repeat.
     assert [r["epoch"] for r in read_history(history)] == list(range(1, EPOCHS + 1))
     assert not (out / "backup" / "round-01").exists()

@@ -179,3 +179,14 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
     again = json.loads((out / "results.json").read_text())["rounds"][0]
     assert (out / "round-00" / "member-3" / "model.keras").stat().st_mtime_ns == first
     assert again["test_accuracy"] == r["test_accuracy"] and again["members"][0] == r["members"][0]
+
+
+@pytest.mark.slow
+def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--model", "mlp", "--hidden", "16", "--epochs", "2", "--rounds", "2", "--pairs", "100", "--out", str(out),
+            "--no-export"]
+    assert train_script.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("test_compare_accuracy:") == 4 and "eta_run_s:" in printed
+    assert (out / "curves.png").stat().st_size > 10_000
