@@ -201,3 +201,18 @@ def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(t
     np.save(tmp_path / "scaled.npy", pairs.x / 255.0)
     proc = run_script("predict.py", str(tmp_path / "saved_models" / "cc_aux"), str(tmp_path / "scaled.npy"))
     assert proc.returncode == 2 and "multiply them by 255" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("os").path.exists("/dev/nvidiactl"), reason="a machine with an NVIDIA driver")
+def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _, _, first, _ = exported
+    np.save(tmp_path / "p.npy", pairs.x[:2])
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+    proc = subprocess.run([sys.executable, "-m", "keras_models.cli.predict", str(first), str(tmp_path / "p.npy")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "cuInit" not in proc.stderr

@@ -13,8 +13,10 @@ import signal
 import sys
 import threading
 
-# Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output,
+# and on a machine without an NVIDIA driver its one ERROR line at start-up ("failed call to
+# cuInit") only says that there is no GPU. A value the user sets wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
 from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_SEED, MODELS, SCHEDULES, STRATEGIES, Config  # noqa: E402
 from ..errors import USER_ERRORS  # noqa: E402
