@@ -20,7 +20,6 @@ before it is checked, so no request can change later answers.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +32,6 @@ from .export import load_saved_model
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
 POLL_SECONDS = 1.0  # TF Serving's default --file_system_poll_wait_seconds
 SIGNATURE = "serving_default"
-# Loading a new version while a request runs the current one could stall that request for good
-# (seen with TensorFlow 2.21 on CPU). Loads and calls take turns: a load is well under a second.
-TF_LOCK = threading.Lock()
 
 
 class BadRequest(ValueError):
@@ -54,8 +50,7 @@ def load_version(base: Path, version: int) -> Served:
     """One version, checked against the contract: input `pair` (None, 2, 14, 14) float32."""
     import tensorflow as tf
 
-    with TF_LOCK:
-        loaded, signature = load_saved_model(base / str(version))
+    loaded, signature = load_saved_model(base / str(version))
     _, inputs = signature.structured_input_signature
     spec = inputs.get("pair")
     if spec is None or spec.dtype != tf.float32 or tuple(spec.shape) != (None, *PAIR_SHAPE):
@@ -123,8 +118,7 @@ def answer(served: Served, pairs: np.ndarray, columnar: bool) -> dict:
     """TF Serving's response: `predictions` per instance, or `outputs` per output name."""
     import tensorflow as tf
 
-    with TF_LOCK:
-        out = {k: v.numpy() for k, v in served.signature(pair=tf.constant(pairs)).items()}
+    out = {k: v.numpy() for k, v in served.signature(pair=tf.constant(pairs)).items()}
     if columnar:
         return {"outputs": {k: out[k].tolist() for k in served.outputs}}
     return {"predictions": [{k: out[k][i].tolist() for k in served.outputs} for i in range(len(pairs))]}
