@@ -67,3 +67,18 @@ def test_the_committed_study_refuses_a_quick_look_and_the_default_is_a_new_folde
              "test_data": None}
     with pytest.raises(RunError, match="other settings"):
         claim_folder(ROOT / "results", "table", quick)
+
+
+def test_an_interrupted_study_names_the_command_that_resumes_it(tmp_path, monkeypatch, capsys):
+    import experiments.study
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(experiments.study, "run_study", interrupted)
+    assert reproduce.main(["--models", "mlp", "--rounds", "1"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("reproduce.py: interrupted; to resume: python scripts/reproduce.py --models mlp --rounds 1 "
+                          "--out runs/study-")
+    assert (tmp_path / err.split("--out ")[1] / "reproduce.json").is_file()

@@ -4,15 +4,17 @@
     python scripts/reproduce.py --recipe fast --rounds 10 --test-data ../shared/mnist
     python scripts/reproduce.py --models mlp,cnn_aux --figures 7 --rounds 1 --epochs-scale 0.1   # a quick look
 
-Rerunning the same command continues a stopped study: finished rounds are kept.
+Rerunning a command with the same --out continues a stopped study: finished rounds are kept.
+Interrupted, it prints that command.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from keras_models.cli import DefaultsFormatter, positive_float, positive_int, run_cli
+from keras_models.cli import DefaultsFormatter, command_line, positive_float, positive_int, run_cli
 from keras_models.config import MODELS, STRATEGIES, Config
 from keras_models.recipes import RECIPES
 
@@ -62,13 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
 
-    def job():
-        from datetime import datetime
+    out = Path(args.out or f"runs/{'ablation' if args.ablation else 'study'}-{datetime.now():%Y%m%d-%H%M%S}")
 
+    def job():
         from ..study import claim_folder, run_study
 
         kind = "ablation" if args.ablation else "table"
-        out = Path(args.out or f"runs/{'ablation' if args.ablation else 'study'}-{datetime.now():%Y%m%d-%H%M%S}")
         # What makes two invocations the same study; models, figures, rows and rounds may grow.
         settings = {"epochs_scale": args.epochs_scale, "pairs": args.pairs, "seed": args.seed, "data": args.data,
                     "test_data": args.test_data, **({} if args.ablation else {"recipe": args.recipe})}
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         else:
             run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale)
 
-    return run_cli(job, "reproduce.py")
+    return run_cli(job, "reproduce.py", lambda: command_line("reproduce.py", argv, out=out))
 
 
 if __name__ == "__main__":
