@@ -88,6 +88,7 @@ class Config:
     members: int = 1  # > 1: train members member, member + 1, ... per round; the round's model averages them
     tta: bool = False  # the round's model averages over TTA_VIEWS of every pair
     validation_split: float = 0.0
+    dev_pairs: int = 0  # > 0: also score this many pairs of training images outside the round's pairs
     jit_compile: bool = False
     steps_per_execution: int = 10  # one tf.function call per epoch of 1000 pairs: ~30% faster for the MLPs
     strategy: str = "auto"
@@ -137,6 +138,8 @@ class Config:
         if self.members > 1 and self.strategy == "multiworker":
             raise ConfigError("--members trains its members one after another in one process; with "
                               "--strategy multiworker train one --member per run")
+        if self.dev_pairs < 0:
+            raise ConfigError(f"dev pairs must be >= 0, got {self.dev_pairs}")
         if self.pretrain_epochs < 0:
             raise ConfigError(f"pretrain epochs must be >= 0, got {self.pretrain_epochs}")
         if self.pretrain_epochs and not is_shared(self.model):

@@ -106,6 +106,14 @@ def draw_round(train: Images, test: Images, n: int, seed: int) -> tuple[Pairs, P
             make_pairs(test.images, test.labels, n, rng, test.source))
 
 
+def dev_pairs(train: Images, n: int, n_dev: int, seed: int) -> Pairs:
+    """`n_dev` pairs from the training images that round `seed`'s `n` training pairs left out:
+    pairs to choose recipes on that the round never trains on, drawn from the training source
+    (never from the test set)."""
+    rest = unused_images(train, n, seed)
+    return make_pairs(rest.images, rest.labels, n_dev, np.random.default_rng([seed, 1]), f"{rest.source} (dev pairs)")
+
+
 def unused_images(train: Images, n: int, seed: int) -> Images:
     """The training images that draw_round(train, _, n, seed) left out of its training pairs:
     the same first permutation of the same generator, minus the 2n images it took."""

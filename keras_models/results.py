@@ -31,7 +31,7 @@ def mean_std(values) -> tuple[float | None, float | None]:
 
 def summarise(results: dict) -> dict:
     ok = [r for r in results["rounds"] if r["status"] == "ok"]
-    for key in ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_accuracy"):
+    for key in ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_accuracy", "dev_accuracy"):
         values = [r[key] for r in ok if r.get(key) is not None]
         results[f"{key}_mean"], results[f"{key}_std"] = mean_std(values)
     results["rounds_ok"], results["rounds_failed"] = len(ok), len(results["rounds"]) - len(ok)

@@ -24,7 +24,7 @@ import keras
 
 from .callbacks import EpochRecorder, Eta, IntervalBackupAndRestore, Stopwatch
 from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, check_folder, check_resumable, default_out, save_config
-from .data import Images, Pairs, concat, draw_round, load_data, require_images, swapped, unused_images
+from .data import Images, Pairs, concat, dev_pairs, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
 from .files import atomic_save_model, atomic_write_json, lock_folder, remove_tree
 from .pipeline import as_dataset, pixel_stats, split_validation
@@ -50,7 +50,7 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
 
 
 def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
-                strategy, seed: int, unused: Images | None = None, rounds_after: int = 0):
+                strategy, seed: int, unused: Images | None = None, rounds_after: int = 0, dev: Pairs | None = None):
     """One round on the pairs of `seed`: `cfg.members` fresh models fitted on `pairs`; returns
     (model, result). With several members (or `cfg.tta`) the model is their ensemble_model, and
     each member keeps its history and model in round_dir/member-M, so that a killed round
@@ -95,6 +95,8 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
                   digit_test_accuracy=te.get("digit_accuracy"))
     if val is not None:
         result["validation_accuracy"] = evaluate_pairs(model, val)["accuracy"]
+    if dev is not None:
+        result["dev_accuracy"] = evaluate_pairs(model, dev)["accuracy"]
     return model, result
 
 
@@ -167,6 +169,8 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
     train_images, test_images = images or load_data(cfg.data, cfg.test_data)
     for imgs in (train_images, test_images):
         require_images(len(imgs.images), cfg.pairs, imgs.source)
+    if cfg.dev_pairs:
+        require_images(len(train_images.images) - 2 * cfg.pairs, cfg.dev_pairs, f"{train_images.source} outside the pairs")
     if cfg.pretrain_epochs and len(train_images.images) == 2 * cfg.pairs:
         raise ConfigError(f"{train_images.source}: no training images outside the {cfg.pairs} pairs to pre-train on")
     strategy = get_strategy(cfg.strategy)
@@ -214,12 +218,14 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
         else:
             log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), {cfg.num_epochs} epochs")
         unused = unused_images(images[0], cfg.pairs, seed) if cfg.pretrain_epochs else None
+        dev = dev_pairs(images[0], cfg.pairs, cfg.dev_pairs, seed) if cfg.dev_pairs else None
         model, result = train_round(cfg, pairs, test, round_dir, folder.work / "backup" / f"round-{r:02d}",
-                                    strategy, seed, unused, rounds_after=len(todo) - i - 1)
+                                    strategy, seed, unused, rounds_after=len(todo) - i - 1, dev=dev)
         result["round"] = r
         results["params"] = int(model.count_params())
         if result["status"] == "ok":
             digits = f", digits {pct(result['digit_test_accuracy'])}" if result["digit_test_accuracy"] is not None else ""
+            digits += f", dev {pct(result['dev_accuracy'])}" if "dev_accuracy" in result else ""
             log(f"{cfg.model} round {r + 1}: train {pct(result['train_accuracy'])}, "
                 f"test {pct(result['test_accuracy'])}{digits} ({result['seconds']:.1f} s)")
         else:

@@ -174,3 +174,18 @@ def test_npz_that_would_be_cast_silently_is_refused(tmp_path, images, labels, me
     np.savez(tmp_path / "mnist.npz", x_test=images, y_test=np.array(labels))
     with pytest.raises(DataError, match=message):
         load_images(str(tmp_path), "test")
+
+
+def test_dev_pairs_come_from_training_images_outside_the_round_pairs(embedded):
+    from keras_models.data import dev_pairs, draw_round
+
+    train, test = embedded
+    pairs, test_pairs = draw_round(train, test, 500, 3)
+    dev = dev_pairs(train, 500, 200, 3)
+    seen = {d.tobytes() for d in pairs.x.reshape(-1, 14, 14)}
+    assert len(dev) == 200 and not any(d.tobytes() in seen for d in dev.x.reshape(-1, 14, 14))
+    assert not {d.tobytes() for d in dev.x.reshape(-1, 14, 14)} & {d.tobytes() for d in test_pairs.x.reshape(-1, 14, 14)}
+    np.testing.assert_array_equal(dev.target, comparison_target(dev.classes))
+    np.testing.assert_array_equal(dev_pairs(train, 500, 200, 3).x, dev.x)  # the same for the same seed
+    with pytest.raises(DataError, match="need"):
+        dev_pairs(train, 1000, 400, 3)  # 2,500 images: 500 left outside 1000 pairs

@@ -13,7 +13,7 @@ def tiny_run(tmp_path_factory):
     """One short real run of train.py through main([...]): 2 rounds of 2 epochs on 200 pairs."""
     base = tmp_path_factory.mktemp("train")
     code = train_script.main(["--model", "cc_aux", "--hidden", "64", "--comparer", "16", "--epochs", "2",
-                              "--rounds", "2", "--pairs", "200", "--lr", "1e-3", "--out", str(base / "run"),
+                              "--rounds", "2", "--pairs", "200", "--lr", "1e-3", "--dev-pairs", "100", "--out", str(base / "run"),
                               "--export-dir", str(base / "saved_models"), "--quiet"])
     assert code == 0
     return base
@@ -30,7 +30,8 @@ def test_run_folder_has_results_history_and_model(tiny_run):
     for r in results["rounds"]:
         assert r["status"] == "ok"
         assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["train_accuracy"] <= 1
-        assert 0 <= r["digit_test_accuracy"] <= 1
+        assert 0 <= r["digit_test_accuracy"] <= 1 and 0 <= r["dev_accuracy"] <= 1
+    assert results["dev_accuracy_mean"] == pytest.approx(np.mean([r["dev_accuracy"] for r in results["rounds"]]))
     accs = [r["test_accuracy"] for r in results["rounds"]]
     assert results["test_accuracy_mean"] == pytest.approx(np.mean(accs))
     assert results["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
@@ -84,6 +85,13 @@ def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2
     assert err.startswith("train.py: error: ") and "t10k-images-idx3-ubyte.gz" in err and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_too_many_dev_pairs_is_one_line_and_writes_nothing(tmp_path, capsys):
+    code = train_script.main(["--model", "mlp", "--pairs", "1000", "--dev-pairs", "400", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "outside the pairs: 400 pairs need 800 images" in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_too_many_pairs_for_the_source(tmp_path, capsys):

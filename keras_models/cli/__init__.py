@@ -162,6 +162,9 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True, skip=(
     t("--tta", action="store_const", const=True,
       help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
            "left and right, and averages (5x the inference cost)")
+    t("--dev-pairs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+      help="also score this many dev pairs per round, drawn from the training images outside the round's "
+           "pairs and never trained on: for choosing recipes without test pairs (default 0)")
     t("--validation-split", type=fraction,
       help="fraction of the training pairs held out for validation (default 0)")
     t("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")
