@@ -123,6 +123,7 @@ def test_weight_decay_uses_adamw_on_kernels_only():
     assert type(compile_model(build_model(plain), plain).optimizer) is keras.optimizers.Adam
 
 
+@pytest.mark.slow
 def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
     from keras_models.layers import LearnedTemperature
     from keras_models.models import loss_weights

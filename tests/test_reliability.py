@@ -77,6 +77,7 @@ def test_same_seed_same_results(tmp_path):
         read_history(tmp_path / "c" / "round-00" / "history.csv")
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_the_round_and_is_not_averaged(tmp_path):
     # An absurd learning rate overflows the weights within a few steps.
     cfg = Config(model="mlp", hidden=(16,), epochs=3, rounds=1, pairs=100, lr=1e30, out=str(tmp_path / "nan"),
@@ -88,6 +89,7 @@ def test_nan_loss_fails_the_round_and_is_not_averaged(tmp_path):
     assert saved["rounds"][0]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_folder_of_other_settings(tmp_path):
     cfg = Config(model="mlp", hidden=(8,), epochs=1, pairs=50, out=str(tmp_path / "r"), export=False, quiet=True)
     run(cfg, log=lambda *_: None)
