@@ -6,8 +6,10 @@ Run folder:
     config.json        the Config, enough to rebuild the model
     results.json       every round's accuracies, their mean and std, the parameter count
     round-NN/history.csv   loss and accuracy per epoch, train and test (and validation)
-    model.keras        the last round's model (safe_mode loadable)
+    round-NN/timing.json   seconds trained in the round, over every invocation
+    model.keras        the last round's model (safe_mode loadable); curves.png its curves
     backup/            BackupAndRestore state of an unfinished round (gone when it ends)
+    .lock              held by the process working in the folder
 """
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
         model = build_model(cfg, *pixel_stats(train), sync_bn=replicated)
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
     recorder = EpochRecorder(history_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000))
-    stopwatch = Stopwatch(history_dir / "timing.json")
+    stopwatch = Stopwatch(history_dir / "timing.json", cfg.backup_interval)
     callbacks = [
         recorder,
         stopwatch,

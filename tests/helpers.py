@@ -42,7 +42,3 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-def free_port() -> int:
-    return free_ports(1)[0]

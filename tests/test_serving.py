@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from experiments.serve_load import post, row_request, run_load, start_server, wait_ready
-from helpers import clean_env, free_port
+from experiments.serve_load import free_port, post, row_request, run_load, start_server, wait_ready
+from helpers import clean_env
 from keras_models.config import Config
 from keras_models.export import export_saved_model, load_saved_model
 from keras_models.models import build_model

@@ -8,7 +8,8 @@ import keras
 import keras_tuner as kt
 import pytest
 
-from helpers import ROOT, clean_env, free_port
+from experiments.serve_load import free_port
+from helpers import ROOT, clean_env
 from keras_models.config import Config
 from keras_models.errors import RunError
 from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
