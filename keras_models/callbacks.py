@@ -41,7 +41,8 @@ class Stopwatch(keras.callbacks.Callback):
     """The seconds a round has trained, over every invocation that worked on it: a resumed
     round starts from what its killed part recorded in `path`. Written as often as the backup
     (at most every `interval` seconds, and after the last epoch), since a kill replays the
-    epochs after the last backup anyway; a write per epoch would cost the MLP family ~3%."""
+    epochs after the last backup anyway, and the MLP family's epochs are short enough for a
+    write each to show."""
 
     def __init__(self, path: Path, interval: float = 0.0):
         super().__init__()
