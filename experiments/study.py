@@ -119,7 +119,7 @@ STUDY_RECORD = "reproduce.json"  # the settings of the studies in a results fold
 
 
 def claim_folder(out: Path, kind: str, settings: dict) -> None:
-    """Refuse, in one line, a folder that holds a study of this kind (Table I or the ablation)
+    """Refuse, in one line, a folder that holds a study of this kind (Table I or an ablation)
     with other settings, or finished outputs with no record of theirs; else record `settings`
     there first, before anything runs."""
     record_path = out / STUDY_RECORD
@@ -127,7 +127,7 @@ def claim_folder(out: Path, kind: str, settings: dict) -> None:
         record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     except ValueError:
         raise RunError(f"{record_path}: not valid JSON; move it away or use another --out") from None
-    outputs = {"table": "table.json", "ablation": "ablation.json"}
+    outputs = {"table": "table.json", "ablation": "ablation.json", "frontier": "frontier.json"}
     if kind not in record and (out / outputs[kind]).is_file():
         raise RunError(f"{out}: holds a finished {kind} with no record of its settings; use another --out")
     old = record.get(kind, settings)

@@ -20,7 +20,8 @@ MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 COMPARERS = ("learned", "expected")
 LOSS_WEIGHTINGS = ("fixed", "learned")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "onecycle")
+OPTIMIZERS = ("adam", "nesterov")
 
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
@@ -73,8 +74,11 @@ class Config:
     pairs: int = 1000
     batch_size: int = 100
     lr: float = 1e-4
-    lr_schedule: str = "constant"  # "cosine": decays to 0 over the round
+    lr_schedule: str = "constant"  # "cosine": decays to 0 over the round; "onecycle": rises to lr, then decays
+    optimizer: str = "adam"  # "nesterov": SGD with Nesterov momentum 0.9
+    ema: bool = False  # evaluate and export an exponential moving average of the weights (momentum 0.99)
     augment: bool = False  # random shifts (up to 2 px) and rotations (up to 10 degrees) of each digit
+    elastic: bool = False  # elastic distortions of each training digit (layers.ElasticDistortion)
     swap: bool = False  # add every training pair swapped (its target recomputed from the classes)
     repair: bool = False  # re-pair the digits within every training batch (targets from their classes)
     loss_weighting: str = "fixed"  # "learned": Kendall et al.'s uncertainty weighting of the losses
@@ -116,8 +120,12 @@ class Config:
             raise ConfigError("--loss-weighting learned weighs the compare and digit losses; it needs an aux model")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if (self.augment or self.comparer_type != "learned") and not is_shared(self.model):
-            raise ConfigError("--augment and --comparer-type expected need a weight-sharing model")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.optimizer != "adam" and self.weight_decay:
+            raise ConfigError("--weight-decay is AdamW's decay; it needs --optimizer adam")
+        if (self.augment or self.elastic or self.comparer_type != "learned") and not is_shared(self.model):
+            raise ConfigError("--augment, --elastic and --comparer-type expected need a weight-sharing model")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         for name in ("rounds", "pairs", "batch_size", "steps_per_execution"):

@@ -1,6 +1,8 @@
-"""Small registered layers (and one loss): the custom steps of the models, serializable so
+"""Small registered layers (and one loss, one learning-rate schedule): the custom steps of the models, serializable so
 that a saved `.keras` file loads with `safe_mode=True` (a `Lambda` would be pickled bytecode)."""
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import ops
@@ -143,3 +145,86 @@ class MeanOverViews(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "views": self.views}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """The one-cycle schedule (Smith & Topin 2019) with PyTorch's OneCycleLR defaults: a
+    linear rise from peak / 25 to `peak` over the first 30% of `steps`, then a cosine descent
+    to peak / 25e4. Short runs can use a peak that a constant rate could not survive."""
+
+    def __init__(self, peak: float, steps: int, warmup: float = 0.3, div: float = 25.0, final_div: float = 1e4):
+        self.peak, self.steps, self.warmup = float(peak), int(steps), float(warmup)
+        self.div, self.final_div = float(div), float(final_div)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        rise = max(1.0, self.warmup * self.steps)
+        start, end = self.peak / self.div, self.peak / (self.div * self.final_div)
+        up = start + (self.peak - start) * step / rise
+        fall_at = ops.clip((step - rise) / max(1.0, self.steps - rise), 0.0, 1.0)
+        down = end + (self.peak - end) * 0.5 * (1.0 + ops.cos(math.pi * fall_at))
+        return ops.where(step < rise, up, down)
+
+    def get_config(self):
+        return {"peak": self.peak, "steps": self.steps, "warmup": self.warmup, "div": self.div,
+                "final_div": self.final_div}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ElasticDistortion(keras.layers.Layer):
+    """Elastic distortions of (N, H, W, 1) digits (Simard, Steinkraus & Platt 2003), in
+    training only: a uniform random displacement field in [-1, 1] per pixel and axis,
+    smoothed by a Gaussian of `sigma` pixels, scaled by `alpha`, and resampled bilinearly.
+    The defaults are the paper's alpha 34 and sigma 4 for 28 px digits, scaled to 14 px
+    (sigma halves; alpha, whose smoothed field shrinks as 1 / sigma, quarters)."""
+
+    def __init__(self, alpha: float = 8.5, sigma: float = 2.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha, self.sigma, self.seed = float(alpha), float(sigma), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        radius = int(math.ceil(2 * self.sigma))
+        g = [math.exp(-0.5 * (i / self.sigma) ** 2) for i in range(-radius, radius + 1)]
+        self.kernel_1d = [v / sum(g) for v in g]
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        shape = ops.shape(images)
+        n, h, w = shape[0], images.shape[1], images.shape[2]
+        field = keras.random.uniform((n, h, w, 2), -1.0, 1.0, seed=self.seed_generator)
+        k = ops.convert_to_tensor(self.kernel_1d, dtype=images.dtype)
+        # Separable Gaussian over both displacement channels at once (depthwise, zero padding).
+        kernel_y = ops.tile(ops.reshape(k, (-1, 1, 1, 1)), (1, 1, 2, 1))
+        kernel_x = ops.tile(ops.reshape(k, (1, -1, 1, 1)), (1, 1, 2, 1))
+        field = ops.depthwise_conv(ops.depthwise_conv(field, kernel_y, padding="same"), kernel_x, padding="same")
+        field = self.alpha * field
+        ys = ops.cast(ops.reshape(ops.arange(h), (1, h, 1)), images.dtype) + field[..., 0]
+        xs = ops.cast(ops.reshape(ops.arange(w), (1, 1, w)), images.dtype) + field[..., 1]
+        return bilinear(images, ys, xs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "sigma": self.sigma, "seed": self.seed}
+
+
+def bilinear(images, ys, xs):
+    """images (N, H, W, 1) sampled at real coordinates ys, xs (N, H, W); points beyond the
+    edge take the edge pixel (the background, for MNIST digits)."""
+    h, w = images.shape[1], images.shape[2]
+    ys, xs = ops.clip(ys, 0.0, h - 1.0), ops.clip(xs, 0.0, w - 1.0)
+    y0, x0 = ops.floor(ys), ops.floor(xs)
+    wy, wx = ys - y0, xs - x0
+    y0, x0 = ops.cast(y0, "int32"), ops.cast(x0, "int32")
+    y1, x1 = ops.minimum(y0 + 1, h - 1), ops.minimum(x0 + 1, w - 1)
+    flat = ops.reshape(images, (ops.shape(images)[0], h * w))
+
+    def at(y, x):
+        return ops.take_along_axis(flat, ops.reshape(y * w + x, (ops.shape(y)[0], h * w)), axis=1)
+
+    wy, wx = ops.reshape(wy, (-1, h * w)), ops.reshape(wx, (-1, h * w))
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return ops.reshape(top * (1 - wy) + bottom * wy, ops.shape(images))

@@ -15,8 +15,8 @@ from __future__ import annotations
 import keras
 
 from .config import PAIR_SHAPE, Config, is_aux, is_shared
-from .layers import (BatchToDigits, DigitsToBatch, ExpectedLeq, LearnedTemperature, MeanOverViews, ShiftedViews,
-                     SmoothedSparseCrossentropy)
+from .layers import (BatchToDigits, DigitsToBatch, ElasticDistortion, ExpectedLeq, LearnedTemperature, MeanOverViews,
+                     OneCycle, ShiftedViews, SmoothedSparseCrossentropy)
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
@@ -99,6 +99,8 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
                                                 name="augment_shift")(digits)
         digits = keras.layers.RandomRotation(10 / 360, fill_mode="constant", fill_value=background,
                                              name="augment_rotate")(digits)
+    if cfg.elastic:
+        digits = ElasticDistortion(name="augment_elastic")(digits)
     logits = classifier(digits)
     learned_weights = cfg.loss_weighting == "learned"
     if learned_weights:
@@ -159,6 +161,8 @@ def loss_weights(cfg: Config) -> dict:
 def learning_rate(cfg: Config, steps_per_epoch: int):
     if cfg.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=cfg.num_epochs * steps_per_epoch)
+    if cfg.lr_schedule == "onecycle":
+        return OneCycle(cfg.lr, steps=cfg.num_epochs * steps_per_epoch)
     return cfg.lr
 
 
@@ -169,9 +173,14 @@ def digit_loss(cfg: Config, name: str) -> keras.losses.Loss:
 
 
 def optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    # With use_ema, fit() ends by copying the averaged weights into the model
+    # (Optimizer.finalize_variable_values), so evaluation and export see the average.
+    lr, ema = learning_rate(cfg, steps_per_epoch), {"use_ema": cfg.ema, "ema_momentum": 0.99}
+    if cfg.optimizer == "nesterov":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema)
     if not cfg.weight_decay:
-        return keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch))
-    opt = keras.optimizers.AdamW(learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay)
+        return keras.optimizers.Adam(lr, **ema)
+    opt = keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay, **ema)
     # Decay the kernels only: shrinking biases or batch norm's scale and shift regularises nothing.
     opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return opt

@@ -40,9 +40,9 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
 
     digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
     x = model.get_layer("normalize")(digit)
-    if cfg.augment:
-        for name in ("augment_shift", "augment_rotate"):
-            x = model.get_layer(name)(x)
+    for layer in model.layers:  # in the pair model's order
+        if layer.name.startswith("augment_"):
+            x = layer(x)
     probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
     single = keras.Model(digit, probs, name="pretrain")
     single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])

@@ -19,6 +19,7 @@ from keras_models.config import MODELS, STRATEGIES, Config
 from keras_models.recipes import RECIPES
 
 from ..ablation import ABLATION
+from ..frontier import FRONTIER
 from ..study import FIGURES
 
 
@@ -56,23 +57,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.add_argument("--ablation", action="store_true",
                    help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)")
-    p.add_argument("--rows", type=name_list([r.key for r in ABLATION]), default=None,
-                   help="with --ablation: the rows to train (default all); the table shows every finished row")
+    p.add_argument("--frontier", action="store_true",
+                   help="instead of Table I: the small-model ablation that chooses --recipe speedrun and best "
+                        "on dev pairs (results in <out>/frontier.md and frontier.png)")
+    p.add_argument("--rows", default=None,
+                   help="with --ablation or --frontier: the rows to train (default all), or 'none'; the table "
+                        "shows every finished row")
+    p.add_argument("--earlier", default="results",
+                   help="with --frontier: the folder of the published study whose points the figure also shows")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.ablation and args.frontier:
+        print("reproduce.py: error: choose one of --ablation and --frontier", file=sys.stderr)
+        return 2
+    if args.rows is not None:
+        if not (args.ablation or args.frontier):
+            print("reproduce.py: error: --rows needs --ablation or --frontier", file=sys.stderr)
+            return 2
+        try:
+            args.rows = name_list([r.key for r in (FRONTIER if args.frontier else ABLATION)])(args.rows)
+        except argparse.ArgumentTypeError as e:
+            print(f"reproduce.py: error: argument --rows: {e}", file=sys.stderr)
+            return 2
 
-    out = Path(args.out or f"runs/{'ablation' if args.ablation else 'study'}-{datetime.now():%Y%m%d-%H%M%S}")
+    kind = "ablation" if args.ablation else "frontier" if args.frontier else "table"
+    out = Path(args.out or f"runs/{'study' if kind == 'table' else kind}-{datetime.now():%Y%m%d-%H%M%S}")
 
     def job():
         from ..study import claim_folder, run_study
 
-        kind = "ablation" if args.ablation else "table"
         # What makes two invocations the same study; models, figures, rows and rounds may grow.
         settings = {"epochs_scale": args.epochs_scale, "pairs": args.pairs, "seed": args.seed, "data": args.data,
-                    "test_data": args.test_data, **({} if args.ablation else {"recipe": args.recipe})}
+                    "test_data": args.test_data, **({"recipe": args.recipe} if kind == "table" else {})}
         claim_folder(out, kind, settings)
         base = Config(rounds=args.rounds, pairs=args.pairs, seed=args.seed, data=args.data,
                       test_data=args.test_data, strategy=args.strategy, quiet=args.quiet)
@@ -80,6 +99,10 @@ def main(argv=None) -> int:
             from ..ablation import run_ablation
 
             run_ablation(base, out, rows=args.rows, epochs_scale=args.epochs_scale)
+        elif args.frontier:
+            from ..frontier import run_frontier
+
+            run_frontier(base, out, rows=args.rows, earlier=Path(args.earlier), epochs_scale=args.epochs_scale)
         else:
             run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale)
 

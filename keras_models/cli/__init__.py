@@ -18,7 +18,7 @@ import threading
 # cuInit") only says that there is no GPU. A value the user sets wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
-from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_SEED, MODELS, SCHEDULES, STRATEGIES, Config  # noqa: E402
+from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_SEED, MODELS, OPTIMIZERS, SCHEDULES, STRATEGIES, Config  # noqa: E402
 from ..errors import USER_ERRORS  # noqa: E402
 
 
@@ -135,10 +135,17 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True, skip=(
     t("--rounds", type=positive_int, help="rounds, each with freshly drawn pairs (default 1)")
     t("--pairs", type=positive_int, help="training pairs, and test pairs, per round (default 1000)")
     t("--batch-size", type=positive_int, help="global batch size (default 100)")
-    t("--lr", type=positive_float, help="Adam learning rate (default 1e-4)")
-    t("--lr-schedule", choices=SCHEDULES, help="constant (default) or cosine decay over the round")
+    t("--lr", type=positive_float, help="learning rate; the peak of the one-cycle schedule (default 1e-4)")
+    t("--lr-schedule", choices=SCHEDULES,
+      help="constant (default), cosine decay over the round, or onecycle: a rise from lr/25 to lr over "
+           "30%% of the round, then a cosine descent")
+    t("--optimizer", choices=OPTIMIZERS, help="adam (default) or nesterov: SGD with Nesterov momentum 0.9")
+    t("--ema", action="store_const", const=True,
+      help="evaluate and export an exponential moving average of the weights (momentum 0.99)")
     t("--augment", action="store_const", const=True,
       help="random shifts (<= 2 px) and rotations (<= 10 degrees) of each training digit")
+    t("--elastic", action="store_const", const=True,
+      help="elastic distortions of each training digit (Simard et al. 2003, scaled to 14 px)")
     t("--swap", action="store_const", const=True,
       help="train on every pair and its swap (target digit2 <= digit1, from the classes)")
     t("--repair", action="store_const", const=True,
