@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_models.config import Config
+from keras_models.config import TTA_VIEWS, Config
 from keras_models.models import build_model, compile_model, targets_for
 
 
@@ -135,6 +135,7 @@ def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
 # --------------------------------------------------------------------------- serving and memory
 
 def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
+    """A fresh (untrained) model of `cfg`, exported and loaded as a SavedModel."""
     import tensorflow as tf
 
     from keras_models.export import export_saved_model
@@ -142,21 +143,43 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
     model = build_model(cfg, 33.0, 80.0**2)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_saved_model(model, tmp)
-        sig = tf.saved_model.load(str(path)).signatures["serving_default"]
-        big = tf.constant(synthetic_pairs(batch).x)
-        one = tf.constant(synthetic_pairs(1).x)
-        for _ in range(3):
-            sig(pair=big), sig(pair=one)
-        times = []
-        for _ in range(calls):
-            t = time.perf_counter()
-            sig(pair=big)
-            times.append(time.perf_counter() - t)
-        lat = []
-        for _ in range(latency_calls):
-            t = time.perf_counter()
-            sig(pair=one)
-            lat.append(time.perf_counter() - t)
+        return signature_speed(tf.saved_model.load(str(path)).signatures["serving_default"], batch, calls, latency_calls)
+
+
+def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
+    """An exported model (a base path serves its highest version): its MFLOP per pair, counted
+    on the model its metadata.json config builds, and its serving speed."""
+    from keras_models.errors import ModelFileError
+    from keras_models.export import load_saved_model, read_metadata, resolve_version
+
+    path = resolve_version(path)
+    config = read_metadata(path).get("config")
+    if not config:
+        raise ModelFileError(f"{path}: no metadata.json with the model's config beside it; export it with export.py")
+    _, sig = load_saved_model(path)
+    cfg = Config.from_dict(config)
+    views = len(TTA_VIEWS) if cfg.tta else 1
+    return {"saved_model": str(path), "mflops_per_pair": round(views * cfg.members * flops_per_pair(build_model(cfg)) / 1e6, 2),
+            **signature_speed(sig, batch, calls, latency_calls)}
+
+
+def signature_speed(sig, batch: int, calls: int, latency_calls: int) -> dict:
+    import tensorflow as tf
+
+    big = tf.constant(synthetic_pairs(batch).x)
+    one = tf.constant(synthetic_pairs(1).x)
+    for _ in range(3):
+        sig(pair=big), sig(pair=one)
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        sig(pair=big)
+        times.append(time.perf_counter() - t)
+    lat = []
+    for _ in range(latency_calls):
+        t = time.perf_counter()
+        sig(pair=one)
+        lat.append(time.perf_counter() - t)
     return {"serving_pairs_per_s_batch1000": round(batch / float(np.median(times)), 1),
             "serving_ms_batch1": round(1000 * float(np.median(lat)), 3)}
 

@@ -19,9 +19,10 @@ class EpochRecorder(keras.callbacks.Callback):
     """Evaluates the test pairs after every epoch (inference mode; nothing is chosen by it) and
     rewrites history.csv keyed by epoch, so that an epoch replayed after a resume replaces its
     row instead of repeating it. It must run before BackupAndRestore: a row is on disk before
-    the backup that marks its epoch done."""
+    the backup that marks its epoch done. `test_data` None: the training columns alone (the
+    test evaluation costs about a third of a cnn_aux epoch)."""
 
-    def __init__(self, path: Path, test_data):
+    def __init__(self, path: Path, test_data=None):
         super().__init__()
         self.path, self.test_data = path, test_data
         self.rows = read_history(path)
@@ -29,11 +30,12 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items()})
-        test = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
-        row.update({f"test_{k}": float(v) for k, v in test.items()})
+        if self.test_data is not None:
+            test = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
+            row.update({f"test_{k}": float(v) for k, v in test.items()})
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
         write_history(self.path, self.rows)
-        if logs is not None:  # the epoch's console line and TensorBoard show the test accuracy too
+        if logs is not None and self.test_data is not None:  # the console line and TensorBoard show it too
             logs["test_compare_accuracy"] = row["test_compare_accuracy"]
 
 

@@ -93,6 +93,7 @@ class Config:
     tta: bool = False  # the round's model averages over TTA_VIEWS of every pair
     validation_split: float = 0.0
     dev_pairs: int = 0  # > 0: also score this many pairs of training images outside the round's pairs
+    test_curve: bool = True  # evaluate the test pairs after every epoch (history.csv, curves.png)
     jit_compile: bool = False
     steps_per_execution: int = 10  # one tf.function call per epoch of 1000 pairs: ~30% faster for the MLPs
     strategy: str = "auto"

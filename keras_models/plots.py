@@ -1,4 +1,4 @@
-"""Learning curves: train and test compare loss and accuracy per epoch, as a mean over rounds
+"""Learning curves: train and (unless a run left it out) test compare loss and accuracy per epoch, as a mean over rounds
 with a one-standard-deviation band. Every train.py run draws its curves.png with it, and the
 study draws its Figures 4-7 with it."""
 from __future__ import annotations
@@ -38,6 +38,8 @@ def plot_curves(path: Path, series: list[tuple[str, dict]], title: str) -> Path 
         loss = "compare_loss" if "compare_loss" in c else "loss"
         for ax, (train_key, test_key) in zip(axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]):
             for key, style, split in ((train_key, "--", "train"), (test_key, "-", "test")):
+                if key not in c:  # a run without the test curve (--no-test-curve)
+                    continue
                 mean, std = c[key].mean(0), c[key].std(0)
                 ax.plot(epochs, mean, style, color=color, label=f"{label} {split}")
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)

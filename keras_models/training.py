@@ -113,7 +113,8 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     with strategy.scope():
         model = build_model(cfg, *pixel_stats(train), sync_bn=replicated)
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
-    recorder = EpochRecorder(history_dir / "history.csv", as_dataset(test, targets_for(model, test), 1000))
+    recorder = EpochRecorder(history_dir / "history.csv",
+                             as_dataset(test, targets_for(model, test), 1000) if cfg.test_curve else None)
     stopwatch = Stopwatch(history_dir / "timing.json", cfg.backup_interval)
     callbacks = [
         recorder,

@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --model cnn_aux --compare-torch
     python scripts/benchmark.py --model cnn_aux --all --test-data ../shared/mnist --json
+    python scripts/benchmark.py --saved-model saved_models/cnn_aux      # an exported model's cost and speed
 
 The last line with --json is one JSON object (ms_per_step, pairs_per_s, gflops_per_s, ...).
 """
@@ -44,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--serving-load", type=positive_int, metavar="REQUESTS",
                    help="also: this many REST requests of 1-100 pairs from 8 concurrent clients to "
                         "scripts/serve.py on 127.0.0.1 serving the model, beside the SavedModel in process")
+    p.add_argument("--saved-model", type=Path, metavar="PATH",
+                   help="also: MFLOP per pair and serving speed of this export (a base path serves its highest "
+                        "version), beside a fresh --model's SavedModel timed in the same run")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
 
@@ -109,6 +113,14 @@ def main(argv=None) -> int:
             print(f"serve.py, {load['clients']} clients, {load['requests']} requests ({load['pairs']} pairs): "
                   f"{load['requests_per_s']:.0f} requests/s, {load['pairs_per_s']:.0f} pairs/s, latency p50 "
                   f"{load['latency_ms_p50']:.0f} ms, p99 {load['latency_ms_p99']:.0f} ms, {load['failures']} failed")
+        if args.saved_model:
+            exported = result["saved_model"] = b.saved_model_speed(args.saved_model)
+            baseline = b.serving_speed(cfg)
+            exported["baseline_pairs_per_s_batch1000"] = baseline["serving_pairs_per_s_batch1000"]
+            print(f"{exported['saved_model']}: {exported['mflops_per_pair']:.1f} MFLOP per pair, "
+                  f"{exported['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                  f"{exported['serving_ms_batch1']:.2f} ms median at batch 1; a fresh {args.model} in the same run: "
+                  f"{baseline['serving_pairs_per_s_batch1000']:.0f} pairs/s")
         if args.json:
             print(json.dumps(result))
 
