@@ -43,26 +43,26 @@ def test_second_ensemble_takes_the_best_rows_by_validation_among_pair_only_rows(
     assert "ensemble_top4" not in ensembles(rows[:3])  # too few rows for a top 4
 
 
-def test_recipe_best_is_the_validation_winner_of_the_committed_ablation():
-    """`--recipe best` must be what results/ablation.json's rule picks (best mean validation
+def test_recipe_stacked_is_the_validation_winner_of_the_committed_ablation():
+    """`--recipe stacked` must be what results/ablation.json's rule picks (best mean validation
     accuracy among the rows that learn from the pairs alone), not a hand-copied guess."""
     from experiments.ablation import best_row
-    from keras_models.recipes import BEST
+    from keras_models.recipes import STACKED
 
     rows = json.loads((ROOT / "results" / "ablation.json").read_text())["rows"]
     winner = best_row(rows)
-    assert json.loads(json.dumps(winner["changes"])) == json.loads(json.dumps(BEST))
+    assert json.loads(json.dumps(winner["changes"])) == json.loads(json.dumps(STACKED))
     with pytest.raises(ValueError, match="winner for cnn_aux"):
-        train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cc_aux"]))
+        train_script.build_config(train_script.parse_args(["--recipe", "stacked", "--model", "cc_aux"]))
 
 
 def test_the_all_pairs_ablation_row_is_the_product_command():
     """results/ablation.md's stacked_x3_tta_all row must train exactly what
-    `train.py --model cnn_aux --recipe best --members 3 --tta` trains (bar where it writes)."""
+    `train.py --model cnn_aux --recipe stacked --members 3 --tta` trains (bar where it writes)."""
     from keras_models.config import Config
     from experiments.ablation import ABLATION, ablation_config
 
-    argv = ["--model", "cnn_aux", "--recipe", "best", "--members", "3", "--tta", "--rounds", "10"]
+    argv = ["--model", "cnn_aux", "--recipe", "stacked", "--members", "3", "--tta", "--rounds", "10"]
     product = train_script.build_config(train_script.parse_args(argv))
     (row,) = [r for r in ABLATION if r.key == "stacked_x3_tta_all"]
     cfg = ablation_config(Config(rounds=10), row, ROOT / "results")  # the base reproduce.py gives

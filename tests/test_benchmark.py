@@ -52,3 +52,24 @@ def test_profile_reads_op_types_from_a_real_trace(tmp_path):
     assert {"Conv2DBackpropFilter", "MatMul"} <= types  # ops of a real training step
     assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-3)
     assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))  # the trace TensorBoard opens
+
+
+@pytest.mark.slow
+def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
+    """--saved-model: MFLOP per pair counted on the model that the export's metadata.json
+    config builds, and its serving speed beside a fresh model's in the same run."""
+    from keras_models.export import export_saved_model
+
+    cfg = Config(model="cnn_aux", filters=(8, 16), hidden=(16,))
+    model = build_model(cfg)
+    export_saved_model(model, tmp_path, "cnn_aux", metadata={"config": cfg.to_dict()})
+    proc = run_script("benchmark.py", "--model", "cnn_aux", "--steps", "2", "--warmup", "1",
+                      "--saved-model", str(tmp_path / "cnn_aux"), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exported = json.loads(proc.stdout.strip().splitlines()[-1])["saved_model"]
+    assert exported["saved_model"].endswith("cnn_aux/1")
+    assert exported["mflops_per_pair"] == pytest.approx(flops_per_pair(model) / 1e6, abs=0.01)
+    assert exported["serving_pairs_per_s_batch1000"] > 0 and exported["baseline_pairs_per_s_batch1000"] > 0
+    (tmp_path / "bare" / "1").mkdir(parents=True)
+    proc = run_script("benchmark.py", "--steps", "2", "--warmup", "1", "--saved-model", str(tmp_path / "bare"))
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-2000:]

@@ -103,3 +103,19 @@ def test_flags_refuse_infinity_and_out_of_range_seeds():
     for seed in ("-1", "99999999999"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--seed", seed])
+
+
+def test_optimizer_ema_and_elastic_options_are_checked():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        Config(model="cnn_aux", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="needs --optimizer adam"):
+        Config(model="cnn_aux", optimizer="nesterov", weight_decay=0.1)
+    with pytest.raises(ValueError, match="weight-sharing"):
+        Config(model="cnn", elastic=True)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        Config(lr_schedule="triangular")
+    from keras_models.models import compile_model
+
+    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", ema=True, lr_schedule="onecycle")
+    opt = compile_model(build_model(cfg), cfg).optimizer
+    assert opt.nesterov and opt.momentum == 0.9 and opt.use_ema

@@ -69,3 +69,57 @@ def test_digits_to_batch_stacks_first_digits_then_second_and_back():
     first, second = BatchToDigits()(digits.reshape(6, -1))
     np.testing.assert_array_equal(np.asarray(first), x[:, 0].reshape(3, -1))
     np.testing.assert_array_equal(np.asarray(second).reshape(3, -1), x[:, 1].reshape(3, -1))
+
+
+def test_one_cycle_rises_to_the_peak_then_descends_and_round_trips():
+    from keras_models.layers import OneCycle
+
+    s = OneCycle(3e-3, steps=100)
+    lrs = np.array([float(s(i)) for i in range(101)])
+    np.testing.assert_allclose([lrs[0], lrs[30], lrs[100]], [3e-3 / 25, 3e-3, 3e-3 / 25e4], rtol=1e-4)
+    assert np.all(np.diff(lrs[:31]) > 0) and np.all(np.diff(lrs[30:]) < 0)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
+    assert again.get_config() == s.get_config()
+
+
+def test_elastic_distortion_moves_ink_in_training_only_and_keeps_it_roughly():
+    from keras_models.layers import ElasticDistortion, bilinear
+
+    x = np.zeros((8, 14, 14, 1), np.float32)
+    x[:, 3:11, 6:8, 0] = 1.0  # a stroke, away from the edges
+    layer = ElasticDistortion(seed=3)
+    assert np.array_equal(np.asarray(layer(x)), x)  # inference: untouched
+    y = np.asarray(layer(x, training=True))
+    assert not np.allclose(y, x)
+    assert np.all(y >= 0) and np.all(y <= 1)  # bilinear: a convex mix of the pixels
+    ink = y.sum(axis=(1, 2, 3))
+    # Stretching thins a stroke and squeezing thickens it; the ink stays within a factor of 2.
+    assert np.all(ink > 0.5 * x[0].sum()) and np.all(ink < 2 * x[0].sum())
+    # The displacement is the paper's size, scaled to 14 px: a fraction of a pixel to a pixel or two.
+    moved = np.abs(y - x).sum(axis=(1, 2, 3)) / x[0].sum()
+    assert np.all(moved > 0.05) and np.all(moved < 1.5)
+    # bilinear() at integer coordinates is a plain lookup: here a shift by one row.
+    ys, xs = np.meshgrid(np.arange(14, dtype=np.float32), np.arange(14, dtype=np.float32), indexing="ij")
+    shifted = np.asarray(bilinear(x, np.broadcast_to(ys + 1, (8, 14, 14)), np.broadcast_to(xs, (8, 14, 14))))
+    np.testing.assert_array_equal(shifted[:, :13], x[:, 1:])
+
+
+def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
+    """The options train, and a model built with them saves and loads like any other; with
+    use_ema, fit ends with the averaged weights in the model."""
+    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), comparer_type="expected", augment=True, elastic=True,
+                 ema=True, lr_schedule="onecycle", lr=3e-3, epochs=2)
+    model = compile_model(build_model(cfg), cfg, steps_per_epoch=2)
+    assert model.get_layer("augment_elastic") and model.optimizer.use_ema
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
+    digits = rng.integers(0, 10, (8, 2))
+    y = {"compare": (digits[:, 0] <= digits[:, 1]).astype(np.float32)[:, None], "digit1": digits[:, 0],
+         "digit2": digits[:, 1]}
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
+    for v, a in zip(model.trainable_variables, averages):
+        np.testing.assert_allclose(v.numpy(), a, rtol=1e-6)  # the model holds the average
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0)["compare"], model.predict(x, verbose=0)["compare"], rtol=1e-5)

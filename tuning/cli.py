@@ -17,7 +17,7 @@ from keras_models.config import Config
 
 # What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training, outputs.
 TRAIN_ONLY = ("--rounds", "--member", "--members", "--tta", "--swap", "--repair", "--pretrain-epochs", "--out",
-              "--export-dir", "--no-export", "--tensorboard", "--backup-interval", "--no-test-curve")
+              "--export-dir", "--no-export", "--tensorboard", "--backup-interval", "--test-curve", "--no-test-curve")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -62,7 +62,18 @@ def main(argv=None) -> int:
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
         cfg = Config(model=args.model, jit_compile=args.jit_compile)
+        exported = None
+        if args.saved_model:  # first: a wrong path is refused before anything is timed
+            exported = b.saved_model_speed(args.saved_model)
+            baseline = b.serving_speed(cfg)
+            exported["baseline_pairs_per_s_batch1000"] = baseline["serving_pairs_per_s_batch1000"]
+            print(f"{exported['saved_model']}: {exported['mflops_per_pair']:.1f} MFLOP per pair, "
+                  f"{exported['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                  f"{exported['serving_ms_batch1']:.2f} ms median at batch 1; a fresh {args.model} in the same run: "
+                  f"{baseline['serving_pairs_per_s_batch1000']:.0f} pairs/s")
         result = b.keras_throughput(cfg, args.batch, args.steps, args.warmup)
+        if exported:
+            result["saved_model"] = exported
         print(f"{args.model}: {result['ms_per_step']:.1f} ms/step, {result['pairs_per_s']:.0f} pairs/s, "
               f"{result['gflops_per_s']:.1f} GFLOP/s ({result['mflops_per_pair_forward']} MFLOP/pair forward)")
         if args.compare_torch:
@@ -113,14 +124,6 @@ def main(argv=None) -> int:
             print(f"serve.py, {load['clients']} clients, {load['requests']} requests ({load['pairs']} pairs): "
                   f"{load['requests_per_s']:.0f} requests/s, {load['pairs_per_s']:.0f} pairs/s, latency p50 "
                   f"{load['latency_ms_p50']:.0f} ms, p99 {load['latency_ms_p99']:.0f} ms, {load['failures']} failed")
-        if args.saved_model:
-            exported = result["saved_model"] = b.saved_model_speed(args.saved_model)
-            baseline = b.serving_speed(cfg)
-            exported["baseline_pairs_per_s_batch1000"] = baseline["serving_pairs_per_s_batch1000"]
-            print(f"{exported['saved_model']}: {exported['mflops_per_pair']:.1f} MFLOP per pair, "
-                  f"{exported['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
-                  f"{exported['serving_ms_batch1']:.2f} ms median at batch 1; a fresh {args.model} in the same run: "
-                  f"{baseline['serving_pairs_per_s_batch1000']:.0f} pairs/s")
         if args.json:
             print(json.dumps(result))
 

@@ -172,9 +172,11 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True, skip=(
     t("--dev-pairs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
       help="also score this many dev pairs per round, drawn from the training images outside the round's "
            "pairs and never trained on: for choosing recipes without test pairs (default 0)")
+    t("--test-curve", dest="test_curve", action="store_const", const=True,
+      help="score the test pairs after every epoch, for history.csv and curves.png (the default)")
     t("--no-test-curve", dest="test_curve", action="store_const", const=False,
-      help="score the test pairs at the end of each round only, not after every epoch (the curve costs "
-           "about a third of a cnn_aux epoch)")
+      help="score the test pairs at the end of each round only (the curve costs about a third of a "
+           "cnn_aux epoch)")
     t("--validation-split", type=fraction,
       help="fraction of the training pairs held out for validation (default 0)")
     t("--jit-compile", action="store_const", const=True, help="compile the train step with XLA")

@@ -20,9 +20,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=DefaultsFormatter)
     p.add_argument("--recipe", choices=TRAIN_RECIPES,
-                   help="learning rate and epochs: report (lr 1e-4; 500 epochs MLP family, 100 CNN family), "
-                        "fast (lr 1e-3; 50 / 25 epochs), or best (cnn_aux only: 25 epochs with the architecture, lr "
-                        "and levers of the validation winner of results/ablation.md); flags given here still override it")
+                   help="report (lr 1e-4; 500 epochs MLP family, 100 CNN family), fast (lr 1e-3; 50 / 25 epochs); "
+                        "for cnn_aux only: speedrun (within 60 s on 2 CPU cores) and best (within 15 min), the "
+                        "default-size winners of results/frontier.md, and stacked (the tuned 600k-parameter "
+                        "classifier of results/ablation.md); flags given here still override it")
     p.add_argument("--hparams", metavar="JSON",
                    help="start from the architecture and learning rate of a tune.py best_hparams.json; "
                         "flags given here still override it")

@@ -1,0 +1,85 @@
+"""The small-model ablation: the rule that names --recipe speedrun and best, its table, the
+recipes against the committed results, and a tiny run end to end."""
+import json
+
+import pytest
+
+from experiments.frontier import FRONTIER, chosen, frontier_config, frontier_markdown
+from helpers import ROOT
+from keras_models.cli import train as train_script
+from keras_models.config import Config
+
+
+def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98):
+    return {"key": key, "label": key, "changes": {}, "rounds": rounds, "mflop": mflop, "params": 1,
+            "dev_accuracy_mean": dev, "dev_accuracy_std": 0.01, "test_accuracy_mean": test,
+            "test_accuracy_std": 0.01, "test_accuracy_min": test - 0.01, "seconds_per_round": seconds,
+            "seconds_max": seconds + 1}
+
+
+def test_rule_takes_the_best_dev_row_within_each_budget():
+    rows = [row("quick", 0.980, 50), row("slow", 0.990, 300), row("best_but_big", 0.999, 100, mflop=80),
+            row("best_but_unfinished", 0.999, 100, rounds=3), row("too_slow", 0.999, 1000),
+            row("quicker_worse", 0.970, 20)]
+    assert chosen(rows, 10) == {"speedrun": "quick", "best": "slow"}
+    assert chosen(rows[2:5], 10) == {"speedrun": None, "best": None}
+
+
+def test_table_reports_test_accuracy_of_the_chosen_rows_only():
+    rows = [row("quick", 0.980, 50, test=0.9712), row("slow", 0.990, 300, test=0.9934), row("other", 0.985, 200, test=0.9555)]
+    md = frontier_markdown(rows, chosen(rows, 10), Config(rounds=10))
+    assert "| quick (**speedrun**) |" in md and "| slow (**best**) |" in md
+    assert "97.12 ± 1.00" in md and "99.34 ± 1.00" in md and "95.55" not in md
+    assert md.count("not reported") == 1
+
+
+@pytest.mark.parametrize("recipe", ["speedrun", "best"])
+def test_recipes_are_the_dev_winners_of_the_committed_frontier_and_train_what_their_rows_trained(recipe):
+    """`--recipe speedrun` and `best` must be what results/frontier.json's rule picks, and the
+    product command must train exactly what the row trained (it only scores no dev pairs and
+    writes elsewhere; best also draws the test curve, which changes no weight)."""
+    from keras_models import recipes
+
+    found = json.loads((ROOT / "results" / "frontier.json").read_text())
+    picks = chosen(found["rows"], found["rounds"])
+    assert picks == found["chosen"] and picks[recipe]
+    (winner,) = [r for r in FRONTIER if r.key == picks[recipe]]
+    argv = ["--model", "cnn_aux", "--recipe", recipe, "--rounds", "10", "--test-data", "../shared/mnist"]
+    product = train_script.build_config(train_script.parse_args(argv))
+    cfg = frontier_config(Config(rounds=10, test_data="../shared/mnist"), winner, ROOT / "results")
+    differ = {k for k, v in cfg.to_dict().items() if v != product.to_dict()[k]}
+    assert differ == {"out", "export", "dev_pairs"} | ({"test_curve"} if recipe == "best" else set())
+    assert getattr(recipes, recipe.upper()) == recipes.recipe_changes(recipe, "cnn_aux")
+
+
+def test_the_named_recipes_are_for_cnn_aux_only():
+    for recipe in ("speedrun", "best", "stacked"):
+        with pytest.raises(ValueError, match="winner for cnn_aux"):
+            train_script.build_config(train_script.parse_args(["--recipe", recipe, "--model", "cc_aux"]))
+
+
+def test_reproduce_refuses_rows_of_the_other_ablation_and_mixed_modes(capsys):
+    from experiments.cli import reproduce
+
+    assert reproduce.main(["--frontier", "--rows", "stacked"]) == 2
+    assert "--rows" in capsys.readouterr().err
+    assert reproduce.main(["--frontier", "--ablation"]) == 2
+    assert reproduce.main(["--rows", "oc30"]) == 2
+
+
+@pytest.mark.slow
+def test_a_tiny_frontier_end_to_end(tmp_path):
+    from experiments.cli import reproduce
+
+    out = tmp_path / "results"
+    argv = ["--frontier", "--rows", "oc20,oc40_swap", "--rounds", "1", "--pairs", "100", "--epochs-scale", "0.05",
+            "--quiet", "--out", str(out), "--earlier", str(ROOT / "results")]
+    assert reproduce.main(argv) == 0
+    found = json.loads((out / "frontier.json").read_text())
+    assert [r["key"] for r in found["rows"]] == ["oc20", "oc40_swap"]
+    for r in found["rows"]:
+        assert r["rounds"] == 1 and 0 <= r["dev_accuracy_mean"] <= 1 and r["mflop"] == pytest.approx(18.9, abs=0.1)
+        config = json.loads((out / "runs" / f"frontier-{r['key']}" / "config.json").read_text())
+        assert config["dev_pairs"] == 1000 and config["test_curve"] is False and config["lr_schedule"] == "onecycle"
+    assert found["chosen"]["speedrun"] in ("oc20", "oc40_swap")  # tiny rows train well within 60 s
+    assert (out / "frontier.png").stat().st_size > 0 and "| oc20" in (out / "frontier.md").read_text()
