@@ -72,4 +72,5 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     assert exported["serving_pairs_per_s_batch1000"] > 0 and exported["baseline_pairs_per_s_batch1000"] > 0
     (tmp_path / "bare" / "1").mkdir(parents=True)
     proc = run_script("benchmark.py", "--steps", "2", "--warmup", "1", "--saved-model", str(tmp_path / "bare"))
-    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-2000:]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("benchmark.py: error:") and "no metadata.json" in proc.stderr

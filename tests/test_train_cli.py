@@ -124,11 +124,17 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     cfg = train_script.build_config(args)
     assert (cfg.lr, cfg.num_epochs) == (1e-3, 25)
     assert train_script.build_config(train_script.parse_args(["--recipe", "report", "--model", "mlp"])).num_epochs == 500
+    stacked = train_script.build_config(train_script.parse_args(["--recipe", "stacked", "--model", "cnn_aux"]))
+    assert (stacked.lr, stacked.num_epochs, stacked.comparer_type, stacked.augment) == (1.72e-3, 25, "expected", True)
+    assert (stacked.filters, stacked.lr_schedule) == ((64, 128, 128), "cosine")
     best = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux"]))
-    assert (best.lr, best.num_epochs, best.comparer_type, best.augment) == (1.72e-3, 25, "expected", True)
-    assert (best.filters, best.lr_schedule) == ((64, 128, 128), "cosine")
+    assert (best.lr, best.num_epochs, best.lr_schedule, best.swap, best.filters) == (3e-3, 40, "onecycle", True, (32, 64))
     flag = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"]))
     assert flag.lr == 1e-3
+    speedrun = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux"]))
+    assert (speedrun.num_epochs, speedrun.test_curve) == (20, False)
+    curve = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"]))
+    assert curve.test_curve is True
     best = tmp_path / "best_hparams.json"
     best.write_text(json.dumps({"config": {"model": "cc", "hidden": [64, 64], "lr": 0.003}}))
     cfg = train_script.build_config(train_script.parse_args(["--hparams", str(best), "--epochs", "7"]))
