@@ -93,10 +93,14 @@ TOP_K = 4
 STACKED_ENSEMBLE = ("stacked", "stacked_m1", "stacked_m2")
 
 
-def ablation_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0) -> Config:
-    cfg = base.replace(**{"hidden": None, **ABLATION_BASE, **row.changes}, export=False,
-                       out=str(out / "runs" / f"ablation-{row.key}"))
+def row_config(base: Config, fixed: dict, row: Row, folder: Path, epochs_scale: float = 1.0) -> Config:
+    """A row's run: the base, then the settings every row of its ablation shares, then its own."""
+    cfg = base.replace(**{"hidden": None, **fixed, **row.changes}, export=False, out=str(folder))
     return cfg.replace(epochs=max(1, round(cfg.epochs * epochs_scale)))
+
+
+def ablation_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0) -> Config:
+    return row_config(base, ABLATION_BASE, row, out / "runs" / f"ablation-{row.key}", epochs_scale)
 
 
 def row_summary(path: Path) -> dict | None:
@@ -221,16 +225,24 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
     return "\n".join(lines) + "\n"
 
 
-def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = None, epochs_scale: float = 1.0) -> dict:
+def train_rows(base: Config, out: Path, declared: list[Row], keys: list[str] | None, configure, title: str, log=print):
+    """Runs the rows of `declared` named in `keys` (None: all), each as `configure(row)`, one
+    after another on the same loaded images, which it returns."""
     from keras_models.data import load_data
     from keras_models.training import run
 
     out.mkdir(parents=True, exist_ok=True)
     images = load_data(base.data, base.test_data)
-    chosen = [r for r in ABLATION if rows is None or r.key in rows]
-    for i, row in enumerate(chosen):
-        log(f"== ablation {i + 1}/{len(chosen)}: {row.key} ({row.label})")
-        run(ablation_config(base, row, out, epochs_scale), log=log, images=images)
+    todo = [r for r in declared if keys is None or r.key in keys]
+    for i, row in enumerate(todo):
+        log(f"== {title} {i + 1}/{len(todo)}: {row.key} ({row.label})")
+        run(configure(row), log=log, images=images)
+    return images
+
+
+def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = None, epochs_scale: float = 1.0) -> dict:
+    images = train_rows(base, out, ABLATION, rows, lambda row: ablation_config(base, row, out, epochs_scale),
+                        "ablation", log)
     table = ablation_table(out)
     found = {name: evaluate_ensemble(base, out, images, members, views)
              for name, (members, views) in ensembles(table).items()}

@@ -19,7 +19,7 @@ from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import ONECYCLE, PLUS
 from keras_models.results import mean_std, pm
 
-from .ablation import Row
+from .ablation import Row, row_config, train_rows
 
 # Every row leaves out the per-epoch test curve, so that its seconds are those of training.
 FRONTIER_BASE = {"model": "cnn_aux", "dev_pairs": 1000, "validation_split": 0.0, "test_curve": False}
@@ -55,9 +55,7 @@ FRONTIER = [
 
 
 def frontier_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0) -> Config:
-    cfg = base.replace(**{"hidden": None, **FRONTIER_BASE, **row.changes}, export=False,
-                       out=str(out / "runs" / f"frontier-{row.key}"))
-    return cfg.replace(epochs=max(1, round(cfg.epochs * epochs_scale)))
+    return row_config(base, FRONTIER_BASE, row, out / "runs" / f"frontier-{row.key}", epochs_scale)
 
 
 def mflop_per_pair(cfg: Config) -> float:
@@ -213,15 +211,8 @@ def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path
 
 def run_frontier(base: Config, out: Path, log=print, rows: list[str] | None = None, earlier: Path | None = None,
                  epochs_scale: float = 1.0) -> dict:
-    from keras_models.data import load_data
-    from keras_models.training import run
-
-    out.mkdir(parents=True, exist_ok=True)
-    images = load_data(base.data, base.test_data)
-    todo = [r for r in FRONTIER if rows is None or r.key in rows]
-    for i, row in enumerate(todo):
-        log(f"== small-model ablation {i + 1}/{len(todo)}: {row.key} ({row.label})")
-        run(frontier_config(base, row, out, epochs_scale), log=log, images=images)
+    train_rows(base, out, FRONTIER, rows, lambda row: frontier_config(base, row, out, epochs_scale),
+               "small-model ablation", log)
     table = frontier_table(base, out)
     picks = chosen(table, base.rounds)
     atomic_write_text(out / "frontier.md", frontier_markdown(table, picks, base))
