@@ -1,5 +1,6 @@
-"""Small registered layers (and one loss, one learning-rate schedule): the custom steps of the models, serializable so
-that a saved `.keras` file loads with `safe_mode=True` (a `Lambda` would be pickled bytecode)."""
+"""Small registered layers (and one loss, one learning-rate schedule): the custom steps of the
+models, serializable so that a saved `.keras` file loads with `safe_mode=True` (a `Lambda`
+would be pickled bytecode)."""
 from __future__ import annotations
 
 import math
