@@ -157,10 +157,14 @@ def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: i
     if not config:
         raise ModelFileError(f"{path}: no metadata.json with the model's config beside it; export it with export.py")
     _, sig = load_saved_model(path)
-    cfg = Config.from_dict(config)
-    views = len(TTA_VIEWS) if cfg.tta else 1
-    return {"saved_model": str(path), "mflops_per_pair": round(views * cfg.members * flops_per_pair(build_model(cfg)) / 1e6, 2),
+    return {"saved_model": str(path), "mflops_per_pair": round(config_mflops(Config.from_dict(config)), 2),
             **signature_speed(sig, batch, calls, latency_calls)}
+
+
+def config_mflops(cfg: Config) -> float:
+    """MFLOP per pair of the model `cfg` trains: one classifier pass per member and view."""
+    views = len(TTA_VIEWS) if cfg.tta else 1
+    return views * cfg.members * flops_per_pair(build_model(cfg)) / 1e6
 
 
 def signature_speed(sig, batch: int, calls: int, latency_calls: int) -> dict:

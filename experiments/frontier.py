@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.config import TTA_VIEWS, Config
+from keras_models.config import Config
 from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import ONECYCLE, PLUS
 from keras_models.results import mean_std, pm
@@ -58,12 +58,10 @@ def frontier_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0
     return row_config(base, FRONTIER_BASE, row, out / "runs" / f"frontier-{row.key}", epochs_scale)
 
 
-def mflop_per_pair(cfg: Config) -> float:
-    from keras_models.models import build_model
+def config_mflops(cfg: Config) -> float:
+    from .benchmark import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
 
-    from .benchmark import flops_per_pair
-
-    return flops_per_pair(build_model(cfg)) / 1e6
+    return count(cfg)
 
 
 def row_result(path: Path) -> dict | None:
@@ -88,7 +86,7 @@ def frontier_table(base: Config, out: Path) -> list[dict]:
         found = row_result(out / "runs" / f"frontier-{row.key}" / "results.json")
         if found:
             rows.append({"key": row.key, "label": row.label, "changes": row.changes,
-                         "mflop": mflop_per_pair(frontier_config(base, row, out)), **found})
+                         "mflop": config_mflops(frontier_config(base, row, out)), **found})
     return rows
 
 
@@ -140,10 +138,9 @@ def earlier_points(results: Path) -> list[dict]:
     """The published points: cnn_aux on the report and fast recipes (Table I), and every row of
     the earlier ablation (validation-split rows, already reported on test pairs), from the
     committed results."""
-    from keras_models.config import FAMILY_DEFAULTS
     from keras_models.recipes import recipe_changes
 
-    from .ablation import ABLATION, ABLATION_BASE
+    from .ablation import ABLATION, ablation_config
 
     points = []
     for recipe, path in (("report", results / "table.json"), ("fast", results / "fast" / "table.json")):
@@ -153,19 +150,17 @@ def earlier_points(results: Path) -> list[dict]:
                 cfg = Config(model="cnn_aux", **recipe_changes(recipe, "cnn_aux"))
                 points.append({"name": f"--recipe {recipe}", "accuracy": row["test_accuracy_mean"],
                                "std": row["test_accuracy_std"], "seconds": row["seconds_per_round"],
-                               "mflop": mflop_per_pair(cfg), "kind": "earlier recipe"})
+                               "mflop": config_mflops(cfg)})
     path = results / "ablation.json"
     if path.is_file():
         published = json.loads(path.read_text())
-        changes = {r.key: r.changes for r in ABLATION}
+        declared = {r.key: r for r in ABLATION}
         for r in published["rows"]:
-            if r["key"] not in changes or r["test_accuracy_mean"] is None:
+            if r["key"] not in declared or r["test_accuracy_mean"] is None:
                 continue
-            cfg = Config(**{"hidden": FAMILY_DEFAULTS["cnn"]["hidden"], **ABLATION_BASE, **changes[r["key"]]})
+            cfg = ablation_config(Config(), declared[r["key"]], results)
             points.append({"name": r["key"], "accuracy": r["test_accuracy_mean"], "std": r["test_accuracy_std"],
-                           "seconds": r["seconds_per_round"],
-                           "mflop": mflop_per_pair(cfg) * cfg.members * (len(TTA_VIEWS) if cfg.tta else 1),
-                           "kind": "earlier ablation row"})
+                           "seconds": r["seconds_per_round"], "mflop": config_mflops(cfg)})
     return points
 
 
