@@ -31,6 +31,10 @@ MAX_MFLOP = 20.0
 # The best public result on this protocol: a siamese LeNet comparing the predicted digits
 # (puckvg's EE-559 report), 98.29 ± 0.55%.
 PUBLIC_BEST = 98.29
+# oneDNN convolutions (TF_ENABLE_ONEDNN_OPTS=1) become the entry points' default if a paired run
+# of row oc20 (the same 10 seeds with oneDNN on and off) loses at most this much mean dev
+# accuracy, in points. Fixed before the paired run.
+ONEDNN_MAX_LOSS = 0.1
 
 # Declared before any of them ran. The one-cycle peak of 3e-3 and 40 epochs with swapped pairs
 # come from a PyTorch run of the same model. 30 epochs, and 15 with swapped pairs, were to fit
@@ -78,6 +82,20 @@ def row_result(path: Path) -> dict | None:
         summary[f"{key}_mean"], summary[f"{key}_std"] = mean_std(x[key] for x in ok if x.get(key) is not None)
     summary["test_accuracy_min"] = float(min(x["test_accuracy"] for x in ok))
     return summary
+
+
+def paired_dev_difference(on: Path, off: Path) -> dict:
+    """Round by round dev accuracy of two runs of one row on the same seeds (two results.json):
+    the mean and std of on - off in points, and whether it passes ONEDNN_MAX_LOSS."""
+    def by_seed(path):
+        return {x["seed"]: x["dev_accuracy"] for x in json.loads(path.read_text())["rounds"] if x["status"] == "ok"}
+    a, b = by_seed(on), by_seed(off)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError(f"{on} and {off} share no finished round")
+    diff = [100 * (a[s] - b[s]) for s in seeds]
+    mean = float(np.mean(diff))
+    return {"rounds": len(seeds), "mean": mean, "std": float(np.std(diff)), "keeps_accuracy": mean >= -ONEDNN_MAX_LOSS}
 
 
 def frontier_table(base: Config, out: Path) -> list[dict]:
