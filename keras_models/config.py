@@ -30,6 +30,8 @@ MAX_SEED = 2**32 - 1
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
 # one pixel up, down, left and right (the training shifts reach 2 px).
 NO_TTA = ((0, 0),)
+# A shift of half the 14-px image or more moves a digit out of it.
+MAX_SHIFT = 6
 TTA_VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
@@ -77,7 +79,9 @@ class Config:
     lr_schedule: str = "constant"  # "cosine": decays to 0 over the round; "onecycle": rises to lr, then decays
     optimizer: str = "adam"  # "nesterov": SGD with Nesterov momentum 0.9
     ema: bool = False  # evaluate and export an exponential moving average of the weights (momentum 0.99)
-    augment: bool = False  # random shifts (up to 2 px) and rotations (up to 10 degrees) of each digit
+    augment: bool = False  # random shifts (up to `shift` px) and rotations (up to `rotation` degrees) of each digit
+    shift: int = 2  # largest shift of --augment, in pixels; 0: no shifts
+    rotation: float = 10.0  # largest rotation of --augment, in degrees; 0: no rotations
     elastic: bool = False  # elastic distortions of each training digit (layers.ElasticDistortion)
     swap: bool = False  # add every training pair swapped (its target recomputed from the classes)
     repair: bool = False  # re-pair the digits within every training batch (targets from their classes)
@@ -147,6 +151,10 @@ class Config:
         if self.members > 1 and self.strategy == "multiworker":
             raise ConfigError("--members trains its members one after another in one process; with "
                               "--strategy multiworker train one --member per run")
+        if not 0 <= self.shift <= MAX_SHIFT:
+            raise ConfigError(f"shift must be an integer in [0, {MAX_SHIFT}] pixels, got {self.shift}")
+        if not 0.0 <= self.rotation <= 180.0:
+            raise ConfigError(f"rotation must be in [0, 180] degrees, got {self.rotation}")
         if self.dev_pairs < 0:
             raise ConfigError(f"dev pairs must be >= 0, got {self.dev_pairs}")
         if self.pretrain_epochs < 0:

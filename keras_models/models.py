@@ -95,10 +95,12 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
     if cfg.augment:
         # Active in training only. Fill with the normalised background, what a black pixel becomes.
         background = -mean / max(variance, 1e-12) ** 0.5
-        digits = keras.layers.RandomTranslation(2 / 14, 2 / 14, fill_mode="constant", fill_value=background,
-                                                name="augment_shift")(digits)
-        digits = keras.layers.RandomRotation(10 / 360, fill_mode="constant", fill_value=background,
-                                             name="augment_rotate")(digits)
+        if cfg.shift:
+            digits = keras.layers.RandomTranslation(cfg.shift / 14, cfg.shift / 14, fill_mode="constant",
+                                                    fill_value=background, name="augment_shift")(digits)
+        if cfg.rotation:
+            digits = keras.layers.RandomRotation(cfg.rotation / 360, fill_mode="constant", fill_value=background,
+                                                 name="augment_rotate")(digits)
     if cfg.elastic:
         digits = ElasticDistortion(name="augment_elastic")(digits)
     logits = classifier(digits)

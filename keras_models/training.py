@@ -87,7 +87,8 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
     result = {"seed": seed, "status": "ok", "seconds": round(sum(p["seconds"] for p in parts), 2),
               "epochs_run": parts[-1]["epochs_run"],
               "seconds_total": round(sum(p.get("seconds_total", p["seconds"]) for p in parts), 2),
-              "epochs_total": parts[-1].get("epochs_total", parts[-1]["epochs_run"])}
+              "epochs_total": parts[-1].get("epochs_total", parts[-1]["epochs_run"]),
+              "onednn": onednn_enabled()}
     model = fitted[0]
     if cfg.members > 1 or cfg.tta:
         model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
@@ -145,6 +146,13 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     if any(not math.isfinite(v) for v in losses):
         result.update(status="failed", message=f"loss became NaN/inf at epoch {len(losses)}; round stopped")
     return model, result
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels, as TF_ENABLE_ONEDNN_OPTS says. Unset, TensorFlow
+    leaves them off on CPUs without AVX-512 or AMX (and turns them on by itself on those with it,
+    which this does not see). A round's seconds depend on it, so every round records it."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0").strip().lower() in ("1", "true")
 
 
 @dataclass

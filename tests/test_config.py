@@ -119,3 +119,26 @@ def test_optimizer_ema_and_elastic_options_are_checked():
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", ema=True, lr_schedule="onecycle")
     opt = compile_model(build_model(cfg), cfg).optimizer
     assert opt.nesterov and opt.momentum == 0.9 and opt.use_ema
+
+
+def test_augmentation_sizes_are_checked_and_shape_the_model():
+    for changes, message in (({"shift": 7}, "shift must be"), ({"shift": -1}, "shift must be"),
+                             ({"rotation": 181.0}, "rotation must be"), ({"shift": 1.5}, "shift must be int")):
+        with pytest.raises(ValueError, match=message):
+            Config(model="cnn_aux", augment=True, **changes)
+    small = dict(model="cnn_aux", filters=(4,), hidden=(8,), augment=True)
+    names = {layer.name for layer in build_model(Config(**small)).layers}
+    assert {"augment_shift", "augment_rotate"} <= names
+    model = build_model(Config(**small, shift=1, rotation=0.0))
+    assert model.get_layer("augment_shift").height_factor == pytest.approx(1 / 14)
+    assert "augment_rotate" not in {layer.name for layer in model.layers}
+    names = {layer.name for layer in build_model(Config(**small, shift=0, rotation=5.0)).layers}
+    assert "augment_shift" not in names and "augment_rotate" in names
+    from keras_models.cli import add_config_args
+
+    parser = argparse.ArgumentParser()
+    add_config_args(parser)
+    assert parser.parse_args(["--shift", "1", "--rotation", "0"]).shift == 1
+    for flag, value in (("--shift", "7"), ("--shift", "1.5"), ("--rotation", "nan")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([flag, value])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments.frontier import FRONTIER, chosen, frontier_config, frontier_markdown
+from experiments.frontier import FRONTIER, chosen, frontier_config, frontier_markdown, paired_dev_difference
 from helpers import ROOT
 from keras_models.cli import train as train_script
 from keras_models.config import Config
@@ -14,7 +14,7 @@ def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98):
     return {"key": key, "label": key, "changes": {}, "rounds": rounds, "mflop": mflop, "params": 1,
             "dev_accuracy_mean": dev, "dev_accuracy_std": 0.01, "test_accuracy_mean": test,
             "test_accuracy_std": 0.01, "test_accuracy_min": test - 0.01, "seconds_per_round": seconds,
-            "seconds_max": seconds + 1}
+            "seconds_max": seconds + 1, "onednn": "off"}
 
 
 def test_rule_takes_the_best_dev_row_within_each_budget():
@@ -67,19 +67,38 @@ def test_reproduce_refuses_rows_of_the_other_ablation_and_mixed_modes(capsys):
     assert reproduce.main(["--rows", "oc30"]) == 2
 
 
+def test_paired_dev_difference_compares_rounds_of_the_same_seed(tmp_path):
+    def results(name, devs):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"rounds": [{"seed": s, "status": "ok", "dev_accuracy": d} for s, d in devs.items()]}))
+        return path
+
+    off = results("off", {0: 0.98, 1: 0.97, 2: 0.99})
+    same = paired_dev_difference(results("same", {0: 0.981, 1: 0.969, 2: 0.99, 5: 0.5}), off)
+    assert same["rounds"] == 3 and same["mean"] == pytest.approx(0.0) and same["keeps_accuracy"]
+    worse = paired_dev_difference(results("worse", {0: 0.978, 1: 0.968, 2: 0.988}), off)
+    assert worse["mean"] == pytest.approx(-0.2) and not worse["keeps_accuracy"]
+    with pytest.raises(ValueError, match="share no finished round"):
+        paired_dev_difference(results("other", {7: 0.9}), off)
+
+
 @pytest.mark.slow
 def test_a_tiny_frontier_end_to_end(tmp_path):
     from experiments.cli import reproduce
 
     out = tmp_path / "results"
-    argv = ["--frontier", "--rows", "oc20,oc40_swap", "--rounds", "1", "--pairs", "100", "--epochs-scale", "0.05",
+    argv = ["--frontier", "--rows", "oc30_shift1,oc40_swap_shift1", "--rounds", "1", "--pairs", "100", "--epochs-scale", "0.05",
             "--quiet", "--out", str(out), "--earlier", str(ROOT / "results")]
     assert reproduce.main(argv) == 0
     found = json.loads((out / "frontier.json").read_text())
-    assert [r["key"] for r in found["rows"]] == ["oc20", "oc40_swap"]
+    assert [r["key"] for r in found["rows"]] == ["oc30_shift1", "oc40_swap_shift1"]
     for r in found["rows"]:
         assert r["rounds"] == 1 and 0 <= r["dev_accuracy_mean"] <= 1 and r["mflop"] == pytest.approx(18.9, abs=0.1)
         config = json.loads((out / "runs" / f"frontier-{r['key']}" / "config.json").read_text())
         assert config["dev_pairs"] == 1000 and config["test_curve"] is False and config["lr_schedule"] == "onecycle"
-    assert found["chosen"]["speedrun"] in ("oc20", "oc40_swap")  # tiny rows train well within 60 s
-    assert (out / "frontier.png").stat().st_size > 0 and "| oc20" in (out / "frontier.md").read_text()
+        rounds = json.loads((out / "runs" / f"frontier-{r['key']}" / "results.json").read_text())["rounds"]
+        assert rounds[0]["onednn"] is False and config["shift"] == 1 and config["rotation"] == 0
+    assert found["chosen"]["speedrun"] in ("oc30_shift1", "oc40_swap_shift1")  # tiny rows train well within 60 s
+    assert all(r["onednn"] == "off" for r in found["rows"])  # TensorFlow's default on these CPUs
+    md = (out / "frontier.md").read_text()
+    assert (out / "frontier.png").stat().st_size > 0 and "| oc30_shift1" in md and "| off |" in md
