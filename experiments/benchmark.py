@@ -15,33 +15,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_models.config import TTA_VIEWS, Config
-from keras_models.models import build_model, compile_model, targets_for
-
-
-# --------------------------------------------------------------------------- FLOPs
-
-def layer_flops(layer, images: int) -> int:
-    """Multiply-adds x 2 of one forward pass of `layer` over `images` inputs."""
-    if isinstance(layer, keras.Model):
-        return sum(layer_flops(sub, images) for sub in layer.layers)
-    if isinstance(layer, keras.layers.Conv2D):
-        _, h, w, f = layer.output.shape
-        k1, k2, cin, _ = layer.kernel.shape
-        return 2 * h * w * k1 * k2 * cin * f * images
-    if isinstance(layer, keras.layers.Dense):
-        cin, units = layer.kernel.shape
-        return 2 * cin * units * images
-    return 0
-
-
-def flops_per_pair(model) -> int:
-    """Forward FLOPs of one pair: the shared classifier runs on both digits."""
-    total = 0
-    for layer in model.layers:
-        images = 2 if isinstance(layer, keras.Model) and layer.name == "classifier" else 1
-        total += layer_flops(layer, images)
-    return total
+from keras_models.config import Config
+from keras_models.models import build_model, compile_model, config_mflops, flops_per_pair, targets_for
 
 
 # --------------------------------------------------------------------------- training speed
@@ -159,12 +134,6 @@ def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: i
     _, sig = load_saved_model(path)
     return {"saved_model": str(path), "mflops_per_pair": round(config_mflops(Config.from_dict(config)), 2),
             **signature_speed(sig, batch, calls, latency_calls)}
-
-
-def config_mflops(cfg: Config) -> float:
-    """MFLOP per pair of the model `cfg` trains: one classifier pass per member and view."""
-    views = len(TTA_VIEWS) if cfg.tta else 1
-    return views * cfg.members * flops_per_pair(build_model(cfg)) / 1e6
 
 
 def signature_speed(sig, batch: int, calls: int, latency_calls: int) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_models.config import Config
 from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.recipes import ONECYCLE, PLUS
+from keras_models.recipes import ONECYCLE, PLUS, SHIFT1
 from keras_models.results import mean_std, pm
 
 from .ablation import Row, row_config, train_rows
@@ -60,11 +60,11 @@ FRONTIER = [
     # issue's evidence (a lighter augmentation), at 25, 30 and 40 epochs.
     Row("oc25", "oc30 with 25 epochs", {**ONECYCLE, "epochs": 25}),
     Row("oc25_shift1", "oc25, shifts of at most 1 px and no rotations",
-        {**ONECYCLE, "epochs": 25, "shift": 1, "rotation": 0.0}),
+        {**ONECYCLE, "epochs": 25, **SHIFT1}),
     Row("oc30_shift1", "oc30, shifts of at most 1 px and no rotations",
-        {**ONECYCLE, "epochs": 30, "shift": 1, "rotation": 0.0}),
+        {**ONECYCLE, "epochs": 30, **SHIFT1}),
     Row("oc40_swap_shift1", "oc40_swap, shifts of at most 1 px and no rotations",
-        {**ONECYCLE, "epochs": 40, "swap": True, "shift": 1, "rotation": 0.0}),
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1}),
 ]
 
 
@@ -73,7 +73,7 @@ def frontier_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0
 
 
 def config_mflops(cfg: Config) -> float:
-    from .benchmark import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
+    from keras_models.models import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
 
     return count(cfg)
 
@@ -110,7 +110,8 @@ def paired_dev_difference(on: Path, off: Path) -> dict:
         raise ValueError(f"{on} and {off} share no finished round")
     diff = [100 * (a[s] - b[s]) for s in seeds]
     mean = float(np.mean(diff))
-    return {"rounds": len(seeds), "mean": mean, "std": float(np.std(diff)), "keeps_accuracy": mean >= -ONEDNN_MAX_LOSS}
+    return {"rounds": len(seeds), "mean": mean, "std": float(np.std(diff)), "keeps_accuracy": mean >= -ONEDNN_MAX_LOSS,
+            "dev_on": [a[s] for s in seeds], "dev_off": [b[s] for s in seeds]}
 
 
 def frontier_table(base: Config, out: Path) -> list[dict]:

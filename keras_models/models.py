@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-from .config import PAIR_SHAPE, Config, is_aux, is_shared
+from .config import PAIR_SHAPE, TTA_VIEWS, Config, is_aux, is_shared
 from .layers import (BatchToDigits, DigitsToBatch, ElasticDistortion, ExpectedLeq, LearnedTemperature, MeanOverViews,
                      OneCycle, ShiftedViews, SmoothedSparseCrossentropy)
 
@@ -216,3 +216,34 @@ def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10, re
 def targets_for(model: keras.Model, pairs) -> dict:
     """The pairs' targets, restricted to the model's outputs."""
     return pairs.targets(model.output.keys() if isinstance(model.output, dict) else ["compare"])
+
+
+# Serving cost, counted on the layers: what the frontier's and the tuner's cost limit read.
+
+def layer_flops(layer, images: int) -> int:
+    """Multiply-adds x 2 of one forward pass of `layer` over `images` inputs."""
+    if isinstance(layer, keras.Model):
+        return sum(layer_flops(sub, images) for sub in layer.layers)
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, f = layer.output.shape
+        k1, k2, cin, _ = layer.kernel.shape
+        return 2 * h * w * k1 * k2 * cin * f * images
+    if isinstance(layer, keras.layers.Dense):
+        cin, units = layer.kernel.shape
+        return 2 * cin * units * images
+    return 0
+
+
+def flops_per_pair(model) -> int:
+    """Forward FLOPs of one pair: the shared classifier runs on both digits."""
+    total = 0
+    for layer in model.layers:
+        images = 2 if isinstance(layer, keras.Model) and layer.name == "classifier" else 1
+        total += layer_flops(layer, images)
+    return total
+
+
+def config_mflops(cfg: Config) -> float:
+    """MFLOP per pair of the model `cfg` trains: one classifier pass per member and view."""
+    views = len(TTA_VIEWS) if cfg.tta else 1
+    return views * cfg.members * flops_per_pair(build_model(cfg)) / 1e6

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from helpers import run_script
-from experiments.benchmark import flops_per_pair
+from keras_models.models import flops_per_pair
 from keras_models.config import Config
 from keras_models.models import build_model
 

@@ -1,5 +1,6 @@
 """keras-tuner: the HyperModels sample into the plain builders; real searches, resumed; a chief
 and two workers as real processes on 127.0.0.1; a search whose every trial fails."""
+import contextlib
 import json
 import subprocess
 import sys
@@ -75,6 +76,42 @@ def test_random_search_reports_and_resumes(tmp_path):
     with pytest.raises(RunError, match=r"other settings \(pairs\); use another --directory"):
         search(tiny_base(pairs=120), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
     assert json.loads((folder / "trials.json").read_text()) == again
+
+
+@pytest.mark.slow
+def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_path):
+    from tuning.search import search
+
+    base = tiny_base(pairs=100, dev_pairs=100, validation_split=0.0)
+    best = search(base, "random", 2, 1, str(tmp_path), "dev", log=lambda *_: None, executions=2, max_mflop=50.0)
+    folder = tmp_path / "dev"
+    trials = json.loads((folder / "trials.json").read_text())
+    assert all(t["status"] == "COMPLETED" and 0 <= t["score"] <= 1 and t["mflop"] <= 50 for t in trials)
+    assert best["dev_compare_accuracy"] == max(t["score"] for t in trials) and "val_compare_accuracy" not in best
+    assert "100 dev pairs per round, the mean over 2 round(s) (seeds 0-1)" in (folder / "trials.md").read_text()
+    assert json.loads((folder / "search.json").read_text())["executions"] == 2
+    with pytest.raises(RunError, match=r"other settings \(executions\)"):
+        search(base, "random", 2, 1, str(tmp_path), "dev", log=lambda *_: None, executions=3, max_mflop=50.0)
+    # Every trial over the limit fails untrained, and the search says that none completed.
+    with pytest.raises(RunError, match="no trial completed"):
+        search(base, "random", 4, 1, str(tmp_path), "cheap", log=lambda *_: None, max_mflop=1e-3)
+    assert [t["status"] for t in json.loads((tmp_path / "cheap" / "trials.json").read_text())] == ["FAILED"] * 4
+
+
+def test_tune_cli_refuses_executions_without_dev_pairs_and_dev_pairs_with_hyperband(tmp_path, capsys):
+    from tuning import cli
+
+    for argv, message in ((["--executions", "2"], "it needs --dev-pairs"),
+                          (["--dev-pairs", "100", "--tuner", "hyperband"], "use random or bayesian"),
+                          (["--max-mflop", "0"], "expected a positive number")):
+        with pytest.raises(SystemExit) if argv[0] == "--max-mflop" else contextlib.nullcontext():
+            assert cli.main([*argv, "--directory", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+    # Too few images outside the pairs for the dev pairs: refused before the folder is made.
+    assert cli.main(["--dev-pairs", "600", "--pairs", "1000", "--directory", str(tmp_path)]) == 2
+    assert "outside the pairs" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):

@@ -1,7 +1,9 @@
 """Search depth and width (and comparer size, dropout, learning rate) with keras-tuner, on a
-validation split of the training pairs; write best_hparams.json, trials.md and trials.png.
+validation split of the training pairs or on dev pairs over several rounds; write
+best_hparams.json, trials.md and trials.png.
 
     python scripts/tune.py --model cnn_aux --tuner bayesian --max-trials 20 --epochs 15 --directory tuner_runs
+    python scripts/tune.py --model cnn_aux --dev-pairs 1000 --executions 2 --max-mflop 20 --epochs 20
     python scripts/train.py --model cnn_aux --hparams tuner_runs/cnn_aux-bayesian/best_hparams.json
 
 Rerunning the same command resumes the search (finished trials are kept).
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_models.cli import DefaultsFormatter, add_config_args, config_from_args, positive_int, run_cli
+from keras_models.cli import DefaultsFormatter, add_config_args, config_from_args, positive_float, positive_int, run_cli
 from keras_models.config import Config
 
 
@@ -28,6 +30,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")
     s.add_argument("--directory", default="tuner_runs", help="where keras-tuner keeps its trials and the report")
     s.add_argument("--project-name", help="subfolder of --directory (default <model>-<tuner>)")
+    s.add_argument("--executions", type=positive_int, default=1,
+                   help="with --dev-pairs: train each trial this many times, each on another round's pairs, "
+                        "and score the mean of their dev accuracies")
+    s.add_argument("--max-mflop", type=positive_float, metavar="MFLOP",
+                   help="fail, untrained, the trials whose model costs more per pair (default: no limit)")
     add_config_args(p, skip=TRAIN_ONLY)
     args = p.parse_args(argv)
     if args.epochs is None:
@@ -44,7 +51,8 @@ def main(argv=None) -> int:
         from .search import search
 
         base = config_from_args(args, Config(validation_split=0.2))
-        search(base, args.tuner, args.max_trials, base.num_epochs, args.directory, args.project_name)
+        search(base, args.tuner, args.max_trials, base.num_epochs, args.directory, args.project_name,
+               executions=args.executions, max_mflop=args.max_mflop)
 
     return run_cli(job, "tune.py")
 

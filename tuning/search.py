@@ -1,6 +1,11 @@
-"""A keras-tuner search over depth and width on a validation split of the training pairs, and
-its report: best_hparams.json, trials.md, and a plot of validation accuracy against depth and
-width. The test pairs are never drawn here.
+"""A keras-tuner search over depth and width, and its report: best_hparams.json, trials.md, and
+a plot of the objective against depth and width. The test pairs are never drawn here.
+
+The objective is the compare accuracy on a validation split of one round's training pairs, or,
+with dev pairs (`--dev-pairs N`), on N pairs of the images that the round's pairs leave out:
+each trial then trains on all of a round's pairs, once per execution, each execution on another
+round (`--executions`), and scores the mean. A cost limit (`--max-mflop`) fails the trials whose
+model costs more per pair, before they train.
 
 Distributed: with KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT set,
 the chief serves the oracle and the workers run trials; only the chief writes the report,
@@ -9,6 +14,7 @@ after every trial has ended (a worker's view of the best trial is only a snapsho
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -17,14 +23,15 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_models.config import Config, check_resumable, family, output_names
-from keras_models.data import draw_round, load_data
-from keras_models.errors import RunError
+from keras_models.data import dev_pairs, draw_round, load_data, require_images
+from keras_models.errors import ConfigError, RunError
 from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.pipeline import pixel_stats, split_validation
 
 from .hypermodels import hypermodel_for
 
 OBJECTIVE = "val_compare_accuracy"
+DEV_OBJECTIVE = "dev_compare_accuracy"
 TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
 CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
 MAX_FAILED_TRIALS = 3
@@ -42,18 +49,55 @@ class TimedTrials:
         return result
 
 
+class RoundTrials:
+    """Mixin: a trial over the cost limit fails before it trains; with `rounds` (dev mode), each
+    execution trains on one round's pairs and scores that round's dev pairs."""
+
+    max_mflop: float | None = None
+    rounds: tuple = ()  # (training pairs, dev pairs, pixel mean, pixel variance) per execution
+
+    def run_trial(self, trial, *args, **kwargs):
+        import contextlib
+
+        from keras_models.models import config_mflops
+        from keras_models.results import evaluate_pairs
+
+        cfg = self.hypermodel.sample(trial.hyperparameters)
+        cost = config_mflops(cfg) if self.max_mflop is not None else 0.0
+        if self.max_mflop is not None and cost > self.max_mflop:
+            reason = f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; not trained"
+            print(f"trial {trial.trial_id}: {reason}")
+            raise kt.errors.FailedTrialError(reason)
+        if not self.rounds:
+            return super().run_trial(trial, *args, **kwargs)
+        scores = []
+        for train, dev, mean, variance in self.rounds:
+            # Each round's pixel statistics go into its model, as in train.py.
+            self.hypermodel.mean, self.hypermodel.variance = mean, variance
+            scope = self.distribution_strategy.scope() if self.distribution_strategy else contextlib.nullcontext()
+            with scope:
+                model = self.hypermodel.build(trial.hyperparameters)
+            model.fit(train.x, train.targets(output_names(cfg.model)), epochs=kwargs["epochs"],
+                      batch_size=kwargs["batch_size"], verbose=kwargs.get("verbose", 0))
+            scores.append({DEV_OBJECTIVE: evaluate_pairs(model, dev)["accuracy"]})
+        return scores  # keras-tuner scores the trial by their mean
+
+
 def is_chief_oracle() -> bool:
     return os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
 
 
 def make_tuner(kind: str, hypermodel, max_trials: int, epochs: int, directory: str, project: str,
-               seed: int, strategy=None):
+               seed: int, strategy=None, objective: str = OBJECTIVE, max_mflop: float | None = None, rounds=()):
     if kind not in TUNERS:
         raise RunError(f"unknown tuner {kind!r}")
     base = TUNERS[kind]
-    cls = type(f"Timed{base.__name__}", (TimedTrials, base), {})
-    common = dict(objective=kt.Objective(OBJECTIVE, direction="max"), directory=directory, project_name=project,
-                  overwrite=False, seed=seed, max_consecutive_failed_trials=MAX_FAILED_TRIALS)
+    cls = type(f"Timed{base.__name__}", (TimedTrials, RoundTrials, base), {"max_mflop": max_mflop, "rounds": tuple(rounds)})
+    # Trials over the cost limit fail at once and may come in a row: with a limit, the search
+    # ends after its trials, whatever failed.
+    failures = max_trials + 1 if max_mflop is not None else MAX_FAILED_TRIALS
+    common = dict(objective=kt.Objective(objective, direction="max"), directory=directory, project_name=project,
+                  overwrite=False, seed=seed, max_consecutive_failed_trials=failures)
     if strategy is not None:
         common["distribution_strategy"] = strategy
     if kind == "hyperband":
@@ -62,7 +106,7 @@ def make_tuner(kind: str, hypermodel, max_trials: int, epochs: int, directory: s
     return cls(hypermodel, max_trials=max_trials, **common)
 
 
-def claim_search(folder: Path, base: Config, epochs: int) -> None:
+def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, max_mflop: float | None = None) -> None:
     """keras-tuner reloads the trials in its folder whatever settings trained them: a folder
     of another search (other epochs, data or fixed settings) is refused in one line, and the
     settings are recorded in search.json first."""
@@ -73,39 +117,73 @@ def claim_search(folder: Path, base: Config, epochs: int) -> None:
         except ValueError:
             raise RunError(f"{path}: not valid JSON; move it away or use another --directory") from None
         instead = "use another --directory or --project-name"
-        if old.get("epochs") != epochs:
-            raise RunError(f"{folder}: holds a search with other settings (epochs); {instead}")
+        search = {"epochs": epochs, "executions": executions, "max_mflop": max_mflop}
+        # Searches recorded before executions and the cost limit existed had 1 and none.
+        differ = [k for k, v in search.items() if old.get(k, {"executions": 1}.get(k)) != v]
+        if differ:
+            raise RunError(f"{folder}: holds a search with other settings ({', '.join(differ)}); {instead}")
         check_resumable(old, base, folder, instead)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"config": base.to_dict(), "epochs": epochs})
+    atomic_write_json(path, {"config": base.to_dict(), "epochs": epochs, "executions": executions, "max_mflop": max_mflop})
+
+
+def check_search(base: Config, kind: str, executions: int, max_mflop: float | None) -> None:
+    if executions < 1:
+        raise ConfigError(f"executions must be a positive integer, got {executions}")
+    if executions > 1 and not base.dev_pairs:
+        raise ConfigError("--executions trains each trial on several rounds and scores their dev pairs; it needs --dev-pairs")
+    if base.dev_pairs and kind == "hyperband":
+        raise ConfigError("--dev-pairs scores whole trials; hyperband resumes trials by epochs: use random or bayesian")
+    if max_mflop is not None and not (max_mflop > 0 and math.isfinite(max_mflop)):
+        raise ConfigError(f"the cost limit must be a positive number of MFLOP, got {max_mflop}")
 
 
 def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str, project: str | None = None,
-           log=print) -> dict | None:
+           log=print, executions: int = 1, max_mflop: float | None = None) -> dict | None:
     """Run (or resume) the search; on the chief, write the report and return best_hparams."""
     import tensorflow as tf
 
     from keras_models.distribute import get_strategy
 
+    check_search(base, kind, executions, max_mflop)
     tf.get_logger().setLevel("ERROR")
     project = project or f"{base.model}-{kind}"
-    if is_chief_oracle():
-        claim_search(Path(directory) / project, base, epochs)
     train_images, test_images = load_data(base.data, base.test_data)
-    pairs, _ = draw_round(train_images, test_images, base.pairs, base.seed)
-    train, val = split_validation(pairs, base.validation_split or 0.2)
-    strategy = get_strategy(base.strategy)
-    replicated = strategy.num_replicas_in_sync > 1
-    hypermodel = hypermodel_for(base, *pixel_stats(train), sync_bn=replicated)
-    tuner = make_tuner(kind, hypermodel, max_trials, epochs, directory, project, base.seed,
-                       strategy if replicated else None)
+    if base.dev_pairs:
+        require_images(len(train_images.images) - 2 * base.pairs, base.dev_pairs, f"{train_images.source} outside the pairs")
+    if is_chief_oracle():
+        claim_search(Path(directory) / project, base, epochs, executions, max_mflop)
     # Which outputs need targets follows from the model name; no model has to be built for it.
     outputs = output_names(base.model)
+    strategy = get_strategy(base.strategy)
+    replicated = strategy.num_replicas_in_sync > 1
+    fit = dict(epochs=epochs, batch_size=base.batch_size, verbose=0 if base.quiet else 2)
+    if base.dev_pairs:
+        rounds = []
+        for seed in range(base.seed, base.seed + executions):
+            pairs, _ = draw_round(train_images, test_images, base.pairs, seed)
+            rounds.append((pairs, dev_pairs(train_images, base.pairs, base.dev_pairs, seed), *pixel_stats(pairs)))
+        hypermodel = hypermodel_for(base, *rounds[0][2:], sync_bn=replicated)
+        data, what = (), f"{executions} round(s) of {base.pairs} training and {base.dev_pairs} dev pairs per trial"
+    else:
+        pairs, _ = draw_round(train_images, test_images, base.pairs, base.seed)
+        train, val = split_validation(pairs, base.validation_split or 0.2)
+        hypermodel, rounds = hypermodel_for(base, *pixel_stats(train), sync_bn=replicated), []
+        data = (train.x, train.targets(outputs))
+        fit["validation_data"] = (val.x, val.targets(outputs))
+        what = f"{len(train)} training and {len(val)} validation pairs"
+    tuner = make_tuner(kind, hypermodel, max_trials, epochs, directory, project, base.seed,
+                       strategy if replicated else None, objective_of(base), max_mflop, rounds)
+    limit = f"; at most {max_mflop:g} MFLOP per pair" if max_mflop is not None else ""
     log(f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
-        f"{epochs if kind == 'hyperband' else max_trials}); {len(train)} training and {len(val)} validation pairs")
+        f"{epochs if kind == 'hyperband' else max_trials}); {what}{limit}")
+    # keras-tuner prints the traceback of every failed trial while its DEBUG flag is on (the
+    # default); a trial over the cost limit is expected, and its reason stays in its trial.json.
+    from keras_tuner.src import config as kt_config
+
+    debug, kt_config.DEBUG = kt_config.DEBUG, kt_config.DEBUG and max_mflop is None
     try:
-        tuner.search(train.x, train.targets(outputs), validation_data=(val.x, val.targets(outputs)),
-                     epochs=epochs, batch_size=base.batch_size, verbose=0 if base.quiet else 2)
+        tuner.search(*data, **fit)
     except RuntimeError as e:
         # keras-tuner ends a search after max_consecutive_failed_trials with a RuntimeError
         # that carries the last trial's traceback; its last line is the reason.
@@ -113,15 +191,21 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
             raise
         last = str(e).strip().splitlines()[-1]
         raise RunError(f"{Path(directory) / project}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}") from None
+    finally:
+        kt_config.DEBUG = debug
     if not is_chief_oracle():
         return None
-    return write_report(tuner, base, kind, epochs, Path(directory) / project, log)
+    return write_report(tuner, base, kind, epochs, Path(directory) / project, log, executions)
+
+
+def objective_of(base: Config) -> str:
+    return DEV_OBJECTIVE if base.dev_pairs else OBJECTIVE
 
 
 # --------------------------------------------------------------------------- report
 
 def trial_rows(tuner, base: Config) -> list[dict]:
-    from keras_models.models import build_model
+    from keras_models.models import build_model, config_mflops
 
     rows = []
     for trial in tuner.oracle.trials.values():
@@ -131,7 +215,7 @@ def trial_rows(tuner, base: Config) -> list[dict]:
         rows.append({
             "trial": trial.trial_id, "status": trial.status, "score": trial.score,
             "hyperparameters": dict(trial.hyperparameters.values),
-            "params": int(build_model(cfg).count_params()),
+            "params": int(build_model(cfg).count_params()), "mflop": round(config_mflops(cfg), 2),
             "depth": trial.hyperparameters.values.get("depth"),
             "width": trial.hyperparameters.values.get("filters" if family(base.model) == "cnn" else "units"),
             "seconds": info.get("seconds"), "tuner_id": info.get("tuner_id"),
@@ -140,31 +224,36 @@ def trial_rows(tuner, base: Config) -> list[dict]:
     return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0)))
 
 
-def write_report(tuner, base: Config, kind: str, epochs: int, folder: Path, log=print) -> dict:
+def write_report(tuner, base: Config, kind: str, epochs: int, folder: Path, log=print, executions: int = 1) -> dict:
+    objective = objective_of(base)
     rows = trial_rows(tuner, base)
     done = [r for r in rows if r["status"] == "COMPLETED" and r["score"] is not None]
-    if not done:
-        statuses = ", ".join(sorted({r["status"] for r in rows})) or "none ran"
-        raise RunError(f"{folder}: no trial completed ({statuses}); nothing to report")
-    best = done[0]
     names = sorted({k for r in rows for k in r["hyperparameters"]})
     lines = [f"# {kind} search for {base.model}: {len(done)} of {len(rows)} trials completed", "",
-             f"Objective: {OBJECTIVE} (max) on {base.validation_split or 0.2:.0%} of the training pairs; "
-             f"{epochs} epochs per trial.", "",
-             "| trial | status | val acc. % | " + " | ".join(names) + " | parameters | seconds | tuner |",
-             "| --- | --- |" + " ---: |" * (len(names) + 3) + " --- |"]
+             f"Objective: {objective} (max) on " + (
+                 f"{base.dev_pairs} dev pairs per round, the mean over {executions} round(s) (seeds {base.seed}"
+                 f"-{base.seed + executions - 1}), each trained on all its {base.pairs} pairs"
+                 if base.dev_pairs else f"{base.validation_split or 0.2:.0%} of the training pairs") +
+             f"; {epochs} epochs per trial. Failed trials include those over the cost limit (untrained).", "",
+             f"| trial | status | {objective.split('_')[0]} acc. % | " + " | ".join(names) +
+             " | parameters | MFLOP / pair | seconds | tuner |",
+             "| --- | --- |" + " ---: |" * (len(names) + 4) + " --- |"]
     for r in rows:
         hp = " | ".join(fmt(r["hyperparameters"].get(n)) for n in names)
         score = "-" if r["score"] is None else f"{100 * r['score']:.1f}"
-        lines.append(f"| {r['trial']} | {r['status']} | {score} | {hp} | {r['params']:,} | "
+        lines.append(f"| {r['trial']} | {r['status']} | {score} | {hp} | {r['params']:,} | {r['mflop']:.1f} | "
                      f"{fmt(r['seconds'])} | {r['tuner_id'] or '-'} |")
     atomic_write_text(folder / "trials.md", "\n".join(lines) + "\n")
     atomic_write_json(folder / "trials.json", rows)
-    result = {"config": best["config"], OBJECTIVE: best["score"], "trial": best["trial"], "tuner": kind,
+    if not done:
+        statuses = ", ".join(sorted({r["status"] for r in rows})) or "none ran"
+        raise RunError(f"{folder}: no trial completed ({statuses}); see trials.md")
+    best = done[0]
+    result = {"config": best["config"], objective: best["score"], "trial": best["trial"], "tuner": kind,
               "epochs": epochs, "hyperparameters": best["hyperparameters"]}
     atomic_write_json(folder / "best_hparams.json", result)
-    plot_trials(done, folder / "trials.png", base.model)
-    log(f"best trial {best['trial']}: {OBJECTIVE} {100 * best['score']:.2f}% with {best['hyperparameters']}")
+    plot_trials(done, folder / "trials.png", base.model, "dev" if base.dev_pairs else "validation")
+    log(f"best trial {best['trial']}: {objective} {100 * best['score']:.2f}% with {best['hyperparameters']}")
     log(f"wrote {folder / 'best_hparams.json'}, {folder / 'trials.md'}, {folder / 'trials.png'}")
     return result
 
@@ -177,7 +266,7 @@ def fmt(v) -> str:
     return str(v)
 
 
-def plot_trials(rows: list[dict], path: Path, model: str) -> None:
+def plot_trials(rows: list[dict], path: Path, model: str, scored_on: str = "validation") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,9 +279,9 @@ def plot_trials(rows: list[dict], path: Path, model: str) -> None:
     for ax, x, other, label, other_label in ((axes[0], depth, width, "depth", "width"),
                                              (axes[1], width, depth, "width", "depth")):
         points = ax.scatter(x, score, c=other, cmap="viridis")
-        ax.set(xlabel=label, ylabel="validation accuracy of compare (%)")
+        ax.set(xlabel=label, ylabel=f"{scored_on} accuracy of compare (%)")
         fig.colorbar(points, ax=ax, label=other_label)
-    fig.suptitle(f"{model}: validation accuracy of each trial")
+    fig.suptitle(f"{model}: {scored_on} accuracy of each trial")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
