@@ -128,11 +128,12 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     assert (stacked.lr, stacked.num_epochs, stacked.comparer_type, stacked.augment) == (1.72e-3, 25, "expected", True)
     assert (stacked.filters, stacked.lr_schedule) == ((64, 128, 128), "cosine")
     best = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux"]))
-    assert (best.lr, best.num_epochs, best.lr_schedule, best.swap, best.filters) == (3e-3, 40, "onecycle", True, (32, 64))
+    assert (best.lr, best.num_epochs, best.lr_schedule, best.swap, best.filters, best.shift, best.rotation) == \
+        (3e-3, 40, "onecycle", True, (32, 64), 1, 0.0)
     flag = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"]))
     assert flag.lr == 1e-3
     speedrun = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux"]))
-    assert (speedrun.num_epochs, speedrun.test_curve) == (20, False)
+    assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift) == (30, False, 1)
     curve = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"]))
     assert curve.test_curve is True
     best = tmp_path / "best_hparams.json"
