@@ -63,8 +63,7 @@ class RoundTrials:
         from keras_models.results import evaluate_pairs
 
         cfg = self.hypermodel.sample(trial.hyperparameters)
-        cost = config_mflops(cfg) if self.max_mflop is not None else 0.0
-        if self.max_mflop is not None and cost > self.max_mflop:
+        if self.max_mflop is not None and (cost := config_mflops(cfg)) > self.max_mflop:
             reason = f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; not trained"
             print(f"trial {trial.trial_id}: {reason}")
             raise kt.errors.FailedTrialError(reason)
