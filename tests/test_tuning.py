@@ -83,7 +83,7 @@ def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_p
     from tuning.search import search
 
     base = tiny_base(pairs=100, dev_pairs=100, validation_split=0.0)
-    best = search(base, "random", 2, 1, str(tmp_path), "dev", log=lambda *_: None, executions=2, max_mflop=50.0)
+    best = search(base, "random", 1, 1, str(tmp_path), "dev", log=lambda *_: None, executions=2, max_mflop=50.0)
     folder = tmp_path / "dev"
     trials = json.loads((folder / "trials.json").read_text())
     assert all(t["status"] == "COMPLETED" and 0 <= t["score"] <= 1 and t["mflop"] <= 50 for t in trials)
@@ -91,11 +91,11 @@ def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_p
     assert "100 dev pairs per round, the mean over 2 round(s) (seeds 0-1)" in (folder / "trials.md").read_text()
     assert json.loads((folder / "search.json").read_text())["executions"] == 2
     with pytest.raises(RunError, match=r"other settings \(executions\)"):
-        search(base, "random", 2, 1, str(tmp_path), "dev", log=lambda *_: None, executions=3, max_mflop=50.0)
+        search(base, "random", 1, 1, str(tmp_path), "dev", log=lambda *_: None, executions=3, max_mflop=50.0)
     # Every trial over the limit fails untrained, and the search says that none completed.
     with pytest.raises(RunError, match="no trial completed"):
-        search(base, "random", 4, 1, str(tmp_path), "cheap", log=lambda *_: None, max_mflop=1e-3)
-    assert [t["status"] for t in json.loads((tmp_path / "cheap" / "trials.json").read_text())] == ["FAILED"] * 4
+        search(base, "random", 3, 1, str(tmp_path), "cheap", log=lambda *_: None, max_mflop=1e-3)
+    assert [t["status"] for t in json.loads((tmp_path / "cheap" / "trials.json").read_text())] == ["FAILED"] * 3
 
 
 def test_tune_cli_refuses_executions_without_dev_pairs_and_dev_pairs_with_hyperband(tmp_path, capsys):
