@@ -56,8 +56,8 @@ FRONTIER = [
     Row("oc40_swap_plus", "oc40_swap + elastic distortions + label smoothing 0.2 + weight EMA (0.99)",
         {**ONECYCLE, "epochs": 40, "swap": True, **PLUS}),
     # Declared after the rows above, on their dev accuracy and seconds: shorter runs that fit in
-    # 60 s (oc30 took 64 s), and the +-1 px shifts without rotations of the PyTorch run of the
-    # issue's evidence (a lighter augmentation), at 25, 30 and 40 epochs.
+    # 60 s (oc30 took 64 s), and the +-1 px shifts without rotations of an earlier PyTorch run
+    # of this model (a lighter augmentation), at 25, 30 and 40 epochs.
     Row("oc25", "oc30 with 25 epochs", {**ONECYCLE, "epochs": 25}),
     Row("oc25_shift1", "oc25, shifts of at most 1 px and no rotations",
         {**ONECYCLE, "epochs": 25, **SHIFT1}),
