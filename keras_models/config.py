@@ -27,11 +27,12 @@ OPTIMIZERS = ("adam", "nesterov")
 MEMBER_SEED_STRIDE = 1000
 # numpy's legacy seeding (used by keras.utils.set_random_seed) takes seeds below 2**32.
 MAX_SEED = 2**32 - 1
+# The augmentation's largest shift and rotation: half the 14-px image moves a digit out of it.
+MAX_SHIFT = 6
+MAX_ROTATION = 180.0
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
 # one pixel up, down, left and right (the training shifts reach 2 px).
 NO_TTA = ((0, 0),)
-# A shift of half the 14-px image or more moves a digit out of it.
-MAX_SHIFT = 6
 TTA_VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
@@ -153,8 +154,8 @@ class Config:
                               "--strategy multiworker train one --member per run")
         if not 0 <= self.shift <= MAX_SHIFT:
             raise ConfigError(f"shift must be an integer in [0, {MAX_SHIFT}] pixels, got {self.shift}")
-        if not 0.0 <= self.rotation <= 180.0:
-            raise ConfigError(f"rotation must be in [0, 180] degrees, got {self.rotation}")
+        if not 0.0 <= self.rotation <= MAX_ROTATION:
+            raise ConfigError(f"rotation must be in [0, {MAX_ROTATION:g}] degrees, got {self.rotation}")
         if self.dev_pairs < 0:
             raise ConfigError(f"dev pairs must be >= 0, got {self.dev_pairs}")
         if self.pretrain_epochs < 0:

@@ -32,7 +32,7 @@ STACKED = {**EXPECTED_AUGMENT, **TUNED, "swap": True, "lr_schedule": "cosine", "
 # A one-cycle schedule peaking at 3e-3, and the extra regularisers of the small-model ablation.
 ONECYCLE = {**EXPECTED_AUGMENT, "lr_schedule": "onecycle", "lr": 3e-3}
 PLUS = {"elastic": True, "label_smoothing": 0.2, "ema": True}
-# The lighter augmentation of the PyTorch run in the small-model ablation's evidence.
+# The lighter augmentation of an earlier PyTorch run of the default cnn_aux: shifts of at most 1 px.
 SHIFT1 = {"shift": 1, "rotation": 0.0}
 
 # The winners of results/frontier.md (tests/test_recipes.py checks them against it). The

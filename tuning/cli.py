@@ -3,7 +3,7 @@ validation split of the training pairs or on dev pairs over several rounds; writ
 best_hparams.json, trials.md and trials.png.
 
     python scripts/tune.py --model cnn_aux --tuner bayesian --max-trials 20 --epochs 15 --directory tuner_runs
-    python scripts/tune.py --model cnn_aux --dev-pairs 1000 --executions 2 --max-mflop 20 --epochs 20
+    python scripts/tune.py --model cnn_aux --test-data ../shared/mnist --dev-pairs 1000 --executions 2 --max-mflop 20
     python scripts/train.py --model cnn_aux --hparams tuner_runs/cnn_aux-bayesian/best_hparams.json
 
 Rerunning the same command resumes the search (finished trials are kept).

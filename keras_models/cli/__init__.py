@@ -18,7 +18,7 @@ import threading
 # cuInit") only says that there is no GPU. A value the user sets wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
-from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_SEED, MAX_SHIFT, MODELS, OPTIMIZERS, SCHEDULES, STRATEGIES, Config  # noqa: E402
+from ..config import COMPARERS, LOSS_WEIGHTINGS, MAX_ROTATION, MAX_SEED, MAX_SHIFT, MODELS, OPTIMIZERS, SCHEDULES, STRATEGIES, Config  # noqa: E402
 from ..errors import USER_ERRORS  # noqa: E402
 
 
@@ -146,7 +146,8 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True, skip=(
       help="random shifts (<= --shift px) and rotations (<= --rotation degrees) of each training digit")
     t("--shift", type=number(int, lambda v: 0 <= v <= MAX_SHIFT, f"an integer in [0, {MAX_SHIFT}]"), metavar="PX",
       help="largest shift of --augment, in pixels (default 2; 0: none)")
-    t("--rotation", type=number(float, lambda v: 0 <= v <= 180, "a number in [0, 180]"), metavar="DEGREES",
+    t("--rotation", type=number(float, lambda v: 0 <= v <= MAX_ROTATION, f"a number in [0, {MAX_ROTATION:g}]"),
+      metavar="DEGREES",
       help="largest rotation of --augment, in degrees (default 10; 0: none)")
     t("--elastic", action="store_const", const=True,
       help="elastic distortions of each training digit (Simard et al. 2003, scaled to 14 px)")
