@@ -72,6 +72,12 @@ FRONTIER = [
         {**ONECYCLE, "epochs": 15, "swap": True, **SHIFT1}),
     Row("oc80_swap_shift1", "oc40_swap_shift1 with 80 epochs",
         {**ONECYCLE, "epochs": 80, "swap": True, **SHIFT1}),
+    # Knowledge distillation (Hinton et al. 2015) at about the compute of oc80_swap_shift1: a
+    # teacher trained as oc40_swap_shift1, then a student trained the same way that also learns
+    # the teacher's digit distributions; one teacher of the student's own size, as in
+    # Furlanello et al.'s "born-again networks" (2018).
+    Row("oc40_swap_shift1_kd1", "oc40_swap_shift1 distilled from one oc40_swap_shift1 teacher (T = 4)",
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "teachers": 1, "distill_temperature": 4.0}),
 ]
 
 

@@ -96,6 +96,10 @@ class Config:
     member: int = 0
     members: int = 1  # > 1: train members member, member + 1, ... per round; the round's model averages them
     tta: bool = False  # the round's model averages over TTA_VIEWS of every pair
+    # Knowledge distillation: per round, first train this many teachers with the same settings
+    # (seeds after the members'), then the model learns from their digit distributions too.
+    teachers: int = 0
+    distill_temperature: float = 4.0  # the softmax temperature of the teachers' and student's digits
     validation_split: float = 0.0
     dev_pairs: int = 0  # > 0: also score this many pairs of training images outside the round's pairs
     test_curve: bool = True  # evaluate the test pairs after every epoch (history.csv, curves.png)
@@ -168,10 +172,18 @@ class Config:
             raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        last = self.seed + self.rounds - 1 + MEMBER_SEED_STRIDE * (self.member + self.members - 1)
+        if self.teachers < 0:
+            raise ConfigError(f"teachers must be >= 0, got {self.teachers}")
+        if self.teachers and not is_shared(self.model):
+            raise ConfigError("--teachers distils the digit classifier; it needs a weight-sharing model")
+        if self.teachers and self.strategy in ("mirrored", "multiworker"):
+            raise ConfigError("--teachers trains its teachers and the model in one process; use --strategy default")
+        if not (self.distill_temperature > 0 and math.isfinite(self.distill_temperature)):
+            raise ConfigError(f"distill temperature must be a positive finite number, got {self.distill_temperature}")
+        last = self.seed + self.rounds - 1 + MEMBER_SEED_STRIDE * (self.member + self.members - 1 + self.teachers)
         if last > MAX_SEED:
-            raise ConfigError(f"seeds must stay below 2**32: seed {self.seed} with {self.rounds} rounds and members "
-                              f"{self.member}-{self.member + self.members - 1} reaches {last}")
+            raise ConfigError(f"seeds must stay below 2**32: seed {self.seed} with {self.rounds} rounds, members "
+                              f"{self.member}-{self.member + self.members - 1} and {self.teachers} teachers reaches {last}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.validation_split < 1.0:

@@ -229,3 +229,41 @@ def bilinear(images, ys, xs):
     top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
     bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
     return ops.reshape(top * (1 - wy) + bottom * wy, ops.shape(images))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Distillation(keras.layers.Layer):
+    """Knowledge distillation (Hinton, Vinyals & Dean 2015) inside the training graph. Takes
+    [digits, logits]: the (augmented) digits the student's classifier saw and its logits.
+    The `teachers`' digit classifiers, frozen and always in inference mode, see the same
+    digits, so the soft targets follow every augmented view. Adds `weight` x T^2 x
+    KL(teachers || student), both softened by the temperature T, to the model's losses
+    (the T^2 keeps its gradients on the scale of the hard targets'), and passes the logits on
+    unchanged. Training only: the model to evaluate and export is built without it."""
+
+    def __init__(self, teachers, temperature: float = 4.0, weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.teachers = [t if isinstance(t, keras.Model) else keras.saving.deserialize_keras_object(t)
+                         for t in teachers]
+        for t in self.teachers:
+            t.trainable = False
+        self.temperature, self.weight = float(temperature), float(weight)
+
+    def call(self, inputs):
+        digits, logits = inputs
+        t = self.temperature
+        # training=False explicitly inside the call: a functional model passes its own
+        # `training` on to every layer it calls, which would turn the teachers' dropout on.
+        soft = ops.mean(ops.stack([ops.softmax(teacher(digits, training=False) / t) for teacher in self.teachers]), 0)
+        soft = ops.stop_gradient(soft)
+        log_student = ops.log_softmax(logits / t)
+        kl = ops.sum(soft * (ops.log(ops.maximum(soft, 1e-12)) - log_student), axis=-1)
+        self.add_loss(self.weight * t * t * ops.mean(kl))
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "weight": self.weight,
+                "teachers": [keras.saving.serialize_keras_object(t) for t in self.teachers]}

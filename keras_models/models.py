@@ -15,12 +15,14 @@ from __future__ import annotations
 import keras
 
 from .config import PAIR_SHAPE, TTA_VIEWS, Config, is_aux, is_shared
-from .layers import (BatchToDigits, DigitsToBatch, ElasticDistortion, ExpectedLeq, LearnedTemperature, MeanOverViews,
-                     OneCycle, ShiftedViews, SmoothedSparseCrossentropy)
+from .layers import (BatchToDigits, DigitsToBatch, Distillation, ElasticDistortion, ExpectedLeq, LearnedTemperature,
+                     MeanOverViews, OneCycle, ShiftedViews, SmoothedSparseCrossentropy)
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
 SHARED_LOSS_WEIGHTS = {"compare": 1.0, "digit1": 0.0, "digit2": 0.0}
+# With --teachers, the teachers' soft digit targets weigh what the hard digit targets weigh.
+DISTILL_WEIGHT = AUX_LOSS_WEIGHTS["digit1"] + AUX_LOSS_WEIGHTS["digit2"]
 # PyTorch's batch-norm defaults (the report's framework, and the peer's). Keras' own momentum
 # of 0.99 leaves the moving statistics ~8% at their initial values after the 250 steps of a
 # 25-epoch, 1000-pair run, which costs test accuracy in inference mode.
@@ -75,11 +77,14 @@ def build_classifier(cfg: Config, sync_bn: bool = False) -> keras.Model:
     return keras.Model(image, logits, name="classifier")
 
 
-def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False) -> keras.Model:
+def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False,
+                teachers: list[keras.Model] | None = None) -> keras.Model:
     """`mean`/`variance`: pixel statistics of the training pairs, baked into the model.
     `sync_bn`: batch statistics over the global batch when training on several replicas, so
     that every replica keeps the same moving statistics and a replicated run computes what
-    one device with the global batch would."""
+    one device with the global batch would. `teachers`: trained models of the same kind whose
+    classifiers the model also learns from (a Distillation layer); the result is then a
+    training model, whose weights `student_of` copies into one without the teachers."""
     pair = keras.Input(shape=PAIR_SHAPE, name="pair")
     x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, name="normalize")(pair)
 
@@ -104,6 +109,10 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
     if cfg.elastic:
         digits = ElasticDistortion(name="augment_elastic")(digits)
     logits = classifier(digits)
+    if teachers:
+        # The teachers were trained on the same pairs, so the student's normalisation is theirs.
+        logits = Distillation([t.get_layer("classifier") for t in teachers], cfg.distill_temperature,
+                              DISTILL_WEIGHT, name="distillation")([digits, logits])
     learned_weights = cfg.loss_weighting == "learned"
     if learned_weights:
         logits = LearnedTemperature(tasks=2, name="digit_temperature")(logits)
@@ -124,6 +133,16 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
             compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
     outputs = {"compare": compare, "digit1": digit1, "digit2": digit2}
     return keras.Model(pair, outputs, name=cfg.model)
+
+
+def student_of(trained: keras.Model, cfg: Config, mean: float, variance: float) -> keras.Model:
+    """The model `build_model(cfg, mean, variance)` holding the weights of a training model
+    built with teachers: the same layers by name, without the teachers."""
+    student = build_model(cfg, mean, variance)
+    for layer in student.layers:
+        if layer.weights:
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
+    return student
 
 
 def ensemble_model(members: list[keras.Model], views=((0, 0),), name: str = "ensemble") -> keras.Model:

@@ -53,12 +53,12 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
 
 def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
                 strategy, seed: int, unused: Images | None = None, rounds_after: int = 0, dev: Pairs | None = None):
-    """One round on the pairs of `seed`: `cfg.members` fresh models fitted on `pairs`; returns
-    (model, result). With several members (or `cfg.tta`) the model is their ensemble_model, and
-    each member keeps its history and model in round_dir/member-M, so that a killed round
-    resumes at its first unfinished member. `unused`: the training images outside the pairs,
-    for `cfg.pretrain_epochs`."""
-    from .export import load_keras_model
+    """One round on the pairs of `seed`: `cfg.teachers` teachers, then `cfg.members` fresh
+    models fitted on `pairs` (learning from the teachers too, if any); returns (model,
+    result). With several members (or `cfg.tta`) the model is their ensemble_model. Teachers
+    (in round_dir/teacher-T) and several members (round_dir/member-M) each keep their history
+    and model, so that a killed round resumes at its first unfinished one. `unused`: the
+    training images outside the pairs, for `cfg.pretrain_epochs`."""
     from .models import ensemble_model
 
     train, val = split_validation(pairs, cfg.validation_split)
@@ -66,29 +66,46 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
         train = concat(train, swapped(train))
     member_ids = range(cfg.member, cfg.member + cfg.members)
     alone = cfg.members == 1
+    fits = cfg.members + cfg.teachers
+    fits_after = rounds_after * fits + fits - 1
+
+    def fit(part_cfg, part_dir, backup, part_seed, keep, teachers=None):
+        nonlocal fits_after
+        part = fit_part(part_cfg, train, val, test, part_dir, backup, strategy, part_seed, unused, fits_after,
+                        keep, teachers)
+        fits_after -= 1
+        return part
+
+    teachers, teacher_parts = [], []
+    for k in range(cfg.teachers):
+        # Seeds after the members': a teacher never shares its initial weights with a student.
+        teacher_seed = seed + MEMBER_SEED_STRIDE * (cfg.member + cfg.members + k)
+        model, part = fit(cfg.replace(teachers=0), round_dir / f"teacher-{k}", backup_dir / f"teacher-{k}", teacher_seed,
+                          keep=True)
+        if part["status"] != "ok":
+            return model, {**part, "seed": seed, "message": f"teacher {k}: {part['message']}"}
+        if dev is not None:
+            part = {**part, "dev_accuracy": evaluate_pairs(model, dev)["accuracy"]}
+        teachers.append(model)
+        teacher_parts.append(part)
     fitted, parts = [], []
     for m in member_ids:
-        member_dir = round_dir if alone else round_dir / f"member-{m}"
-        if not alone and (member_dir / "result.json").is_file() and (member_dir / "model.keras").is_file():
-            fitted.append(load_keras_model(member_dir / "model.keras"))
-            parts.append(json.loads((member_dir / "result.json").read_text()))
-            continue
-        member_dir.mkdir(parents=True, exist_ok=True)
-        model, part = fit_member(cfg, train, val, test, member_dir, backup_dir if alone else backup_dir / f"member-{m}",
-                                 strategy, seed + MEMBER_SEED_STRIDE * m, unused,
-                                 rounds_after * cfg.members + cfg.member + cfg.members - 1 - m)
+        model, part = fit(cfg, round_dir if alone else round_dir / f"member-{m}",
+                          backup_dir if alone else backup_dir / f"member-{m}", seed + MEMBER_SEED_STRIDE * m,
+                          keep=not alone, teachers=teachers)
         if part["status"] != "ok":
             return model, {**part, "seed": seed, "message": part["message"] if alone else f"member {m}: {part['message']}"}
-        if not alone:
-            atomic_save_model(model, member_dir / "model.keras")
-            atomic_write_json(member_dir / "result.json", part)
         fitted.append(model)
         parts.append(part)
-    result = {"seed": seed, "status": "ok", "seconds": round(sum(p["seconds"] for p in parts), 2),
+    # The teachers' training counts in the round's seconds: the model could not exist without it.
+    every = parts + teacher_parts
+    result = {"seed": seed, "status": "ok", "seconds": round(sum(p["seconds"] for p in every), 2),
               "epochs_run": parts[-1]["epochs_run"],
-              "seconds_total": round(sum(p.get("seconds_total", p["seconds"]) for p in parts), 2),
+              "seconds_total": round(sum(p.get("seconds_total", p["seconds"]) for p in every), 2),
               "epochs_total": parts[-1].get("epochs_total", parts[-1]["epochs_run"]),
               "onednn": onednn_enabled()}
+    if teacher_parts:
+        result["teachers"] = [{"teacher": k, **p} for k, p in enumerate(teacher_parts)]
     model = fitted[0]
     if cfg.members > 1 or cfg.tta:
         model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
@@ -103,16 +120,35 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
     return model, result
 
 
+def fit_part(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, part_dir: Path, backup_dir: Path, strategy,
+             seed: int, unused: Images | None, fits_after: int, keep: bool, teachers: list | None = None):
+    """fit_member into `part_dir`; with `keep`, a part that finished before is loaded instead,
+    and a part that finishes now is saved there (model.keras, result.json)."""
+    from .export import load_keras_model
+
+    if keep and (part_dir / "result.json").is_file() and (part_dir / "model.keras").is_file():
+        return load_keras_model(part_dir / "model.keras"), json.loads((part_dir / "result.json").read_text())
+    part_dir.mkdir(parents=True, exist_ok=True)
+    model, part = fit_member(cfg, train, val, test, part_dir, backup_dir, strategy, seed, unused, fits_after, teachers)
+    if keep and part["status"] == "ok":
+        atomic_save_model(model, part_dir / "model.keras")
+        atomic_write_json(part_dir / "result.json", part)
+    return model, part
+
+
 def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, history_dir: Path, backup_dir: Path,
-               strategy, seed: int, unused: Images | None, fits_after: int = 0):
+               strategy, seed: int, unused: Images | None, fits_after: int = 0, teachers: list | None = None):
     """A fresh model, its weights, augmentation and batch order drawn from `seed`, fitted on
-    `train`; returns (model, result) with the status, seconds and epochs run."""
-    from .models import build_model, compile_model, targets_for
+    `train` (and on the digit distributions of `teachers`, if any); returns (model, result)
+    with the status, seconds and epochs run."""
+    from .models import build_model, compile_model, student_of, targets_for
 
     keras.utils.set_random_seed(seed)
     replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
+    if teachers and replicated:
+        raise ConfigError("--teachers trains in one process on one device; use --strategy default")
     with strategy.scope():
-        model = build_model(cfg, *pixel_stats(train), sync_bn=replicated)
+        model = build_model(cfg, *pixel_stats(train), sync_bn=replicated, teachers=teachers)
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
     recorder = EpochRecorder(history_dir / "history.csv",
                              as_dataset(test, targets_for(model, test), 1000) if cfg.test_curve else None)
@@ -145,6 +181,8 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
               "seconds_total": round(stopwatch.earlier + seconds, 2), "epochs_total": len(recorder.rows)}
     if any(not math.isfinite(v) for v in losses):
         result.update(status="failed", message=f"loss became NaN/inf at epoch {len(losses)}; round stopped")
+    if teachers:
+        model = student_of(model, cfg, *pixel_stats(train))
     return model, result
 
 

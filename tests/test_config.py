@@ -84,6 +84,11 @@ def test_output_names_follow_the_model_family():
     ({"hidden": "abc"}, "hidden must be"),
     ({"lr": "fast"}, "lr must be"),
     ({"augment": 1}, "augment must be bool"),
+    ({"teachers": -1}, "teachers must be >= 0"),
+    ({"teachers": 1, "model": "cnn"}, "--teachers distils the digit classifier"),
+    ({"teachers": 1, "strategy": "multiworker"}, "--teachers trains its teachers"),
+    ({"teachers": 1, "distill_temperature": 0.0}, "distill temperature must be"),
+    ({"teachers": 1, "seed": 2**32 - 1000}, "1 teachers reaches"),
 ])
 def test_settings_that_used_to_end_in_tracebacks_are_config_errors(changes, message):
     with pytest.raises(ConfigError, match=message):

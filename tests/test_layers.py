@@ -1,6 +1,7 @@
 """The registered layers and loss: what each computes, and that they survive a save."""
 import keras
 import numpy as np
+import pytest
 
 from keras_models.config import Config
 from keras_models.models import build_model, compile_model
@@ -123,3 +124,45 @@ def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(again.predict(x, verbose=0)["compare"], model.predict(x, verbose=0)["compare"], rtol=1e-5)
+
+
+def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the_teacher():
+    from keras_models.layers import Distillation
+    from keras_models.models import DISTILL_WEIGHT, student_of
+
+    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), comparer_type="expected", augment=True, shift=1,
+                 rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
+    teacher = build_model(cfg)
+    classifier = teacher.get_layer("classifier")
+    rng = np.random.default_rng(2)
+    digits = rng.normal(size=(6, 14, 14, 1)).astype(np.float32)
+    logits = rng.normal(size=(6, 10)).astype(np.float32)
+    layer = Distillation([classifier], temperature=2.0, weight=0.5)
+    out = layer([digits, logits])
+    np.testing.assert_array_equal(np.asarray(out), logits)
+    t_logits = np.asarray(classifier(digits, training=False)) / 2.0
+    p = np.exp(t_logits - t_logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    log_q = logits / 2.0 - np.log(np.exp(logits / 2.0).sum(1, keepdims=True))
+    expected = 0.5 * 4.0 * np.mean(np.sum(p * (np.log(p) - log_q), axis=1))
+    assert float(layer.losses[0]) == pytest.approx(expected, rel=1e-4)
+
+    # In a training model the teacher is frozen (its dropout and batch norm in inference mode),
+    # the student learns, and the student alone is what comes out.
+    model = compile_model(build_model(cfg, teachers=[teacher]), cfg, steps_per_epoch=2)
+    assert model.get_layer("distillation").weight == DISTILL_WEIGHT
+    before = [w.copy() for w in teacher.get_weights()]
+    student_before = model.get_layer("classifier").get_weights()[0].copy()
+    x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
+    d = rng.integers(0, 10, (8, 2))
+    y = {"compare": (d[:, 0] <= d[:, 1]).astype(np.float32)[:, None], "digit1": d[:, 0], "digit2": d[:, 1]}
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    for a, b in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(student_before, model.get_layer("classifier").get_weights()[0])
+    student = student_of(model, cfg, 0.0, 1.0)
+    assert "distillation" not in {layer.name for layer in student.layers}
+    assert student.count_params() == teacher.count_params()
+    served, trained = student.predict(x, verbose=0), model.predict(x, verbose=0)
+    for key in ("compare", "digit1", "digit2"):
+        np.testing.assert_allclose(served[key], trained[key], rtol=1e-5, atol=1e-6)

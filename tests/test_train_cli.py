@@ -205,3 +205,29 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
     printed = capsys.readouterr().out
     assert printed.count("test_compare_accuracy:") == 4 and "eta_run_s:" in printed
     assert (out / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(tmp_path):
+    out = tmp_path / "run"
+    argv = ["--model", "cnn_aux", "--filters", "4", "--hidden", "8", "--comparer-type", "expected", "--epochs", "1",
+            "--pairs", "100", "--lr", "1e-3", "--teachers", "1", "--out", str(out), "--no-export", "--quiet"]
+    assert train_script.main(argv) == 0
+    r = json.loads((out / "results.json").read_text())["rounds"][0]
+    (teacher,) = r["teachers"]
+    assert r["status"] == "ok" and teacher["teacher"] == 0 and teacher["seconds"] > 0
+    assert r["seconds"] > teacher["seconds"]  # the student's seconds and the teacher's
+    student = load_keras_model(out / "round-00" / "model.keras")
+    first_teacher = load_keras_model(out / "round-00" / "teacher-0" / "model.keras")
+    assert "distillation" not in {layer.name for layer in student.layers}
+    assert student.count_params() == first_teacher.count_params()
+    assert not np.allclose(student.get_layer("classifier").get_weights()[0],
+                           first_teacher.get_layer("classifier").get_weights()[0])
+
+    # A round stopped after its teacher resumes with it: loaded, not refitted.
+    mtime = (out / "round-00" / "teacher-0" / "model.keras").stat().st_mtime_ns
+    (out / "results.json").unlink()
+    assert train_script.main(argv) == 0
+    again = json.loads((out / "results.json").read_text())["rounds"][0]
+    assert (out / "round-00" / "teacher-0" / "model.keras").stat().st_mtime_ns == mtime
+    assert again["teachers"][0]["seconds"] == teacher["seconds"]

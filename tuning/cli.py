@@ -17,9 +17,11 @@ from keras_models.cli import DefaultsFormatter, add_config_args, config_from_arg
 from keras_models.config import Config
 
 
-# What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training, outputs.
-TRAIN_ONLY = ("--rounds", "--member", "--members", "--tta", "--swap", "--repair", "--pretrain-epochs", "--out",
-              "--export-dir", "--no-export", "--tensorboard", "--backup-interval", "--test-curve", "--no-test-curve")
+# What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training,
+# distillation, outputs.
+TRAIN_ONLY = ("--rounds", "--member", "--members", "--tta", "--swap", "--repair", "--pretrain-epochs", "--teachers",
+              "--distill-temperature", "--out", "--export-dir", "--no-export", "--tensorboard", "--backup-interval",
+              "--test-curve", "--no-test-curve")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -174,6 +174,13 @@ def add_config_args(p: argparse.ArgumentParser, *, training: bool = True, skip=(
     t("--tta", action="store_const", const=True,
       help="test-time augmentation: the round's model also sees every pair moved 1 px up, down, "
            "left and right, and averages (5x the inference cost)")
+    t("--teachers", type=number(int, lambda v: v >= 0, "an integer >= 0"),
+      help="knowledge distillation: per round, first train this many teachers with the same settings, "
+           "then the model learns from their digit distributions as well as from the targets; the "
+           "exported model is the student alone (default 0)")
+    t("--distill-temperature", type=positive_float, metavar="T",
+      help="with --teachers: the temperature that softens the teachers' and the student's digit "
+           "distributions (default 4)")
     t("--dev-pairs", type=number(int, lambda v: v >= 0, "an integer >= 0"),
       help="also score this many dev pairs per round, drawn from the training images outside the round's "
            "pairs and never trained on: for choosing recipes without test pairs (default 0)")
