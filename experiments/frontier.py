@@ -167,16 +167,17 @@ def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
              f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.rounds}{test_flag} --out OUT`.", "",
              f"Rule, fixed before the rows ran: `--recipe speedrun` is the row with the best mean dev accuracy "
              f"among those that train within {SPEEDRUN_SECONDS:.0f} s per round; `--recipe best`, within "
-             f"{BEST_SECONDS:.0f} s; both at most {MAX_MFLOP:.0f} MFLOP per pair. Seconds: training alone on "
-             "the machine, mean per round (max in brackets); oneDNN: TensorFlow's oneDNN kernels on or off "
+             f"{BEST_SECONDS:.0f} s; both at most {MAX_MFLOP:.0f} MFLOP per pair, and both among the rows "
+             f"that finished all {base.rounds} rounds. Seconds: training (a distilled row's teachers "
+             "included), mean per round (max in brackets), the rows run one after another; oneDNN: TensorFlow's oneDNN kernels on or off "
              "(`TF_ENABLE_ONEDNN_OPTS`).", "",
-             "| row | what | MFLOP / pair | dev acc. % | test acc. % | worst test round % | s / round | oneDNN |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| row | what | MFLOP / pair | rounds | dev acc. % | test acc. % | worst test round % | s / round | oneDNN |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         pick = named.get(r["key"])
         test = (f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])}", f"{100 * r['test_accuracy_min']:.1f}") \
             if pick else ("not reported", "-")
-        lines.append(f"| {r['key']}{f' (**{pick}**)' if pick else ''} | {r['label']} | {r['mflop']:.1f} | "
+        lines.append(f"| {r['key']}{f' (**{pick}**)' if pick else ''} | {r['label']} | {r['mflop']:.1f} | {r['rounds']} | "
                      f"{pm(r['dev_accuracy_mean'], r['dev_accuracy_std'])} | {test[0]} | {test[1]} | "
                      f"{r['seconds_per_round']:.0f} ({r['seconds_max']:.0f}) | {r['onednn']} |")
     return "\n".join(lines) + "\n"
@@ -212,10 +213,10 @@ def earlier_points(results: Path) -> list[dict]:
     return points
 
 
-def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path) -> None:
+def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path, rounds: int) -> None:
     """Test accuracy (mean ± std over rounds) against training seconds per round, the marker's
     area proportional to the serving cost. Rows not chosen show their dev accuracy, hollow,
-    since their test accuracy is not reported."""
+    since their test accuracy is not reported; a row that ran fewer than `rounds` says so."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -237,8 +238,9 @@ def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path
             point(r["seconds_per_round"], r["test_accuracy_mean"], r["test_accuracy_std"], r["mflop"],
                   f"--recipe {named[r['key']]} ({r['key']})", color="tab:red")
         else:
+            unfinished = f", {r['rounds']} rounds" if r["rounds"] < rounds else ""
             point(r["seconds_per_round"], r["dev_accuracy_mean"], r["dev_accuracy_std"], r["mflop"],
-                  f"{r['key']} (dev)", facecolors="none", edgecolors="tab:blue")
+                  f"{r['key']} (dev{unfinished})", facecolors="none", edgecolors="tab:blue")
     ax.axhline(PUBLIC_BEST, color="black", linestyle="--", linewidth=1)
     ax.text(0.01, PUBLIC_BEST + 0.05, f"best public result on this protocol, {PUBLIC_BEST}% (siamese LeNet)",
             transform=ax.get_yaxis_transform(), fontsize=8)
@@ -260,6 +262,6 @@ def run_frontier(base: Config, out: Path, log=print, rows: list[str] | None = No
     picks = chosen(table, base.rounds)
     atomic_write_text(out / "frontier.md", frontier_markdown(table, picks, base))
     atomic_write_json(out / "frontier.json", {"rows": table, "chosen": picks, "rounds": base.rounds})
-    plot_frontier(table, picks, earlier_points(earlier) if earlier else [], out / "frontier.png")
+    plot_frontier(table, picks, earlier_points(earlier) if earlier else [], out / "frontier.png", base.rounds)
     log(f"wrote {out / 'frontier.md'} and {out / 'frontier.png'}")
     return {"rows": table, "chosen": picks}
