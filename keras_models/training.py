@@ -145,8 +145,6 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
 
     keras.utils.set_random_seed(seed)
     replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
-    if teachers and replicated:
-        raise ConfigError("--teachers trains in one process on one device; use --strategy default")
     with strategy.scope():
         model = build_model(cfg, *pixel_stats(train), sync_bn=replicated, teachers=teachers)
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
@@ -223,6 +221,8 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
     if cfg.pretrain_epochs and len(train_images.images) == 2 * cfg.pairs:
         raise ConfigError(f"{train_images.source}: no training images outside the {cfg.pairs} pairs to pre-train on")
     strategy = get_strategy(cfg.strategy)
+    if cfg.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
+        raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
     folder.work.mkdir(parents=True, exist_ok=True)
     return cfg, folder, (train_images, test_images), strategy
 
