@@ -241,7 +241,7 @@ class Distillation(keras.layers.Layer):
     (the T^2 keeps its gradients on the scale of the hard targets'), and passes the logits on
     unchanged. Training only: the model to evaluate and export is built without it."""
 
-    def __init__(self, teachers, temperature: float = 4.0, weight: float = 1.0, **kwargs):
+    def __init__(self, teachers, temperature: float, weight: float, **kwargs):
         super().__init__(**kwargs)
         self.teachers = [t if isinstance(t, keras.Model) else keras.saving.deserialize_keras_object(t)
                          for t in teachers]
