@@ -97,6 +97,11 @@ FRONTIER = [
     # still running): its optimizer at the best row's settings.
     Row("oc40_swap_shift1_nesterov", "oc40_swap_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
         {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "optimizer": "nesterov", "lr": 0.1}),
+    # Declared at the same point: the peak learning rate of oc30_shift1_nesterov halved and doubled.
+    Row("oc30_shift1_nesterov_lr05", "oc30_shift1_nesterov with a one-cycle peak of 0.05",
+        {**ONECYCLE, "epochs": 30, **SHIFT1, "optimizer": "nesterov", "lr": 0.05}),
+    Row("oc30_shift1_nesterov_lr2", "oc30_shift1_nesterov with a one-cycle peak of 0.2",
+        {**ONECYCLE, "epochs": 30, **SHIFT1, "optimizer": "nesterov", "lr": 0.2}),
 ]
 
 
