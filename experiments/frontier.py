@@ -240,12 +240,15 @@ def earlier_points(results: Path) -> list[dict]:
 def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path, rounds: int) -> None:
     """Test accuracy (mean ± std over rounds) against training seconds per round, the marker's
     area proportional to the serving cost. Rows not chosen show their dev accuracy, hollow,
-    since their test accuracy is not reported; a row that ran fewer than `rounds` says so."""
+    since their test accuracy is not reported; a row that ran fewer than `rounds` says so. The
+    small-model rows are numbered as in results/frontier.md, with a key beside the axes: their
+    names would overlap where the rows crowd one budget."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = plt.subplots(figsize=(12, 6))
+    fig.subplots_adjust(left=0.06, right=0.70, top=0.93, bottom=0.09)
 
     def point(x, y, err, mflop, name, **style):
         ax.errorbar(x, 100 * y, yerr=100 * (err or 0), fmt="none", ecolor=style.get("edgecolors", "grey"), alpha=0.6)
@@ -257,14 +260,18 @@ def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path
             continue
         point(p["seconds"], p["accuracy"], p["std"], p["mflop"], p["name"], color="tab:grey", alpha=0.5)
     named = recipes_by_row(picks)
-    for r in rows:
+    key = []
+    for number, r in enumerate(rows, 1):
         if r["key"] in named:
             point(r["seconds_per_round"], r["test_accuracy_mean"], r["test_accuracy_std"], r["mflop"],
-                  f"--recipe {named[r['key']]} ({r['key']})", color="tab:red")
+                  f"{number}: --recipe {named[r['key']]}", color="tab:red")
+            key.append(f"{number:>2}  {r['key']} (--recipe {named[r['key']]}, test)")
         else:
             unfinished = f", {r['rounds']} rounds" if r["rounds"] < rounds else ""
             point(r["seconds_per_round"], r["dev_accuracy_mean"], r["dev_accuracy_std"], r["mflop"],
-                  f"{r['key']} (dev{unfinished})", facecolors="none", edgecolors="tab:blue")
+                  str(number), facecolors="none", edgecolors="tab:blue")
+            key.append(f"{number:>2}  {r['key']} (dev{unfinished})")
+    fig.text(0.71, 0.93, "small-model rows\n" + "\n".join(key), va="top", fontsize=7, family="monospace")
     ax.axhline(PUBLIC_BEST, color="black", linestyle="--", linewidth=1)
     ax.text(0.01, PUBLIC_BEST + 0.05, f"best public result on this protocol, {PUBLIC_BEST}% (siamese LeNet)",
             transform=ax.get_yaxis_transform(), fontsize=8)
@@ -273,7 +280,6 @@ def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path
     ax.set_ylabel("test accuracy % (mean ± std over rounds); hollow: dev accuracy")
     ax.set_title("cnn_aux: accuracy against training time; marker area ~ MFLOP per pair")
     ax.set_ylim(94, 100)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

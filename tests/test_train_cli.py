@@ -133,7 +133,8 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     flag = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"]))
     assert flag.lr == 1e-3
     speedrun = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux"]))
-    assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift) == (30, False, 1)
+    assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift, speedrun.optimizer, speedrun.lr) == \
+        (30, False, 1, "nesterov", 0.1)
     curve = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"]))
     assert curve.test_curve is True
     best = tmp_path / "best_hparams.json"
