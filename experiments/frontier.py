@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_models.config import Config
 from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.recipes import ONECYCLE, PLUS, SHIFT1
+from keras_models.recipes import NESTEROV, ONECYCLE, PLUS, SHIFT1
 from keras_models.results import mean_std, pm
 
 from .ablation import Row, row_config, train_rows
@@ -86,7 +86,7 @@ FRONTIER = [
     # al. 2022). Elastic distortions alone (without the smoothing and EMA of oc40_swap_plus) go
     # to the best row, whose budget leaves room.
     Row("oc30_shift1_nesterov", "oc30_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, "optimizer": "nesterov", "lr": 0.1}),
+        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV}),
     Row("oc30_shift1_b200", "oc30_shift1 with batches of 200 (half the steps), peak lr 4.2e-3",
         {**ONECYCLE, "epochs": 30, **SHIFT1, "batch_size": 200, "lr": 4.2e-3}),
     Row("oc22_shift1_b50", "oc30_shift1 with batches of 50 and 22 epochs (the same seconds), peak lr 2.1e-3",
@@ -96,12 +96,12 @@ FRONTIER = [
     # Declared after oc30_shift1_nesterov's dev accuracy was read (the rows just above were
     # still running): its optimizer at the best row's settings.
     Row("oc40_swap_shift1_nesterov", "oc40_swap_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
-        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "optimizer": "nesterov", "lr": 0.1}),
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, **NESTEROV}),
     # Declared at the same point: the peak learning rate of oc30_shift1_nesterov halved and doubled.
     Row("oc30_shift1_nesterov_lr05", "oc30_shift1_nesterov with a one-cycle peak of 0.05",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, "optimizer": "nesterov", "lr": 0.05}),
+        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV, "lr": 0.05}),
     Row("oc30_shift1_nesterov_lr2", "oc30_shift1_nesterov with a one-cycle peak of 0.2",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, "optimizer": "nesterov", "lr": 0.2}),
+        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV, "lr": 0.2}),
 ]
 
 
