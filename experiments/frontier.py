@@ -80,8 +80,9 @@ FRONTIER = [
         {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "teachers": 1, "distill_temperature": 4.0}),
     # Declared after the rows above, from the levers not yet measured. The speedrun is bound by
     # compute: on the 2 cores an epoch took 1.52 s at batch 100, 1.57 s at 200 and 2.03 s at 50
-    # (a short timing, no accuracy read), so the rows below keep oc30_shift1's seconds and change
-    # how its steps are spent. Nesterov SGD peaks at 0.1, a usual one-cycle peak for SGD with
+    # (a short timing, no accuracy read), so the rows below were to keep oc30_shift1's seconds and
+    # change how its steps are spent (in the runs, 22 epochs at 50 took 42 s a round, 30 at 200
+    # took 53 s: results/frontier.md). Nesterov SGD peaks at 0.1, a usual one-cycle peak for SGD with
     # batch norm (Smith 2018); Adam's peak follows the batch by the square-root rule (Malladi et
     # al. 2022). Elastic distortions alone (without the smoothing and EMA of oc40_swap_plus) go
     # to the best row, whose budget leaves room.
@@ -89,7 +90,7 @@ FRONTIER = [
         {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV}),
     Row("oc30_shift1_b200", "oc30_shift1 with batches of 200 (half the steps), peak lr 4.2e-3",
         {**ONECYCLE, "epochs": 30, **SHIFT1, "batch_size": 200, "lr": 4.2e-3}),
-    Row("oc22_shift1_b50", "oc30_shift1 with batches of 50 and 22 epochs (the same seconds), peak lr 2.1e-3",
+    Row("oc22_shift1_b50", "oc30_shift1 with batches of 50 and 22 epochs, peak lr 2.1e-3",
         {**ONECYCLE, "epochs": 22, **SHIFT1, "batch_size": 50, "lr": 2.1e-3}),
     Row("oc40_swap_shift1_elastic", "oc40_swap_shift1 + elastic distortions",
         {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "elastic": True}),
