@@ -241,6 +241,18 @@ def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
     return rows
 
 
+def kernel_op(op_type: str) -> str:
+    """The TensorFlow op that a profiled kernel computes, whichever library ran it: oneDNN's
+    kernels carry prefixes and fused suffixes (`_MklNativeConv2DBackpropFilterWithBias` is a
+    Conv2DBackpropFilter, `_MklMatMul` and `_FusedMatMul` are MatMuls)."""
+    for prefix in ("_MklNative", "_Mkl", "_"):
+        if op_type.startswith(prefix):
+            op_type = op_type[len(prefix):]
+            break
+    op_type = op_type.removeprefix("Fused").removesuffix("WithBias")
+    return op_type
+
+
 def profile_op_types(model, batch: int, steps: int, logdir: Path, warmup: int = 5) -> list[dict]:
     """TensorFlow's profiler over `steps` training steps (one per call): the trace stays in
     `logdir` for TensorBoard's Profile tab; returned is the self time per op type, summed from
@@ -274,4 +286,5 @@ def profile_op_types(model, batch: int, steps: int, logdir: Path, warmup: int = 
     total = sum(per_type.values())
     # Shares only: the table's self times add up the intra-op threads' time and the
     # profiler's own overhead, so they exceed the wall time of a step.
-    return [{"op_type": k, "share": round(t / total, 4)} for k, t in sorted(per_type.items(), key=lambda kv: -kv[1])]
+    return [{"op_type": k, "op": kernel_op(k), "share": round(t / total, 4)}
+            for k, t in sorted(per_type.items(), key=lambda kv: -kv[1])]

@@ -119,6 +119,16 @@ def config_mflops(cfg: Config) -> float:
 ONEDNN_STATES = {frozenset({True}): "on", frozenset({False}): "off", frozenset({True, False}): "mixed"}
 
 
+def onednn_state(rounds: list[dict]) -> str:
+    """The oneDNN column: whether TensorFlow ran its oneDNN kernels in the rounds, as each round
+    recorded it in its `machine`. Rounds from before that field read only the environment
+    variable, which misses TensorFlow's own default on CPUs with AVX-512: not recorded."""
+    states = {x.get("machine", {}).get("onednn") for x in rounds}
+    if None in states:
+        return "not recorded" if states == {None} else "partly recorded"
+    return ONEDNN_STATES[frozenset(states)]
+
+
 def row_result(path: Path) -> dict | None:
     if not path.is_file():
         return None
@@ -129,8 +139,7 @@ def row_result(path: Path) -> dict | None:
     summary = {"rounds": len(ok), "params": r["params"], "per_round": ok,
                "seconds_per_round": float(np.mean([x["seconds"] for x in ok])),
                "seconds_max": float(max(x["seconds"] for x in ok)),
-               # Rounds from before the state was recorded ran with oneDNN off (TensorFlow's default).
-               "onednn": ONEDNN_STATES[frozenset(bool(x.get("onednn", False)) for x in ok)]}
+               "onednn": onednn_state(ok)}
     for key in ("dev_accuracy", "test_accuracy", "digit_test_accuracy"):
         summary[f"{key}_mean"], summary[f"{key}_std"] = mean_std(x[key] for x in ok if x.get(key) is not None)
     summary["test_accuracy_min"] = float(min(x["test_accuracy"] for x in ok))
@@ -194,8 +203,9 @@ def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
              f"among those that train within {SPEEDRUN_SECONDS:.0f} s per round; `--recipe best`, within "
              f"{BEST_SECONDS:.0f} s; both at most {MAX_MFLOP:.0f} MFLOP per pair, and both among the rows "
              f"that finished all {base.rounds} rounds. Seconds: training (a distilled row's teachers "
-             "included), mean per round (max in brackets), the rows run one after another; oneDNN: TensorFlow's oneDNN kernels on or off "
-             "(`TF_ENABLE_ONEDNN_OPTS`).", "",
+             "included), mean per round (max in brackets), the rows run one after another; oneDNN: whether TensorFlow ran "
+             "its oneDNN kernels, as each round recorded it (`TF_ENABLE_ONEDNN_OPTS`, or on by default on CPUs "
+             "with AVX-512).", "",
              "| row | what | MFLOP / pair | rounds | dev acc. % | test acc. % | worst test round % | s / round | oneDNN |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:

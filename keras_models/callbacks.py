@@ -67,24 +67,34 @@ class Stopwatch(keras.callbacks.Callback):
         self._last_write = time.monotonic()
 
 
-class Eta(keras.callbacks.Callback):
-    """Adds the seconds left in the round and in the run to the epoch's console line. Last
-    in the list (after history.csv is written), so that only the console sees them."""
+class EpochLog(keras.callbacks.Callback):
+    """The console line of an epoch: its logs, then the seconds left in this fit and in the
+    run, in whole seconds. The first epoch of a fit traces the step and takes several epochs'
+    time, so an epoch's seconds are estimated from the epochs after it, and the first line
+    has no estimate. Last in the list (after EpochRecorder adds the test accuracy)."""
 
-    def __init__(self, rounds_after: int):
+    def __init__(self, fits_after: int, log=print):
         super().__init__()
-        self.rounds_after = rounds_after
+        self.fits_after, self.log = fits_after, log
 
     def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
+        self.start = self.last = time.perf_counter()
+        self.seen, self.first = 0, 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        epochs = self.params.get("epochs") or 1
-        per_round = (time.perf_counter() - self.start) / (epoch + 1) * epochs
-        left = per_round - (time.perf_counter() - self.start)
-        if logs is not None:
-            logs["eta_round_s"] = round(left)
-            logs["eta_run_s"] = round(left + self.rounds_after * per_round)
+        now, epochs = time.perf_counter(), self.params.get("epochs") or 1
+        parts = [f"epoch {epoch + 1}/{epochs}", f"{now - self.last:.1f} s"]
+        parts += [f"{k}: {float(v):.4f}" for k, v in (logs or {}).items()]
+        self.seen += 1
+        if self.seen == 1:
+            self.first = now - self.start
+        else:
+            per_epoch = (now - self.start - self.first) / (self.seen - 1)
+            left = per_epoch * (epochs - epoch - 1)
+            per_fit = self.first + per_epoch * (epochs - 1)
+            parts.append(f"eta: {round(left)} s (run: {round(left + self.fits_after * per_fit)} s)")
+        self.last = now
+        self.log(" - ".join(parts))
 
 
 class IntervalBackupAndRestore(keras.callbacks.BackupAndRestore):

@@ -278,8 +278,11 @@ def check_folder(cfg: Config) -> None:
 
 
 def default_out(cfg: Config) -> str:
-    """The run folder when --out is not given: a new one per run."""
-    return str(Path("runs") / f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}")
+    """The run folder when --out is not given: a new one per run, made now, so that runs
+    started in the same second (other seeds, other processes) never share one."""
+    from .files import claim_folder
+
+    return str(claim_folder("runs", f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}"))
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -39,7 +39,14 @@ def write_saved_model(model, path: Path) -> None:
         # A signature alone does not check shapes when called; ensure_shape does.
         pair = tf.ensure_shape(pair, (None, *PAIR_SHAPE), name="pair_shape_is_N_2_14_14")
         pair = tf.debugging.check_numerics(pair, "pair holds NaN or infinite pixels")
-        return model(pair, training=False)
+        # An empty batch gets empty outputs of the right shapes under either kernel library.
+        # oneDNN's convolutions (on by default on CPUs with AVX-512 or AMX) fail on a batch of
+        # 0 ("Incompatible shapes: [0,7,7,32] vs. [64]") where Eigen's answer; the same kind of
+        # fault as tensorflow/tensorflow#14657, worked around the same way, with a cond: the
+        # model sees one blank pair, and none of its answers are kept.
+        n = tf.shape(pair)[0]
+        x = tf.cond(n > 0, lambda: pair, lambda: tf.zeros((1, *PAIR_SHAPE), pair.dtype))
+        return {k: v[:n] for k, v in model(x, training=False).items()}
 
     archive.add_endpoint("serving_default", serve)
     archive.write_out(str(path), verbose=False)

@@ -38,6 +38,55 @@ def atomic_save_model(model, path: str | Path) -> None:
         raise
 
 
+def atomic_link(source: str | Path, target: str | Path) -> None:
+    """`target` becomes a second name of `source` (a hard link: no second copy on disk), or a
+    copy where the file system has no hard links; renamed into place either way."""
+    source, target = Path(source), Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Refuses, in one line, a folder that could not be written when the time comes: the
+    nearest part of the path that exists must be a folder that takes a new file. Nothing is
+    created but a probe file, removed at once."""
+    from .errors import RunError
+
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise RunError(f"{what} {folder}: cannot write there, {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".write-probe-"):
+            pass
+    except OSError as e:
+        raise RunError(f"{what} {folder}: cannot write there ({e.strerror or e})") from None
+
+
+def claim_folder(parent: str | Path, name: str) -> Path:
+    """A new folder `parent/name`, or `name-2`, `name-3`, ... when that exists: mkdir either
+    makes a folder or fails, so two processes starting together never get the same one."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent / name}: 10,000 folders of that name exist")
+
+
 def remove_tree(path: str | Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

@@ -7,7 +7,8 @@ Run folder:
     results.json       every round's accuracies, their mean and std, the parameter count
     round-NN/history.csv   loss and accuracy per epoch, train and test (and validation)
     round-NN/timing.json   seconds trained in the round, over every invocation
-    model.keras        the last round's model (safe_mode loadable); curves.png its curves
+    model.keras        the last round's model (safe_mode loadable; a hard link to its round's file);
+                       curves.png its curves
     backup/            BackupAndRestore state of an unfinished round (gone when it ends)
     .lock              held by the process working in the folder
 """
@@ -15,24 +16,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
-from .callbacks import EpochRecorder, Eta, IntervalBackupAndRestore, Stopwatch
+from .callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
 from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, check_folder, check_resumable, default_out, save_config
 from .data import Images, Pairs, concat, dev_pairs, draw_round, load_data, require_images, swapped, unused_images
 from .errors import ConfigError, RunError
-from .files import atomic_save_model, atomic_write_json, lock_folder, remove_tree
+from .files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
+from .machine import describe as describe_machine
 from .pipeline import as_dataset, pixel_stats, split_validation
 from .results import evaluate_pairs, pct, pm, summarise
 
-def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose: int) -> None:
+def pretrain_classifier(model: keras.Model, cfg: Config, images: Images) -> None:
     """Fits the model's shared classifier (through its normalisation and augmentation layers,
     so on the inputs it will see) on single labelled digits. The pair model shares these
     layers, so it starts from the result."""
@@ -48,7 +47,7 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images, verbose
     single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])
     # Two digits per pair: the same number of images per step as the pair model sees.
     single.fit(images.images[..., None], images.labels, batch_size=2 * cfg.batch_size, epochs=cfg.pretrain_epochs,
-               shuffle=True, verbose=verbose)
+               shuffle=True, verbose=0 if cfg.quiet else 2)
 
 
 def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
@@ -103,7 +102,7 @@ def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_
               "epochs_run": parts[-1]["epochs_run"],
               "seconds_total": round(sum(p.get("seconds_total", p["seconds"]) for p in every), 2),
               "epochs_total": parts[-1].get("epochs_total", parts[-1]["epochs_run"]),
-              "onednn": onednn_enabled()}
+              "machine": describe_machine()}
     if teacher_parts:
         result["teachers"] = [{"teacher": k, **p} for k, p in enumerate(teacher_parts)]
     model = fitted[0]
@@ -159,18 +158,17 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     ]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(history_dir / "tensorboard")))
-    verbose = 0 if cfg.quiet else (1 if sys.stdout.isatty() else 2)
-    if verbose:
-        callbacks.append(Eta(fits_after))
+    if not cfg.quiet:
+        callbacks.append(EpochLog(fits_after))
     start = time.perf_counter()
     if cfg.pretrain_epochs:
         with strategy.scope():
-            pretrain_classifier(model, cfg, unused, verbose)
+            pretrain_classifier(model, cfg, unused)
     history = model.fit(
         as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, repair=cfg.repair),
         epochs=cfg.num_epochs,
         validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
-        callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset reshuffles itself
+        callbacks=callbacks, verbose=0, shuffle=False,  # EpochLog prints; the dataset reshuffles itself
     )
     losses = history.history.get("loss", [])
     seconds = time.perf_counter() - start
@@ -182,13 +180,6 @@ def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, histor
     if teachers:
         model = student_of(model, cfg, *pixel_stats(train))
     return model, result
-
-
-def onednn_enabled() -> bool:
-    """Whether TensorFlow runs its oneDNN kernels, as TF_ENABLE_ONEDNN_OPTS says. Unset, TensorFlow
-    leaves them off on CPUs without AVX-512 or AMX (and turns them on by itself on those with it,
-    which this does not see). A round's seconds depend on it, so every round records it."""
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0").strip().lower() in ("1", "true")
 
 
 @dataclass
@@ -209,10 +200,7 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
     (cfg with its --out, folder, images, strategy)."""
     from .distribute import get_strategy, is_chief, task
 
-    cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
     chief = is_chief()
-    out = Path(cfg.out)
-    folder = RunFolder(out, out if chief else out / ".workers" / "{}-{}".format(*task()), chief)
     train_images, test_images = images or load_data(cfg.data, cfg.test_data)
     for imgs in (train_images, test_images):
         require_images(len(imgs.images), cfg.pairs, imgs.source)
@@ -223,6 +211,15 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
     strategy = get_strategy(cfg.strategy)
     if cfg.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
         raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
+    # Where the run will write, checked before it trains: a folder refused after a 15-minute
+    # round costs the round.
+    if cfg.out:
+        check_writable(cfg.out, "--out")
+    if cfg.export and chief:
+        check_writable(cfg.export_dir, "--export-dir")
+    cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
+    out = Path(cfg.out)
+    folder = RunFolder(out, out if chief else out / ".workers" / "{}-{}".format(*task()), chief)
     folder.work.mkdir(parents=True, exist_ok=True)
     return cfg, folder, (train_images, test_images), strategy
 
@@ -291,11 +288,11 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
 
 
 def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:
-    """The last round's model as <out>/model.keras, and the summary lines."""
+    """The last round's model as <out>/model.keras (a second name of the round's file, not a
+    copy), and the summary lines."""
     last = folder.out / f"round-{cfg.rounds - 1:02d}" / "model.keras"
     if last.is_file():
-        shutil.copyfile(last, folder.out / ".model.keras.tmp")
-        os.replace(folder.out / ".model.keras.tmp", folder.out / "model.keras")
+        atomic_link(last, folder.out / "model.keras")
     m, s = results["test_accuracy_mean"], results["test_accuracy_std"]
     digits = ""
     if results["digit_test_accuracy_mean"] is not None:

@@ -32,6 +32,16 @@ def test_flop_count_agrees_with_tensorflows_profiler(name):
     assert 0.98 * theirs <= ours <= theirs
 
 
+@pytest.mark.parametrize("op_type, op", [
+    ("Conv2DBackpropFilter", "Conv2DBackpropFilter"), ("_MklNativeConv2DBackpropFilterWithBias", "Conv2DBackpropFilter"),
+    ("_FusedConv2D", "Conv2D"), ("_MklNativeFusedConv2D", "Conv2D"), ("_MklMatMul", "MatMul"),
+    ("_MklNativeFusedMatMul", "MatMul"), ("MatMul", "MatMul"), ("_MklSoftmax", "Softmax"), ("AddV2", "AddV2")])
+def test_kernel_op_names_the_op_under_either_library(op_type, op):
+    from experiments.benchmark import kernel_op
+
+    assert kernel_op(op_type) == op
+
+
 @pytest.mark.slow
 def test_benchmark_script_prints_json_last():
     proc = run_script("benchmark.py", "--model", "mlp", "--steps", "3", "--warmup", "2", "--json")
@@ -44,12 +54,15 @@ def test_benchmark_script_prints_json_last():
 @pytest.mark.slow
 def test_profile_reads_op_types_from_a_real_trace(tmp_path):
     from experiments.benchmark import profile_op_types
+    from keras_models.machine import onednn_enabled
     from keras_models.models import compile_model
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), steps_per_execution=1)
     rows = profile_op_types(compile_model(build_model(cfg), cfg), batch=20, steps=3, logdir=tmp_path, warmup=2)
-    types = {r["op_type"] for r in rows}
-    assert {"Conv2DBackpropFilter", "MatMul"} <= types  # ops of a real training step
+    # The kernels of a real training step, by the op they compute: oneDNN's carry other names.
+    assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "MatMul"} <= {r["op"] for r in rows}
+    onednn = any(r["op_type"].startswith("_Mkl") for r in rows)
+    assert onednn == onednn_enabled()  # the trace shows the library that TensorFlow says it runs
     assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-3)
     assert list(tmp_path.glob("plugins/profile/*/*.xplane.pb"))  # the trace TensorBoard opens
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import run_script
+from helpers import run_python, run_script
 from keras_models.config import Config
 from keras_models.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
 from keras_models.files import atomic_save_model
@@ -70,6 +70,41 @@ def test_bad_inputs_leave_the_loaded_model_answering(exported, pairs):
     expected = model.predict(pairs.x, verbose=0)
     for key in expected:
         np.testing.assert_allclose(served[key].numpy(), expected[key], atol=1e-5)
+
+
+# Loads a SavedModel with TensorFlow alone and answers the first 0, 1 and all pairs of an .npy
+# file; prints the kernel library TensorFlow chose, the output shapes and the answers to all.
+ANSWER_BATCHES = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port
+sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+pairs = np.load(sys.argv[2])
+out = {n: {k: v.numpy() for k, v in sig(pair=tf.constant(pairs[:n])).items()} for n in (0, 1, len(pairs))}
+print(json.dumps({"onednn": bool(_pywrap_util_port.IsMklEnabled()),
+                  "shapes": {n: {k: list(v.shape) for k, v in o.items()} for n, o in out.items()},
+                  "answers": {k: v.tolist() for k, v in out[len(pairs)].items()}}))
+"""
+
+
+@pytest.mark.slow
+def test_an_export_answers_alike_under_both_kernel_libraries(exported, pairs, tmp_path):
+    """oneDNN's convolutions fail on an empty batch where Eigen's answer; the signature gives
+    both the same empty outputs, and the same answers otherwise, whatever the CPU's default."""
+    _, _, first, _ = exported
+    np.save(tmp_path / "pairs.npy", pairs.x)
+    found = {}
+    for setting in ("0", "1"):
+        proc = run_python(["-c", ANSWER_BATCHES, str(first), str(tmp_path / "pairs.npy")],
+                          TF_ENABLE_ONEDNN_OPTS=setting)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        found[setting] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["0"]["onednn"] is False and found["1"]["onednn"] is True
+    for f in found.values():
+        for n in (0, 1, len(pairs.x)):
+            assert f["shapes"][str(n)] == {"compare": [n, 1], "digit1": [n, 10], "digit2": [n, 10]}
+    for key, off in found["0"]["answers"].items():
+        np.testing.assert_allclose(found["1"]["answers"][key], off, atol=1e-4)
 
 
 def test_truncated_saved_model_is_one_line(exported, tmp_path):

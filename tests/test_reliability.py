@@ -104,7 +104,29 @@ def test_unwritable_out_is_one_line(tmp_path, capsys):
     code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out",
                               str(tmp_path / "file" / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("train.py: error: cannot write or read") and "\n" not in err
+    assert code == 2 and "\n" not in err
+    assert err == f"train.py: error: --out {tmp_path / 'file' / 'run'}: cannot write there, {tmp_path / 'file'} is a file, not a folder"
+
+
+def test_unwritable_export_dir_is_refused_before_anything_trains(tmp_path, capsys):
+    from keras_models.cli import train as train_script
+
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "run"
+    code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(out),
+                              "--export-dir", str(tmp_path / "file" / "exports"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"train.py: error: --export-dir {tmp_path / 'file' / 'exports'}: cannot write")
+    assert "\n" not in err and not (out / "round-00").exists() and not (out / "results.json").exists()
+
+
+def test_default_run_folders_are_unique_within_a_second(tmp_path, monkeypatch):
+    from keras_models.config import default_out
+
+    monkeypatch.chdir(tmp_path)
+    cfg = Config(model="mlp", seed=1)
+    folders = {default_out(cfg), default_out(cfg.replace(seed=2)), default_out(cfg)}
+    assert len(folders) == 3 and all((tmp_path / f).is_dir() for f in folders)
 
 
 def start_and_wait(cmd, cwd, history, epochs=2):

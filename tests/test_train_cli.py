@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -42,6 +43,20 @@ def test_run_folder_has_results_history_and_model(tiny_run):
         assert [int(l.split(",")[0]) for l in lines[1:]] == [1, 2]
     assert json.loads((run / "config.json").read_text())["model"] == "cc_aux"
     assert load_keras_model(run / "model.keras").name == "cc_aux"
+    # The run's model.keras is the last round's file under a second name, not a copy of it.
+    assert (run / "model.keras").samefile(run / "round-01" / "model.keras")
+
+
+@pytest.mark.slow
+def test_every_round_records_the_machine_it_ran_on(tiny_run):
+    from keras_models.machine import VECTOR_FLAGS, onednn_enabled
+
+    for r in json.loads((tiny_run / "run" / "results.json").read_text())["rounds"]:
+        machine = r["machine"]
+        assert machine["onednn"] is onednn_enabled()  # TensorFlow's own switch, not the variable
+        assert machine["kernels"] == ("oneDNN" if machine["onednn"] else "Eigen")
+        assert machine["cpu"] and machine["vector_extension"] in {name for _, name in VECTOR_FLAGS} | {"unknown"}
+        assert machine["cpus"] >= 1 and machine["intra_op_threads"] >= 0 and machine["inter_op_threads"] >= 0
 
 
 @pytest.mark.slow
@@ -161,7 +176,7 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     rest = unused_images(train, 500, seed=0)
     cfg = Config(model="cc_aux", hidden=(64,), lr=1e-3, pretrain_epochs=3, comparer_type="expected")
     model = build_model(cfg, *pixel_stats(pairs))
-    pretrain_classifier(model, cfg, rest, verbose=0)
+    pretrain_classifier(model, cfg.replace(quiet=True), rest)
     out = model.predict(test_pairs.x, verbose=0)
     assert np.mean(np.argmax(out["digit1"], axis=1) == test_pairs.classes[:, 0]) > 0.5  # chance: 0.1
 
@@ -204,7 +219,11 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
             "--no-export"]
     assert train_script.main(argv) == 0
     printed = capsys.readouterr().out
-    assert printed.count("test_compare_accuracy:") == 4 and "eta_run_s:" in printed
+    epochs = [line for line in printed.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 4 and all("test_compare_accuracy:" in line for line in epochs)
+    # The first epoch of a round traces the step: no estimate from it; then whole seconds.
+    assert "eta" not in epochs[0] and "eta" not in epochs[2]
+    assert re.search(r" - eta: 0 s \(run: \d+ s\)$", epochs[1]) and epochs[3].endswith(" - eta: 0 s (run: 0 s)")
     assert (out / "curves.png").stat().st_size > 10_000
 
 

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
             print(f"profile of {args.steps} steps (trace in {args.profile}); self time per op type:")
             for r in rows[:12]:
                 print(f"  {r['op_type']:24s} {100 * r['share']:5.1f}%")
-            conv = sum(r["share"] for r in rows if r["op_type"].startswith(("Conv2D", "_FusedConv2D")))
+            conv = sum(r["share"] for r in rows if r["op"].startswith("Conv2D"))
             result["profile_conv_share"] = round(conv, 4)
             print(f"convolution kernels: {100 * conv:.1f}% of the profiled op time")
         if args.all:

@@ -64,11 +64,11 @@ def main(argv=None) -> int:
         from ..data import load_data
 
         cfg = build_config(args)
-        # A timestamped default folder is fixed now, so that an interrupted run can name it.
-        cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
-        # The folder and the data before TensorFlow loads: a mistake fails fast and alone.
-        check_folder(cfg)
+        # The data and the folder before TensorFlow loads: a mistake fails fast and alone.
         images = load_data(cfg.data, cfg.test_data)
+        # A default folder is made now, so that an interrupted run can name it.
+        cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
+        check_folder(cfg)
         from ..training import run
 
         results = run(cfg, images=images)

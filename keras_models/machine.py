@@ -1,0 +1,65 @@
+"""What a timing ran on: TensorFlow's kernel library, the CPU and its widest vector extension,
+and TensorFlow's thread counts. Every round and every benchmark records it beside its seconds,
+because the same code runs about 2.7x faster on a CPU with AMX, where TensorFlow turns its
+oneDNN kernels on by itself, than on one with AVX2 only, where it leaves them off."""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+# Widest first: the first flag of /proc/cpuinfo found names the extension.
+VECTOR_FLAGS = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"))
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels, as TensorFlow itself decides: from
+    TF_ENABLE_ONEDNN_OPTS when it is set, else from the CPU (on with AVX-512 or AMX). This is
+    the switch behind TensorFlow's start-up line "oneDNN custom operations are on"; it has no
+    public API, so None when the private function is gone."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def cpu_flags(cpuinfo: str) -> tuple[str, set[str]]:
+    """(model name, flags) of the first processor in a /proc/cpuinfo text."""
+    model, flags = "", set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def vector_extension(flags: set[str]) -> str:
+    return next((name for flag, name in VECTOR_FLAGS if flag in flags), "unknown")
+
+
+def cpu() -> dict:
+    """The CPU's model and widest vector extension; "unknown" where /proc/cpuinfo is not there."""
+    path = Path("/proc/cpuinfo")
+    model, flags = cpu_flags(path.read_text()) if path.is_file() else ("", set())
+    return {"cpu": model or platform.processor() or "unknown", "vector_extension": vector_extension(flags),
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+
+
+def describe() -> dict:
+    """What ran, as one dict: kernel library, CPU, vector extension, visible CPUs and TensorFlow's
+    intra- and inter-op thread counts (0: TensorFlow's default, which sizes both from the cores)."""
+    import tensorflow as tf
+
+    onednn = onednn_enabled()
+    return {"kernels": "unknown" if onednn is None else ("oneDNN" if onednn else "Eigen"), "onednn": onednn,
+            **cpu(), "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def summary(machine: dict) -> str:
+    """One line for a log or a table: 'Intel(R) Xeon(R) Processor (AMX), oneDNN, 2 CPUs'."""
+    return f"{machine['cpu']} ({machine['vector_extension']}), {machine['kernels']} kernels, {machine['cpus']} CPUs"
