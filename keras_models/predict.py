@@ -1,6 +1,7 @@
 """Answers of an exported SavedModel for pairs given as an array file or as two images."""
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def load_pairs_array(path: str | Path) -> np.ndarray:
 
 
 def check_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError:
+            raise DataError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist") from None
+        except (RuntimeError, OSError):  # Python 3.11 and 3.12 raise RuntimeError for a loop, later ones OSError
+            raise DataError(f"{path}: a loop of symbolic links, which leads to no file") from None
     if path.is_dir():
         raise DataError(f"{path}: is a folder; give a .npy/.npz array file or two image files")
     if not path.is_file():
@@ -44,6 +52,8 @@ def check_pairs(arr, where: str = "input") -> np.ndarray:
         raise DataError(f"{where}: pairs must have shape (N, 2, 14, 14), got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{where}: pairs must be real numbers, got dtype {arr.dtype}")
+    if len(arr) == 0:
+        raise DataError(f"{where}: holds no pairs (shape {arr.shape}); nothing to answer")
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise DataError(f"{where}: pairs hold NaN or infinite pixels")

@@ -115,3 +115,21 @@ def test_predict_reads_re_rendered_mnist_digits(tmp_path, embedded_raw, capsys):
         right += int(row["digit1"] == labels[chosen[k]]) + int(row["digit2"] == labels[chosen[k + 1]])
         assert 0 < row["digit1_confidence"] <= 1
     assert right >= 18
+
+
+def test_links_that_lead_nowhere_say_so(tmp_path):
+    loop = tmp_path / "loop.npy"
+    loop.symlink_to(tmp_path / "other.npy")
+    (tmp_path / "other.npy").symlink_to(loop)
+    with pytest.raises(DataError, match="loop.npy: a loop of symbolic links"):
+        load_pairs_array(loop)
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(DataError, match="dangling.png: a symbolic link to .*gone.png, which does not exist"):
+        load_image(tmp_path / "dangling.png")
+
+
+def test_an_empty_array_of_pairs_is_refused(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2, 14, 14), np.float32))
+    with pytest.raises(DataError, match=r"empty.npy: holds no pairs \(shape \(0, 2, 14, 14\)\); nothing to answer"):
+        load_pairs_array(tmp_path / "empty.npy")
+

@@ -19,6 +19,16 @@ from keras_models.serving import MAX_BODY_BYTES, BadRequest, parse_request
 POLL = 0.5
 
 
+@pytest.mark.parametrize("port", ["0", "70000", "-1", "http"])
+def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, capsys):
+    from keras_models.cli import serve
+
+    with pytest.raises(SystemExit) as stop:
+        serve.main([str(tmp_path / "no-such-model"), "--http-port", port])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
+
+
 def test_both_request_formats_give_the_same_pairs():
     x = np.arange(2 * 2 * 14 * 14, dtype=np.float32).reshape(2, 2, 14, 14)
     rows, columnar = parse_request(row_request(x))

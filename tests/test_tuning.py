@@ -54,6 +54,23 @@ def tiny_base(**kw):
 
 
 @pytest.mark.slow
+def test_trials_are_numbered_as_keras_tuner_shows_them(tmp_path, capsys):
+    """One numbering: keras-tuner's console, trials.md, trials.json and the best-trial line."""
+    import re
+
+    from tuning.search import search
+
+    lines = []
+    best = search(tiny_base(quiet=False, epochs=1), "random", 2, 1, str(tmp_path), "p", log=lines.append)
+    shown = [int(n) for n in re.findall(r"^Trial (\d+) Complete", capsys.readouterr().out, re.M)]
+    trials = json.loads((tmp_path / "p" / "trials.json").read_text())
+    assert shown == [1, 2] and sorted(t["trial"] for t in trials) == shown
+    table = re.findall(r"^\| (\d+) \| COMPLETED", (tmp_path / "p" / "trials.md").read_text(), re.M)
+    assert table == [str(t["trial"]) for t in trials]
+    assert f"best: Trial {best['trial']}, " in "\n".join(lines) and best["trial"] in shown
+
+
+@pytest.mark.slow
 def test_random_search_reports_and_resumes(tmp_path):
     from tuning.search import search
 
@@ -156,7 +173,7 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
         assert p.returncode == 0, f"{name}: {outs[name][1][-3000:]}"
     folder = tmp_path / "cc_aux-random"
     # Only the chief wrote the report, from its own oracle, after every worker was done.
-    assert "best trial" in outs["chief"][0] and "best trial" not in outs["tuner0"][0]
+    assert "best: Trial" in outs["chief"][0] and "best: Trial" not in outs["tuner0"][0]
     trials = json.loads((folder / "trials.json").read_text())
     assert sorted(t["trial"] for t in trials) == sorted({t["trial"] for t in trials})  # each exactly once
     assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)

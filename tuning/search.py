@@ -37,6 +37,13 @@ CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
 MAX_FAILED_TRIALS = 3
 
 
+def trial_number(trial_id: str) -> int:
+    """The number keras-tuner shows for a trial ("Search: Running Trial #2", "Trial 2 Complete"):
+    its ids count from "0" in the order trials are created, its console from 1. The report, its
+    files and this project's lines use the console's number."""
+    return int(trial_id) + 1
+
+
 class TimedTrials:
     """Mixin: writes each trial's seconds and the tuner that ran it into its trial folder, for
     the report (keras-tuner records neither)."""
@@ -65,7 +72,7 @@ class RoundTrials:
         cfg = self.hypermodel.sample(trial.hyperparameters)
         if self.max_mflop is not None and (cost := config_mflops(cfg)) > self.max_mflop:
             reason = f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; not trained"
-            print(f"trial {trial.trial_id}: {reason}")
+            print(f"Trial {trial_number(trial.trial_id)}: {reason}")
             raise kt.errors.FailedTrialError(reason)
         if not self.rounds:
             return super().run_trial(trial, *args, **kwargs)
@@ -212,7 +219,8 @@ def trial_rows(tuner, base: Config) -> list[dict]:
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         cfg = tuner.hypermodel.sample(trial.hyperparameters)
         rows.append({
-            "trial": trial.trial_id, "status": trial.status, "score": trial.score,
+            "trial": trial_number(trial.trial_id), "trial_id": trial.trial_id, "status": trial.status,
+            "score": trial.score,
             "hyperparameters": dict(trial.hyperparameters.values),
             "params": int(build_model(cfg).count_params()), "mflop": round(config_mflops(cfg), 2),
             "depth": trial.hyperparameters.values.get("depth"),
@@ -252,7 +260,7 @@ def write_report(tuner, base: Config, kind: str, epochs: int, folder: Path, log=
               "epochs": epochs, "hyperparameters": best["hyperparameters"]}
     atomic_write_json(folder / "best_hparams.json", result)
     plot_trials(done, folder / "trials.png", base.model, "dev" if base.dev_pairs else "validation")
-    log(f"best trial {best['trial']}: {objective} {100 * best['score']:.2f}% with {best['hyperparameters']}")
+    log(f"best: Trial {best['trial']}, {objective} {100 * best['score']:.2f}% with {best['hyperparameters']}")
     log(f"wrote {folder / 'best_hparams.json'}, {folder / 'trials.md'}, {folder / 'trials.png'}")
     return result
 

@@ -84,6 +84,7 @@ positive_int = number(int, lambda v: v >= 1, "a positive integer")
 positive_float = number(float, lambda v: v > 0, "a positive number")
 fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
+port = number(int, lambda v: 1 <= v <= 65535, "a TCP port in 1-65535")
 
 
 def command_line(prog: str, argv, **flags) -> str:

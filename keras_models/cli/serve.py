@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import DefaultsFormatter, positive_float, positive_int, run_cli
+from . import DefaultsFormatter, port, positive_float, positive_int, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=DefaultsFormatter)
     p.add_argument("saved_model_base_path", help="the folder of numbered versions, e.g. saved_models/cnn_aux")
     p.add_argument("--model-name", help="the name in the URL (default: the base path's folder name)")
-    p.add_argument("--http-port", type=positive_int, default=8080)
+    p.add_argument("--http-port", type=port, default=8080)
     p.add_argument("--workers", type=positive_int, default=1, help="server processes, each with its own model")
     p.add_argument("--poll-seconds", type=positive_float, default=POLL_SECONDS,
                    help="how often to look for a new version")

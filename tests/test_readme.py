@@ -1,0 +1,21 @@
+"""README.md speaks to a user on a fresh machine: its commands run as written after its first one."""
+import re
+
+from helpers import ROOT
+
+SETUP = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+
+def test_the_readme_opens_with_the_two_commands_that_set_up():
+    first_block = ROOT.joinpath("README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2 and all(c.startswith(SETUP + " && .venv/bin/python ") for c in commands)
+
+
+def test_every_later_command_runs_the_projects_environment():
+    """A bare `python` after the set-up command is the system's Python, without the project's
+    packages: every command names .venv/bin/python."""
+    readme = ROOT.joinpath("README.md").read_text()
+    bare = [line for line in readme.splitlines()
+            if re.search(r"(?<![\w/.-])python3? (?!-m venv)", line) and SETUP not in line]
+    assert bare == []
