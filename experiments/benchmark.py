@@ -48,14 +48,54 @@ def train_step_ms(model, batch: int, steps: int, warmup: int) -> float:
     return 1000 * float(np.median(np.diff(timer.times[warmup:])))
 
 
-def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int) -> dict:
-    model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int, dtype_policy: str = "float32") -> dict:
+    """Training steps of a fresh model built under a Keras dtype policy: `mixed_bfloat16`
+    computes in bfloat16 (AMX's matmuls on CPUs that have it) and keeps float32 weights."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+    finally:
+        keras.config.set_dtype_policy(previous)
     ms = train_step_ms(model, batch, steps, warmup)
     pairs_s = 1000 * batch / ms
     return {"framework": f"keras {keras.__version__} / {keras.backend.backend()}", "model": cfg.model, "batch": batch,
-            "steps": steps, "ms_per_step": round(ms, 2), "pairs_per_s": round(pairs_s, 1),
+            "dtype_policy": dtype_policy, "steps": steps, "ms_per_step": round(ms, 2), "pairs_per_s": round(pairs_s, 1),
             "gflops_per_s": round(pairs_s * 3 * flops_per_pair(model) / 1e9, 1),
             "params": int(model.count_params()), "mflops_per_pair_forward": round(flops_per_pair(model) / 1e6, 2)}
+
+
+def compare_precision(cfg: Config, reps: int, batch: int, steps: int, warmup: int, log=print) -> dict:
+    """float32 and mixed_bfloat16 training steps, A/B in turns (the same machine load for both)."""
+    ms = {"float32": [], "mixed_bfloat16": []}
+    for rep in range(reps):
+        for policy in ms:
+            ms[policy].append(keras_throughput(cfg, batch, steps, warmup, policy)["ms_per_step"])
+        log(f"rep {rep + 1}/{reps}: float32 {ms['float32'][-1]:.1f} ms/step, "
+            f"mixed_bfloat16 {ms['mixed_bfloat16'][-1]:.1f} ms/step")
+    ratios = [round(b / f, 3) for f, b in zip(ms["float32"], ms["mixed_bfloat16"])]
+    return {"float32_ms": ms["float32"], "mixed_bfloat16_ms": ms["mixed_bfloat16"], "ratios": ratios,
+            "ratio_median": float(np.median(ratios))}
+
+
+def matmul_gflops(n: int = 2048, reps: int = 10) -> dict:
+    """The CPU's matmul peak as TensorFlow reaches it: an n x n x n `tf.matmul` in float32 and
+    in bfloat16 (which CPUs with AMX or AVX-512 BF16 compute in hardware), median of `reps`."""
+    import tensorflow as tf
+
+    result = {"n": n}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.normal((n, n)), dtype)
+        b = tf.cast(tf.random.normal((n, n)), dtype)
+        fn = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+        fn()
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn().numpy()
+            times.append(time.perf_counter() - t)
+        result[f"{dtype.name}_gflops_per_s"] = round(2 * n**3 / float(np.median(times)) / 1e9, 1)
+    return result
 
 
 def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> dict:

@@ -48,6 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--saved-model", type=Path, metavar="PATH",
                    help="also: MFLOP per pair and serving speed of this export (a base path serves its highest "
                         "version), beside a fresh --model's SavedModel timed in the same run")
+    p.add_argument("--matmul", action="store_true",
+                   help="also: the CPU's matmul peak as TensorFlow reaches it (2048^3, float32 and bfloat16)")
+    p.add_argument("--compare-precision", action="store_true",
+                   help="alternate training steps under the float32 and mixed_bfloat16 dtype policies, print ratios")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
 
@@ -61,7 +65,12 @@ def main(argv=None) -> int:
 
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
+        from keras_models.machine import describe, summary
+
         cfg = Config(model=args.model, jit_compile=args.jit_compile)
+        machine = describe()
+        print(f"machine: {summary(machine)}; TensorFlow threads intra-op {machine['intra_op_threads']}, "
+              f"inter-op {machine['inter_op_threads']} (0: its default)")
         exported = None
         if args.saved_model:  # first: a wrong path is refused before anything is timed
             exported = b.saved_model_speed(args.saved_model)
@@ -71,7 +80,7 @@ def main(argv=None) -> int:
                   f"{exported['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
                   f"{exported['serving_ms_batch1']:.2f} ms median at batch 1; a fresh {args.model} in the same run: "
                   f"{baseline['serving_pairs_per_s_batch1000']:.0f} pairs/s")
-        result = b.keras_throughput(cfg, args.batch, args.steps, args.warmup)
+        result = {**b.keras_throughput(cfg, args.batch, args.steps, args.warmup), "machine": machine}
         if exported:
             result["saved_model"] = exported
         print(f"{args.model}: {result['ms_per_step']:.1f} ms/step, {result['pairs_per_s']:.0f} pairs/s, "
@@ -80,6 +89,14 @@ def main(argv=None) -> int:
             cmp = b.compare_with_torch(cfg, args.torch_reference, args.reps, args.batch, args.steps, args.warmup)
             result["torch_comparison"] = cmp
             print(f"ratio keras/torch per repetition: {cmp['ratios']}; median {cmp['ratio_median']:.3f}")
+        if args.compare_precision:
+            cmp = result["precision_comparison"] = b.compare_precision(cfg, args.reps, args.batch, args.steps,
+                                                                       args.warmup)
+            print(f"ratio mixed_bfloat16/float32 per repetition: {cmp['ratios']}; median {cmp['ratio_median']:.3f}")
+        if args.matmul:
+            peak = result["matmul"] = b.matmul_gflops()
+            print(f"tf.matmul {peak['n']}^3: {peak['float32_gflops_per_s']:.0f} GFLOP/s float32, "
+                  f"{peak['bfloat16_gflops_per_s']:.0f} GFLOP/s bfloat16")
         if args.breakdown:
             from keras_models.models import build_model
 
