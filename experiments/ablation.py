@@ -8,7 +8,6 @@ stopped ablation resumes where it was.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from keras_models.config import NO_TTA, TTA_VIEWS, Config
 from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import EXPECTED_AUGMENT, STACKED, TUNED
-from keras_models.results import mean_std, pm
+from keras_models.results import mean_std, pm, read_results
 
 # Levers for cnn_aux beyond the report, each row with 10% of the training pairs held out for
 # validation and the same seeds, so that every row of a round trains on the same pairs.
@@ -104,15 +103,13 @@ def ablation_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0
 
 
 def row_summary(path: Path) -> dict | None:
-    if not path.is_file():
+    r = read_results(path)
+    if r is None:
         return None
-    r = json.loads(path.read_text())
-    ok = [x for x in r["rounds"] if x["status"] == "ok"]
-    return {"rounds": len(ok), "params": r["params"],
-            **{k: r.get(k) for k in ("validation_accuracy_mean", "validation_accuracy_std",
-                                     "test_accuracy_mean", "test_accuracy_std",
-                                     "digit_test_accuracy_mean", "digit_test_accuracy_std")},
-            "seconds_per_round": float(np.mean([x["seconds"] for x in ok])) if ok else None}
+    return {"rounds": r["rounds_ok"], "params": r["params"],
+            **{k: r[k] for k in ("validation_accuracy_mean", "validation_accuracy_std", "test_accuracy_mean",
+                                 "test_accuracy_std", "digit_test_accuracy_mean", "digit_test_accuracy_std")},
+            "seconds_per_round": r["seconds_mean"]}
 
 
 def ablation_table(out: Path) -> list[dict]:

@@ -165,14 +165,14 @@ def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: i
     """An exported model (a base path serves its highest version): its MFLOP per pair, counted
     on the model its metadata.json config builds, and its serving speed."""
     from keras_models.errors import ModelFileError
-    from keras_models.export import load_saved_model, read_metadata, resolve_version
+    from keras_models.export import card_config, load_saved_model, read_metadata, resolve_version
 
     path = resolve_version(path)
-    config = read_metadata(path).get("config")
-    if not config:
+    config = card_config(read_metadata(path))
+    if config is None:
         raise ModelFileError(f"{path}: no metadata.json with the model's config beside it; export it with export.py")
     _, sig = load_saved_model(path)
-    return {"saved_model": str(path), "mflops_per_pair": round(config_mflops(Config.from_dict(config)), 2),
+    return {"saved_model": str(path), "mflops_per_pair": round(config_mflops(config), 2),
             **signature_speed(sig, batch, calls, latency_calls)}
 
 

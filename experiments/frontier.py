@@ -17,7 +17,7 @@ import numpy as np
 from keras_models.config import Config
 from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import NESTEROV, ONECYCLE, PLUS, SHIFT1
-from keras_models.results import mean_std, pm
+from keras_models.results import ok_rounds, pm, read_results
 
 from .ablation import Row, row_config, train_rows
 
@@ -130,27 +130,22 @@ def onednn_state(rounds: list[dict]) -> str:
 
 
 def row_result(path: Path) -> dict | None:
-    if not path.is_file():
+    r = read_results(path)
+    if r is None:
         return None
-    r = json.loads(path.read_text())
-    ok = [x for x in r["rounds"] if x["status"] == "ok"]
-    if not ok:
-        return None
-    summary = {"rounds": len(ok), "params": r["params"], "per_round": ok,
-               "seconds_per_round": float(np.mean([x["seconds"] for x in ok])),
-               "seconds_max": float(max(x["seconds"] for x in ok)),
-               "onednn": onednn_state(ok)}
-    for key in ("dev_accuracy", "test_accuracy", "digit_test_accuracy"):
-        summary[f"{key}_mean"], summary[f"{key}_std"] = mean_std(x[key] for x in ok if x.get(key) is not None)
-    summary["test_accuracy_min"] = float(min(x["test_accuracy"] for x in ok))
-    return summary
+    ok = ok_rounds(r)
+    return {"rounds": r["rounds_ok"], "params": r["params"], "per_round": ok, "seconds_per_round": r["seconds_mean"],
+            "seconds_max": r["seconds_max"], "onednn": onednn_state(ok),
+            **{f"{key}_{s}": r[f"{key}_{s}"] for key in ("dev_accuracy", "test_accuracy", "digit_test_accuracy")
+               for s in ("mean", "std")},
+            "test_accuracy_min": float(min(x["test_accuracy"] for x in ok))}
 
 
 def paired_dev_difference(on: Path, off: Path) -> dict:
     """Round by round dev accuracy of two runs of one row on the same seeds (two results.json):
     the mean and std of on - off in points, and whether it passes ONEDNN_MAX_LOSS."""
     def by_seed(path):
-        return {x["seed"]: x["dev_accuracy"] for x in json.loads(path.read_text())["rounds"] if x["status"] == "ok"}
+        return {x["seed"]: x["dev_accuracy"] for x in ok_rounds(json.loads(path.read_text()))}
     a, b = by_seed(on), by_seed(off)
     seeds = sorted(set(a) & set(b))
     if not seeds:

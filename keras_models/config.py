@@ -1,265 +1,148 @@
-"""One typed configuration that flows from the command line into the builders.
+"""`Config`: a run's model spec, training recipe and run settings (keras_models.settings), read
+as one flat set of names (`cfg.lr`, `cfg.model`), with the rules that tie settings together.
 
-`Config` holds every setting of a run. The CLIs build it with `add_config_args` and
-`config_from_args`; the builders, the trainer and the tuner read it; `save_config` writes it
-beside every model so that a run can be rebuilt exactly.
+The builders read `cfg.spec`; a round trains by `cfg.recipe`; `cfg.run` says where and how the
+run goes. `save_config` writes the three groups beside every model, and a run resumes only with
+the same spec and recipe.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from . import architectures
 from .errors import ConfigError, RunError
+from .settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
 
-PAIR_SHAPE = (2, 14, 14)  # the input `pair` of every model, and of the serving signature
-MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-COMPARERS = ("learned", "expected")
-LOSS_WEIGHTINGS = ("fixed", "learned")
-SCHEDULES = ("constant", "cosine", "onecycle")
-OPTIMIZERS = ("adam", "nesterov")
-
+from .contract import PAIR_SHAPE  # noqa: E402, F401  (the input `pair` of every model)
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
-# numpy's legacy seeding (used by keras.utils.set_random_seed) takes seeds below 2**32.
-MAX_SEED = 2**32 - 1
-# The augmentation's largest shift and rotation: half the 14-px image moves a digit out of it.
-MAX_SHIFT = 6
-MAX_ROTATION = 180.0
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
 # one pixel up, down, left and right (the training shifts reach 2 px).
 NO_TTA = ((0, 0),)
 TTA_VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
-# The report's defaults per family: hidden widths of the dense part, and epochs.
-FAMILY_DEFAULTS = {
-    "mlp": {"hidden": (500, 500), "epochs": 200},
-    "cnn": {"hidden": (256,), "epochs": 100},
-}
+def choices(name: str) -> tuple:
+    """The choices declared for a setting, e.g. choices("strategy")."""
+    return tuple(FIELDS[name][1].metadata["choices"])
 
 
-def family(model: str) -> str:
-    return "cnn" if model.startswith("cnn") else "mlp"
+def last_seed(c: Config) -> int:
+    return c.seed + c.rounds - 1 + MEMBER_SEED_STRIDE * (c.member + c.members - 1 + c.teachers)
 
 
-def is_shared(model: str) -> bool:
-    """Weight-sharing models: one digit classifier applied to both digits."""
-    return model not in ("mlp", "cnn")
+# What no single declaration can say: a message for each combination that cannot train.
+RULES = (
+    (lambda c: c.loss_weighting == "learned" and not c.arch.aux,
+     "--loss-weighting learned weighs the compare and digit losses; it needs an aux model"),
+    (lambda c: c.optimizer != "adam" and c.weight_decay, "--weight-decay is AdamW's decay; it needs --optimizer adam"),
+    (lambda c: (c.augment or c.elastic or c.comparer_type != "learned") and not c.arch.shared,
+     "--augment, --elastic and --comparer-type expected need a weight-sharing model"),
+    (lambda c: c.label_smoothing and not c.arch.shared,
+     "--label-smoothing smooths the digit targets; it needs a weight-sharing model"),
+    (lambda c: c.pretrain_epochs and not c.arch.shared,
+     "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model"),
+    (lambda c: c.teachers and not c.arch.shared, "--teachers distils the digit classifier; it needs a weight-sharing model"),
+    (lambda c: c.teachers and c.strategy in ("mirrored", "multiworker"),
+     "--teachers trains its teachers and the model in one process; use --strategy default"),
+    (lambda c: c.members > 1 and c.strategy == "multiworker",
+     "--members trains its members one after another in one process; with --strategy multiworker train one "
+     "--member per run"),
+    (lambda c: last_seed(c) > MAX_SEED,
+     lambda c: f"seeds must stay below 2**32: seed {c.seed} with {c.rounds} rounds, members {c.member}-"
+               f"{c.member + c.members - 1} and {c.teachers} teachers reaches {last_seed(c)}"),
+)
 
 
-def is_aux(model: str) -> bool:
-    return model.endswith("_aux")
-
-
-def output_names(model: str) -> tuple[str, ...]:
-    """The outputs of one of the six models, by its name."""
-    return ("compare", "digit1", "digit2") if is_shared(model) else ("compare",)
-
-
-@dataclass
 class Config:
-    # Architecture.
-    model: str = "cc_aux"
-    hidden: tuple[int, ...] | None = None  # None: the family default (FAMILY_DEFAULTS)
-    comparer: tuple[int, ...] = (80, 80, 20)
-    filters: tuple[int, ...] = (32, 64)
-    dropout: float = 0.5
-    batch_norm: bool = True
-    comparer_type: str = "learned"  # "expected": P(d1 <= d2) from the digit distributions, no weights
-    # Training.
-    epochs: int | None = None  # None: the family default
-    rounds: int = 1
-    pairs: int = 1000
-    batch_size: int = 100
-    lr: float = 1e-4
-    lr_schedule: str = "constant"  # "cosine": decays to 0 over the round; "onecycle": rises to lr, then decays
-    optimizer: str = "adam"  # "nesterov": SGD with Nesterov momentum 0.9
-    ema: bool = False  # evaluate and export an exponential moving average of the weights (momentum 0.99)
-    augment: bool = False  # random shifts (up to `shift` px) and rotations (up to `rotation` degrees) of each digit
-    shift: int = 2  # largest shift of --augment, in pixels; 0: no shifts
-    rotation: float = 10.0  # largest rotation of --augment, in degrees; 0: no rotations
-    elastic: bool = False  # elastic distortions of each training digit (layers.ElasticDistortion)
-    swap: bool = False  # add every training pair swapped (its target recomputed from the classes)
-    repair: bool = False  # re-pair the digits within every training batch (targets from their classes)
-    loss_weighting: str = "fixed"  # "learned": Kendall et al.'s uncertainty weighting of the losses
-    label_smoothing: float = 0.0  # of the digit targets (aux models)
-    weight_decay: float = 0.0  # > 0: AdamW's decoupled decay of the kernels (not biases or batch norm)
-    pretrain_epochs: int = 0  # > 0: first fit the classifier on the training images outside the pairs
-    seed: int = 0
-    # Ensemble member: its initial weights, augmentation and batch order come from
-    # seed + round + MEMBER_SEED_STRIDE * member, while its pairs stay those of seed + round.
-    member: int = 0
-    members: int = 1  # > 1: train members member, member + 1, ... per round; the round's model averages them
-    tta: bool = False  # the round's model averages over TTA_VIEWS of every pair
-    # Knowledge distillation: per round, first train this many teachers with the same settings
-    # (seeds after the members'), then the model learns from their digit distributions too.
-    teachers: int = 0
-    distill_temperature: float = 4.0  # the softmax temperature of the teachers' and student's digits
-    validation_split: float = 0.0
-    dev_pairs: int = 0  # > 0: also score this many pairs of training images outside the round's pairs
-    test_curve: bool = True  # evaluate the test pairs after every epoch (history.csv, curves.png)
-    jit_compile: bool = False
-    steps_per_execution: int = 10  # one tf.function call per epoch of 1000 pairs: ~30% faster for the MLPs
-    strategy: str = "auto"
-    backup_interval: float = 30.0  # seconds between BackupAndRestore saves; 0: every epoch
-    # Data and outputs.
-    data: str = "embedded"
-    test_data: str | None = None
-    out: str | None = None
-    export_dir: str = "saved_models"
-    export: bool = True
-    tensorboard: bool = False
-    quiet: bool = False
-    extra: dict = field(default_factory=dict)  # free-form notes (e.g. which hparams file was used)
+    """Every setting of a run. `Config(model="cnn_aux", lr=1e-3)` sets settings by name, each
+    checked against its declaration; the rest keep their defaults."""
 
-    def __post_init__(self):
-        # Validation lives here so that every entry point (CLI, tuner, tests) gets it.
-        check_types(self)
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.comparer_type not in COMPARERS:
-            raise ConfigError(f"unknown comparer {self.comparer_type!r}; choose one of {', '.join(COMPARERS)}")
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ConfigError(f"unknown loss weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
-        if self.loss_weighting == "learned" and not is_aux(self.model):
-            raise ConfigError("--loss-weighting learned weighs the compare and digit losses; it needs an aux model")
-        if self.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.optimizer != "adam" and self.weight_decay:
-            raise ConfigError("--weight-decay is AdamW's decay; it needs --optimizer adam")
-        if (self.augment or self.elastic or self.comparer_type != "learned") and not is_shared(self.model):
-            raise ConfigError("--augment, --elastic and --comparer-type expected need a weight-sharing model")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        for name in ("rounds", "pairs", "batch_size", "steps_per_execution"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be a positive integer, got {self.epochs}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.label_smoothing and not is_shared(self.model):
-            raise ConfigError("--label-smoothing smooths the digit targets; it needs a weight-sharing model")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
-        if self.member < 0:
-            raise ConfigError(f"member must be >= 0, got {self.member}")
-        if self.members < 1:
-            raise ConfigError(f"members must be a positive integer, got {self.members}")
-        if self.members > 1 and self.strategy == "multiworker":
-            raise ConfigError("--members trains its members one after another in one process; with "
-                              "--strategy multiworker train one --member per run")
-        if not 0 <= self.shift <= MAX_SHIFT:
-            raise ConfigError(f"shift must be an integer in [0, {MAX_SHIFT}] pixels, got {self.shift}")
-        if not 0.0 <= self.rotation <= MAX_ROTATION:
-            raise ConfigError(f"rotation must be in [0, {MAX_ROTATION:g}] degrees, got {self.rotation}")
-        if self.dev_pairs < 0:
-            raise ConfigError(f"dev pairs must be >= 0, got {self.dev_pairs}")
-        if self.pretrain_epochs < 0:
-            raise ConfigError(f"pretrain epochs must be >= 0, got {self.pretrain_epochs}")
-        if self.pretrain_epochs and not is_shared(self.model):
-            raise ConfigError("--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model")
-        if not (self.backup_interval >= 0 and math.isfinite(self.backup_interval)):
-            raise ConfigError(f"backup interval must be >= 0 seconds, got {self.backup_interval}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if self.teachers < 0:
-            raise ConfigError(f"teachers must be >= 0, got {self.teachers}")
-        if self.teachers and not is_shared(self.model):
-            raise ConfigError("--teachers distils the digit classifier; it needs a weight-sharing model")
-        if self.teachers and self.strategy in ("mirrored", "multiworker"):
-            raise ConfigError("--teachers trains its teachers and the model in one process; use --strategy default")
-        if not (self.distill_temperature > 0 and math.isfinite(self.distill_temperature)):
-            raise ConfigError(f"distill temperature must be a positive finite number, got {self.distill_temperature}")
-        last = self.seed + self.rounds - 1 + MEMBER_SEED_STRIDE * (self.member + self.members - 1 + self.teachers)
-        if last > MAX_SEED:
-            raise ConfigError(f"seeds must stay below 2**32: seed {self.seed} with {self.rounds} rounds, members "
-                              f"{self.member}-{self.member + self.members - 1} and {self.teachers} teachers reaches {last}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= self.validation_split < 1.0:
-            raise ConfigError(f"validation split must be in [0, 1), got {self.validation_split}")
-        for name in ("hidden", "comparer", "filters"):
-            value = getattr(self, name)
-            if value is not None:
-                value = tuple(int(v) for v in value)
-                if any(v < 1 for v in value):
-                    raise ConfigError(f"{name} widths must be positive integers, got {value}")
-                setattr(self, name, value)
-        if not self.filters:
-            raise ConfigError("filters needs at least one conv block")
+    __slots__ = ("spec", "recipe", "run")
+
+    def __init__(self, spec: ModelSpec | None = None, recipe: Recipe | None = None, run: RunSettings | None = None,
+                 **settings):
+        unknown = sorted(set(settings) - set(FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+        parts = {"spec": spec or ModelSpec(), "recipe": recipe or Recipe(), "run": run or RunSettings()}
+        for group in GROUPS:
+            changes = {k: v for k, v in settings.items() if FIELDS[k][0] == group}
+            object.__setattr__(self, group, dataclasses.replace(parts[group], **changes) if changes else parts[group])
+        for broken, message in RULES:
+            if broken(self):
+                raise ConfigError(message(self) if callable(message) else message)
+
+    def __getattr__(self, name):
+        if name in FIELDS:
+            return getattr(object.__getattribute__(self, FIELDS[name][0]), name)
+        raise AttributeError(f"Config has no setting {name!r}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Config is immutable; use replace()")
+
+    def __eq__(self, other):
+        return isinstance(other, Config) and self.to_groups() == other.to_groups()
+
+    def __repr__(self):
+        return f"Config({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    @property
+    def arch(self) -> architectures.Architecture:
+        return architectures.get(self.model)
 
     @property
     def family(self) -> str:
-        return family(self.model)
+        return self.arch.family
 
     @property
     def hidden_units(self) -> tuple[int, ...]:
-        return self.hidden if self.hidden is not None else FAMILY_DEFAULTS[self.family]["hidden"]
+        return self.spec.hidden_units
 
     @property
     def num_epochs(self) -> int:
-        return self.epochs if self.epochs is not None else FAMILY_DEFAULTS[self.family]["epochs"]
+        return self.epochs if self.epochs is not None else self.arch.epochs
 
-    def replace(self, **changes) -> "Config":
-        return dataclasses.replace(self, **changes)
+    def replace(self, **changes) -> Config:
+        return Config(self.spec, self.recipe, self.run, **changes)
+
+    def to_groups(self) -> dict:
+        """{"spec": {...}, "recipe": {...}, "run": {...}}, as config.json holds them."""
+        return {g: as_json(getattr(self, g)) for g in GROUPS}
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        """Every setting by name, one flat dict (results.json's `config`)."""
+        return {k: v for part in self.to_groups().values() for k, v in part.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+    def from_dict(cls, d: dict) -> Config:
+        """The flat dict of to_dict, or the groups of to_groups; a setting it lacks (a file from
+        before that setting existed) keeps its default."""
+        if set(d) <= set(GROUPS) and all(isinstance(v, dict) for v in d.values()):
+            d = {k: v for part in d.values() for k, v in part.items()}
+        unknown = sorted(set(d) - set(FIELDS))
         if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)} (written by another version of the project?)")
         return cls(**d)
 
 
-# What each annotation of Config accepts; a file (best_hparams.json, config.json) may hold anything.
-_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "dict": dict, "tuple[int, ...]": (list, tuple)}
+def as_json(part) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(part).items()}
 
-
-def check_types(cfg: Config) -> None:
-    """Each setting of the type its field declares, before any arithmetic on it."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        kinds = [k.strip() for k in f.type.split("|")]
-        if value is None and "None" in kinds:
-            continue
-        expected = tuple(t for k in kinds if k in _TYPES for t in (_TYPES[k] if isinstance(_TYPES[k], tuple) else (_TYPES[k],)))
-        wrong = not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)
-        if not wrong and isinstance(value, (list, tuple)):
-            wrong = not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        if wrong:
-            raise ConfigError(f"{f.name} must be {' or '.join(kinds)}, got {value!r}")
-
-
-# Settings that may change between a run and its resumption without changing what it computes.
-RESUMABLE_FIELDS = {"rounds", "quiet", "tensorboard", "export", "export_dir", "out", "extra", "strategy",
-                    "backup_interval", "steps_per_execution"}
 
 
 def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use another --out") -> None:
-    """`old` (a results.json or {"config": ...}) may be resumed with `cfg`, or a RunError
-    names the settings that differ."""
-    new, defaults = cfg.to_dict(), Config().to_dict()
-    # A setting the old run did not record yet (an older version of Config) had its default.
-    old_cfg = {**defaults, **old.get("config", {})}
-    diff = sorted(k for k in new if k not in RESUMABLE_FIELDS and old_cfg.get(k) != new[k])
+    """`old` (a results.json or {"config": ...}) may be resumed with `cfg` if it holds the same
+    model spec and recipe; else a RunError names the settings that differ."""
+    try:
+        before = Config.from_dict(old.get("config", {}))
+    except ConfigError as e:
+        raise RunError(f"{out}: holds a run this version cannot resume ({e}); {instead}") from None
+    then, now = before.to_groups(), cfg.to_groups()
+    diff = sorted(k for g in ("spec", "recipe") for k in now[g] if then[g][k] != now[g][k])
     if diff:
         raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); {instead}")
 
@@ -286,7 +169,7 @@ def default_out(cfg: Config) -> str:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    Path(path).write_text(json.dumps(cfg.to_groups(), indent=2) + "\n")
 
 
 def load_config(path: str | Path) -> Config:

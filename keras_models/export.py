@@ -29,7 +29,7 @@ def write_saved_model(model, path: Path) -> None:
     import keras
     import tensorflow as tf
 
-    from .config import PAIR_SHAPE
+    from .contract import NOT_FINITE, PAIR_SHAPE
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -38,7 +38,7 @@ def write_saved_model(model, path: Path) -> None:
     def serve(pair):
         # A signature alone does not check shapes when called; ensure_shape does.
         pair = tf.ensure_shape(pair, (None, *PAIR_SHAPE), name="pair_shape_is_N_2_14_14")
-        pair = tf.debugging.check_numerics(pair, "pair holds NaN or infinite pixels")
+        pair = tf.debugging.check_numerics(pair, f"pair holds {NOT_FINITE}")
         # An empty batch gets empty outputs of the right shapes under either kernel library.
         # oneDNN's convolutions (on by default on CPUs with AVX-512 or AMX) fail on a batch of
         # 0 ("Incompatible shapes: [0,7,7,32] vs. [64]") where Eigen's answer; the same kind of
@@ -59,10 +59,13 @@ def check_contract(model, where: str, cfg=None) -> None:
     """The serving contract of one of the six models: input `pair` (None, 2, 14, 14), the
     outputs of its name with their shapes, and, given the run's Config, the same layers with
     the same weight shapes as `build_model(cfg)`. Anything else is one ModelFileError line."""
-    from .config import MODELS, PAIR_SHAPE, is_shared, output_names
+    from . import architectures
+    from .contract import PAIR_SHAPE
 
-    if model.name not in MODELS:
-        raise ModelFileError(f"{where}: holds a model named {model.name!r}, not one of the six")
+    if model.name not in architectures.NAMES:
+        raise ModelFileError(f"{where}: holds a model named {model.name!r}, not a registered architecture "
+                             f"({', '.join(architectures.NAMES)})")
+    arch = architectures.get(model.name)
     try:
         inputs, output = model.inputs, model.output
     except (AttributeError, ValueError):  # a subclassed or never-called model has no graph
@@ -71,14 +74,14 @@ def check_contract(model, where: str, cfg=None) -> None:
         raise ModelFileError(f"{where}: takes {[tuple(i.shape) for i in inputs]}, not pair (None, 2, 14, 14)")
     outputs = output if isinstance(output, dict) else {}
     shapes = {k: tuple(v.shape) for k, v in outputs.items()}
-    expected = {k: (None, 1) if k == "compare" else (None, 10) for k in output_names(model.name)}
+    expected = {k: (None, 1) if k == "compare" else (None, 10) for k in arch.outputs}
     if shapes != expected:
         raise ModelFileError(f"{where}: outputs {shapes}, a {model.name} has {expected}")
     def names(m):  # an ensemble holds its members, each with its classifier
         return {layer.name for layer in m.layers} | {n for layer in m.layers if hasattr(layer, "layers")
                                                      for n in names(layer)}
 
-    if is_shared(model.name) and "classifier" not in names(model):
+    if arch.shared and "classifier" not in names(model):
         raise ModelFileError(f"{where}: a {model.name} shares one `classifier` sub-model; this model has none")
     if cfg is not None:
         from .models import build_model
@@ -136,12 +139,24 @@ def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
     from datetime import datetime, timezone
     from importlib.metadata import version
 
-    return {"model": cfg.model, "config": cfg.to_dict(), "run_folder": str(Path(run_folder).resolve()),
+    groups = cfg.to_groups()
+    return {"model": cfg.model, "spec": groups["spec"], "recipe": groups["recipe"],
+            "run_folder": str(Path(run_folder).resolve()),
             "test_accuracy_mean": results.get("test_accuracy_mean"), "test_accuracy_std": results.get("test_accuracy_std"),
             "rounds": results.get("rounds_ok"), "test_data": results.get("data", {}).get("test"),
             "pixel_range": [float(train_images.min()), float(train_images.max())],
             "versions": {p: version(p) for p in ("tensorflow", "keras", "numpy")},
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def card_config(card: dict):
+    """The Config of the model an export holds: its spec and recipe (exports written before
+    those were kept apart hold one flat `config`); None for an export without a card."""
+    from .config import Config
+
+    if "spec" in card:
+        return Config.from_dict({"spec": card["spec"], "recipe": card.get("recipe", {})})
+    return Config.from_dict(card["config"]) if card.get("config") else None
 
 
 def resolve_version(path: str | Path) -> Path:
@@ -159,6 +174,16 @@ def read_metadata(path: str | Path) -> dict:
         return json.loads(path.read_text()) if path.is_file() else {}
     except ValueError:
         return {}
+
+
+def run_signature(signature, pairs, batch_size: int = 1000) -> dict:
+    """The signature's outputs for `pairs` (already checked), as numpy arrays, `batch_size` pairs a call."""
+    import numpy as np
+    import tensorflow as tf
+
+    parts = [{k: v.numpy() for k, v in signature(pair=tf.constant(pairs[i:i + batch_size])).items()}
+             for i in range(0, len(pairs), batch_size)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def load_saved_model(path: str | Path):

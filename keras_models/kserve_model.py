@@ -1,8 +1,7 @@
-"""The `kserve.Model` of `serving.py`, in a module of its own because importing KServe has
-effects: it parses the process's command line for its own flags, and it builds the FastAPI
-app that every server process runs. Importing this module also puts the body-size limit on that
-app, so each process of a multi-worker server (KServe spawns them, and they unpickle the model,
-importing this module) refuses oversized bodies too."""
+"""The `kserve.Model` that serves the protocol of `serving.py`. Importing KServe builds the
+FastAPI app that every server process runs; `install_limits` puts the body-size limit and the
+one-line logging of bad requests on it. `server.serve` calls it in the main process, and each
+process of a multi-worker server calls it when it unpickles its model."""
 from __future__ import annotations
 
 import asyncio
@@ -20,9 +19,6 @@ from .errors import ModelFileError
 from .export import versions
 from .serving import MAX_BODY_BYTES, POLL_SECONDS, BadRequest, BodyLimit, Served, answer, load_version, parse_request
 
-model_server.app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-
-
 class OneLineBadRequests(logging.Filter):
     """KServe logs every refused request with its traceback; a client's mistake is one line."""
 
@@ -32,9 +28,17 @@ class OneLineBadRequests(logging.Filter):
         return True
 
 
-kserve_logger.addFilter(OneLineBadRequests())
-# KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.
-warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+_installed = threading.Lock()
+
+
+def install_limits() -> None:
+    """Once per process: the body-size limit on KServe's app, and one-line bad-request logs."""
+    if not _installed.acquire(blocking=False):
+        return
+    model_server.app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    kserve_logger.addFilter(OneLineBadRequests())
+    # KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
 class PairModel(kserve.Model):
@@ -56,6 +60,7 @@ class PairModel(kserve.Model):
         return {"name": self.name, "base": str(self.base), "poll_seconds": self.poll_seconds}
 
     def __setstate__(self, state):
+        install_limits()
         self.__init__(state["name"], state["base"], state["poll_seconds"])
         threading.Thread(target=self.load, name="load", daemon=True).start()
 
@@ -95,11 +100,11 @@ class PairModel(kserve.Model):
         self._stop.set()
 
     async def predict(self, payload, headers=None):
+        served = self.served
         try:
-            pairs, columnar = parse_request(payload)
+            pairs, columnar = parse_request(payload, served.pixel_range)
         except BadRequest as e:
             raise InvalidInput(str(e)) from None
-        served = self.served
         # TensorFlow releases the GIL: running the signature off the event loop keeps the
         # server answering readiness checks and other requests meanwhile.
         return await asyncio.get_running_loop().run_in_executor(None, answer, served, pairs, columnar)

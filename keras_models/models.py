@@ -1,10 +1,6 @@
-"""The six architectures, built by name with the functional API from one `Config`.
-
-    mlp      flattened pair (392) -> dense layers -> compare
-    cnn      pair as a 2-channel image -> conv blocks -> dense head -> compare
-    cc       one MLP digit classifier on both digits -> comparer -> compare (+ digit1, digit2)
-    cnn_cc   the same with the CNN digit classifier
-    cc_aux / cnn_aux   cc / cnn_cc trained with auxiliary digit losses (0.6 / 0.2 / 0.2)
+"""The builder of every architecture (keras_models.architectures), with the functional API,
+from a `ModelSpec`: what the registry says of the architecture (its family, whether one
+classifier is shared by both digits, whether the digit losses are auxiliary) decides the graph.
 
 Every model takes the input `pair` (None, 2, 14, 14) in raw pixel units (normalisation is its
 first layer) and returns a dict: `compare` (None, 1), the probability that digit1 <= digit2,
@@ -14,7 +10,8 @@ from __future__ import annotations
 
 import keras
 
-from .config import PAIR_SHAPE, TTA_VIEWS, Config, is_aux, is_shared
+from .config import PAIR_SHAPE, TTA_VIEWS, Config
+from .settings import ModelSpec
 from .layers import (BatchToDigits, DigitsToBatch, Distillation, ElasticDistortion, ExpectedLeq, LearnedTemperature,
                      MeanOverViews, OneCycle, ShiftedViews, SmoothedSparseCrossentropy)
 
@@ -77,18 +74,21 @@ def build_classifier(cfg: Config, sync_bn: bool = False) -> keras.Model:
     return keras.Model(image, logits, name="classifier")
 
 
-def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False,
-                teachers: list[keras.Model] | None = None) -> keras.Model:
-    """`mean`/`variance`: pixel statistics of the training pairs, baked into the model.
+def build_model(spec: ModelSpec | Config, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False,
+                teachers: list[keras.Model] | None = None, temperature: float | None = None) -> keras.Model:
+    """The model of `spec` (a Config's spec, given a Config). `mean`/`variance`: pixel
+    statistics of the training pairs, baked into the model.
     `sync_bn`: batch statistics over the global batch when training on several replicas, so
     that every replica keeps the same moving statistics and a replicated run computes what
     one device with the global batch would. `teachers`: trained models of the same kind whose
-    classifiers the model also learns from (a Distillation layer); the result is then a
-    training model, whose weights `student_of` copies into one without the teachers."""
+    classifiers the model also learns from (a Distillation layer, softened by `temperature`);
+    the result is then a training model, whose weights `student_of` copies into one without
+    the teachers."""
+    cfg = spec.spec if isinstance(spec, Config) else spec
     pair = keras.Input(shape=PAIR_SHAPE, name="pair")
     x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, name="normalize")(pair)
 
-    if not is_shared(cfg.model):
+    if not cfg.arch.shared:
         if cfg.family == "cnn":
             x = keras.layers.Permute((2, 3, 1), name="channels_last")(x)  # (14, 14, 2)
         h = features(x, cfg, "head", sync_bn)
@@ -111,7 +111,7 @@ def build_model(cfg: Config, mean: float = 0.0, variance: float = 1.0, sync_bn: 
     logits = classifier(digits)
     if teachers:
         # The teachers were trained on the same pairs, so the student's normalisation is theirs.
-        logits = Distillation([t.get_layer("classifier") for t in teachers], cfg.distill_temperature,
+        logits = Distillation([t.get_layer("classifier") for t in teachers], temperature,
                               DISTILL_WEIGHT, name="distillation")([digits, logits])
     learned_weights = cfg.loss_weighting == "learned"
     if learned_weights:
@@ -171,12 +171,12 @@ def ensemble_model(members: list[keras.Model], views=((0, 0),), name: str = "ens
 
 
 def loss_weights(cfg: Config) -> dict:
-    if not is_shared(cfg.model):
+    if not cfg.arch.shared:
         return {"compare": 1.0}
     if cfg.loss_weighting == "learned":
         # The temperatures learn the weights; the parameter-free comparer's loss keeps weight 1.
         return {"compare": 1.0, "digit1": 1.0, "digit2": 1.0}
-    return dict(AUX_LOSS_WEIGHTS if is_aux(cfg.model) else SHARED_LOSS_WEIGHTS)
+    return dict(AUX_LOSS_WEIGHTS if cfg.arch.aux else SHARED_LOSS_WEIGHTS)
 
 
 def learning_rate(cfg: Config, steps_per_epoch: int):

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import check_pairs
 from .errors import DataError
-from .config import PAIR_SHAPE
 
 
-def load_pairs_array(path: str | Path) -> np.ndarray:
-    """(N, 2, 14, 14) float32 from a .npy, or from the `pair` (or only) array of a .npz."""
+def load_pairs_array(path: str | Path, pixel_range: tuple[float, float] | None = None) -> np.ndarray:
+    """(N, 2, 14, 14) float32 from a .npy, or from the `pair` (or only) array of a .npz, checked
+    against the pair contract (and against the training pairs' `pixel_range`, if given)."""
     path = Path(path)
     check_file(path)
     if path.suffix.lower() not in (".npy", ".npz"):
@@ -28,7 +29,7 @@ def load_pairs_array(path: str | Path) -> np.ndarray:
                 arr = arr[key]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npy/.npz array ({str(e).splitlines()[0]})") from None
-    return check_pairs(arr, str(path))
+    return check_pairs(arr, str(path), DataError, pixel_range)
 
 
 def check_file(path: Path) -> None:
@@ -43,21 +44,6 @@ def check_file(path: Path) -> None:
         raise DataError(f"{path}: is a folder; give a .npy/.npz array file or two image files")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-
-
-def check_pairs(arr, where: str = "input") -> np.ndarray:
-    """The serving contract, checked before the model sees anything."""
-    arr = np.asarray(arr)
-    if arr.ndim != 4 or arr.shape[1:] != PAIR_SHAPE:
-        raise DataError(f"{where}: pairs must have shape (N, 2, 14, 14), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise DataError(f"{where}: pairs must be real numbers, got dtype {arr.dtype}")
-    if len(arr) == 0:
-        raise DataError(f"{where}: holds no pairs (shape {arr.shape}); nothing to answer")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise DataError(f"{where}: pairs hold NaN or infinite pixels")
-    return arr
 
 
 def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "image") -> np.ndarray:
@@ -111,26 +97,18 @@ def pair_from_images(first, second, invert: bool | None = None) -> np.ndarray:
     return np.stack([load_image(first, invert), load_image(second, invert)])[None]
 
 
-def check_scale(pairs: np.ndarray, card: dict, where: str) -> None:
-    """Pairs on another pixel scale than the training pairs get answers at chance level."""
-    low, high = card.get("pixel_range", (0.0, 255.0))
-    if high > 1.0 and len(pairs) and pairs.max() <= 1.0:
-        raise DataError(f"{where}: pixels lie in 0-{pairs.max():g}, the model was trained on {low:g}-{high:g}; "
-                        "multiply them by 255")
+def answers(signature, pairs: np.ndarray) -> list[dict]:
+    """One row per pair: P(digit1 <= digit2), the answer, and each digit's class and confidence."""
+    from .export import run_signature
 
-
-def answers(signature, pairs: np.ndarray, batch_size: int = 1000) -> list[dict]:
-    import tensorflow as tf
-
+    out = run_signature(signature, pairs)
     rows = []
-    for start in range(0, len(pairs), batch_size):
-        out = {k: v.numpy() for k, v in signature(pair=tf.constant(pairs[start:start + batch_size])).items()}
-        for i in range(len(out["compare"])):
-            p = float(np.ravel(out["compare"][i])[0])
-            row = {"compare": round(p, 6), "leq": p >= 0.5}
-            for name in ("digit1", "digit2"):
-                if name in out:
-                    row[name] = int(np.argmax(out[name][i]))
-                    row[f"{name}_confidence"] = round(float(np.max(out[name][i])), 4)
-            rows.append(row)
+    for i in range(len(pairs)):
+        p = float(np.ravel(out["compare"][i])[0])
+        row = {"compare": round(p, 6), "leq": p >= 0.5}
+        for name in ("digit1", "digit2"):
+            if name in out:
+                row[name] = int(np.argmax(out[name][i]))
+                row[f"{name}_confidence"] = round(float(np.max(out[name][i])), 4)
+        rows.append(row)
     return rows

@@ -13,7 +13,7 @@ ablations ran (experiments/frontier.py, experiments/ablation.py). None was chose
 """
 from __future__ import annotations
 
-from .config import family
+from . import architectures
 from .errors import ConfigError
 
 # Per family: (learning rate, epochs).
@@ -56,5 +56,5 @@ def recipe_changes(recipe: str, model: str) -> dict:
         return {"epochs": RECIPES["fast"]["cnn"][1], **STACKED}
     if recipe in NAMED:
         return dict(NAMED[recipe])
-    lr, epochs = RECIPES[recipe][family(model)]
+    lr, epochs = RECIPES[recipe][architectures.get(model).family]
     return {"lr": lr, "epochs": epochs}

@@ -2,6 +2,8 @@
 rounds, and how percentages are printed."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .data import Pairs
@@ -29,13 +31,36 @@ def mean_std(values) -> tuple[float | None, float | None]:
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
 
 
+SCORES = ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_accuracy", "dev_accuracy")
+
+
 def summarise(results: dict) -> dict:
-    ok = [r for r in results["rounds"] if r["status"] == "ok"]
-    for key in ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_accuracy", "dev_accuracy"):
-        values = [r[key] for r in ok if r.get(key) is not None]
-        results[f"{key}_mean"], results[f"{key}_std"] = mean_std(values)
+    """A run's results (results.json) with the summary over its finished rounds: each score's
+    mean and std, how many rounds finished and failed, and their training seconds (mean and
+    max). The one summary that train.py, the study, the ablations and the tuner read."""
+    ok = ok_rounds(results)
+    for key in SCORES:
+        results[f"{key}_mean"], results[f"{key}_std"] = mean_std(r[key] for r in ok if r.get(key) is not None)
     results["rounds_ok"], results["rounds_failed"] = len(ok), len(results["rounds"]) - len(ok)
+    seconds = [r["seconds"] for r in ok]
+    results["seconds_mean"] = float(np.mean(seconds)) if ok else None
+    results["seconds_max"] = float(max(seconds)) if ok else None
     return results
+
+
+def ok_rounds(results: dict) -> list[dict]:
+    return [r for r in results["rounds"] if r["status"] == "ok"]
+
+
+def read_results(path) -> dict | None:
+    """The summarised results.json of a run folder, or None when it has not finished a round."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    results = summarise(json.loads(path.read_text()))
+    return results if results["rounds_ok"] else None
 
 
 def pct(v) -> str:

@@ -1,6 +1,7 @@
-"""An HTTP endpoint for the exported SavedModels: a KServe model server over TF Serving's layout.
+"""The serving protocol, apart from any server: TF Serving's REST requests parsed into checked
+pairs and answered from one loaded version, and the body-size limit. `kserve_model.PairModel`
+serves it with KServe, and `server.serve` starts that server.
 
-`PairModel` is a thin `kserve.Model` over `tf.saved_model.load(...).signatures["serving_default"]`.
 KServe's V1 protocol is TF Serving's REST predict API, so the same requests work against
 either server:
 
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PAIR_SHAPE
+from .contract import PAIR_SHAPE, check_pairs
 from .errors import ModelFileError
-from .export import load_saved_model
+from .export import load_saved_model, read_metadata, run_signature
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
 POLL_SECONDS = 1.0  # TF Serving's default --file_system_poll_wait_seconds
@@ -44,6 +45,7 @@ class Served:
     signature: object  # the concrete function of serving_default
     loaded: object  # keeps the SavedModel (and so the signature's variables) alive
     outputs: tuple[str, ...]
+    pixel_range: tuple[float, float] | None  # of the training pairs, from metadata.json
 
 
 def load_version(base: Path, version: int) -> Served:
@@ -59,31 +61,14 @@ def load_version(base: Path, version: int) -> Served:
     outputs = tuple(sorted(signature.structured_outputs))
     if "compare" not in outputs:
         raise ModelFileError(f"{base / str(version)}: serving_default has no `compare` output")
-    return Served(version, signature, loaded, outputs)
+    card = read_metadata(base / str(version))
+    return Served(version, signature, loaded, outputs, tuple(card["pixel_range"]) if "pixel_range" in card else None)
 
 
-def pairs_from(value, where: str) -> np.ndarray:
-    """Nested lists of numbers -> (N, 2, 14, 14) float32, or a one-line BadRequest."""
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError):
-        raise BadRequest(f"{where}: ragged lists; expected numbers of shape (N, 2, 14, 14)") from None
-    if arr.dtype.kind not in "iuf":
-        raise BadRequest(f"{where}: expected numbers, got {arr.dtype.name if arr.dtype.kind != 'O' else 'other values'}")
-    if arr.ndim != 4 or arr.shape[1:] != PAIR_SHAPE:
-        raise BadRequest(f"{where}: expected shape (N, 2, 14, 14), got {arr.shape}")
-    if len(arr) == 0:
-        raise BadRequest(f"{where}: no pairs")
-    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
-        arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise BadRequest(f"{where}: NaN or infinite values (or numbers beyond float32)")
-    return arr
-
-
-def parse_request(body) -> tuple[np.ndarray, bool]:
-    """TF Serving's two request formats: (pairs, columnar?). KServe parses a body sent as
-    application/json; one sent with another content type (curl -d) arrives as bytes."""
+def parse_request(body, pixel_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
+    """TF Serving's two request formats: (pairs, columnar?), checked against the pair contract
+    (with the served version's `pixel_range`). KServe parses a body sent as application/json;
+    one sent with another content type (curl -d) arrives as bytes."""
     if isinstance(body, (bytes, str)):
         try:
             body = json.loads(body)
@@ -105,20 +90,18 @@ def parse_request(body) -> tuple[np.ndarray, bool]:
             instances = [i["pair"] for i in instances]
         elif any(isinstance(i, dict) for i in instances):
             raise BadRequest("`instances` mixes objects and plain lists")
-        return pairs_from(instances, "instances"), False
+        return check_pairs(instances, "instances", BadRequest, pixel_range), False
     inputs = body["inputs"]
     if isinstance(inputs, dict):
         if set(inputs) != {"pair"}:
             raise BadRequest(f"`inputs` must hold the one input `pair`, got {sorted(inputs)}")
         inputs = inputs["pair"]
-    return pairs_from(inputs, "inputs"), True
+    return check_pairs(inputs, "inputs", BadRequest, pixel_range), True
 
 
 def answer(served: Served, pairs: np.ndarray, columnar: bool) -> dict:
     """TF Serving's response: `predictions` per instance, or `outputs` per output name."""
-    import tensorflow as tf
-
-    out = {k: v.numpy() for k, v in served.signature(pair=tf.constant(pairs)).items()}
+    out = run_signature(served.signature, pairs)
     if columnar:
         return {"outputs": {k: out[k].tolist() for k in served.outputs}}
     return {"predictions": [{k: out[k][i].tolist() for k in served.outputs} for i in range(len(pairs))]}
@@ -161,21 +144,3 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
-
-
-def serve(base_path: str | Path, name: str | None = None, http_port: int = 8080, workers: int = 1,
-          poll_seconds: float = POLL_SECONDS) -> None:
-    """Load the highest version under `base_path` and serve it until SIGTERM or SIGINT."""
-    base = Path(base_path)
-    if not base.is_dir():
-        raise ModelFileError(f"{base}: no such folder (give a base path such as saved_models/cnn_aux)")
-    if (base / "saved_model.pb").is_file():
-        raise ModelFileError(f"{base}: is one version; give its base path {base.parent}, as TF Serving takes")
-    import kserve
-
-    from .kserve_model import PairModel
-
-    model = PairModel(name or base.name, base, poll_seconds)
-    model.load()
-    kserve.ModelServer(http_port=http_port, workers=workers, enable_grpc=False).start([model])
-    model.stop()

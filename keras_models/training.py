@@ -1,9 +1,9 @@
-"""Training over rounds: draw pairs, build and fit under a tf.distribute strategy, evaluate,
-write the run folder, export. Resumable: a run folder that holds finished rounds goes on with
+"""A run: its rounds (keras_models.rounds) under a tf.distribute strategy, the run folder, the
+summary and the export. Resumable: a run folder that holds finished rounds goes on with
 the missing ones, and a round killed mid-way restarts from its last completed epoch.
 
 Run folder:
-    config.json        the Config, enough to rebuild the model
+    config.json        the Config: model spec, recipe and run settings, enough to rebuild the model
     results.json       every round's accuracies, their mean and std, the parameter count
     round-NN/history.csv   loss and accuracy per epoch, train and test (and validation)
     round-NN/timing.json   seconds trained in the round, over every invocation
@@ -15,172 +15,16 @@ Run folder:
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-
-from .callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
-from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config, check_folder, check_resumable, default_out, save_config
-from .data import Images, Pairs, concat, dev_pairs, draw_round, load_data, require_images, swapped, unused_images
+from .config import Config, check_folder, check_resumable, default_out, save_config
+from .data import Images, load_data, require_images
 from .errors import ConfigError, RunError
 from .files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
-from .machine import describe as describe_machine
-from .pipeline import as_dataset, pixel_stats, split_validation
-from .results import evaluate_pairs, pct, pm, summarise
-
-def pretrain_classifier(model: keras.Model, cfg: Config, images: Images) -> None:
-    """Fits the model's shared classifier (through its normalisation and augmentation layers,
-    so on the inputs it will see) on single labelled digits. The pair model shares these
-    layers, so it starts from the result."""
-    from .models import digit_loss
-
-    digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
-    x = model.get_layer("normalize")(digit)
-    for layer in model.layers:  # in the pair model's order
-        if layer.name.startswith("augment_"):
-            x = layer(x)
-    probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
-    single = keras.Model(digit, probs, name="pretrain")
-    single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])
-    # Two digits per pair: the same number of images per step as the pair model sees.
-    single.fit(images.images[..., None], images.labels, batch_size=2 * cfg.batch_size, epochs=cfg.pretrain_epochs,
-               shuffle=True, verbose=0 if cfg.quiet else 2)
-
-
-def train_round(cfg: Config, pairs: Pairs, test: Pairs, round_dir: Path, backup_dir: Path,
-                strategy, seed: int, unused: Images | None = None, rounds_after: int = 0, dev: Pairs | None = None):
-    """One round on the pairs of `seed`: `cfg.teachers` teachers, then `cfg.members` fresh
-    models fitted on `pairs` (learning from the teachers too, if any); returns (model,
-    result). With several members (or `cfg.tta`) the model is their ensemble_model. Teachers
-    (in round_dir/teacher-T) and several members (round_dir/member-M) each keep their history
-    and model, so that a killed round resumes at its first unfinished one. `unused`: the
-    training images outside the pairs, for `cfg.pretrain_epochs`."""
-    from .models import ensemble_model
-
-    train, val = split_validation(pairs, cfg.validation_split)
-    if cfg.swap:
-        train = concat(train, swapped(train))
-    member_ids = range(cfg.member, cfg.member + cfg.members)
-    alone = cfg.members == 1
-    fits = cfg.members + cfg.teachers
-    fits_after = rounds_after * fits + fits - 1
-
-    def fit(part_cfg, part_dir, backup, part_seed, keep, teachers=None):
-        nonlocal fits_after
-        part = fit_part(part_cfg, train, val, test, part_dir, backup, strategy, part_seed, unused, fits_after,
-                        keep, teachers)
-        fits_after -= 1
-        return part
-
-    teachers, teacher_parts = [], []
-    for k in range(cfg.teachers):
-        # Seeds after the members': a teacher never shares its initial weights with a student.
-        teacher_seed = seed + MEMBER_SEED_STRIDE * (cfg.member + cfg.members + k)
-        model, part = fit(cfg.replace(teachers=0), round_dir / f"teacher-{k}", backup_dir / f"teacher-{k}", teacher_seed,
-                          keep=True)
-        if part["status"] != "ok":
-            return model, {**part, "seed": seed, "message": f"teacher {k}: {part['message']}"}
-        if dev is not None:
-            part = {**part, "dev_accuracy": evaluate_pairs(model, dev)["accuracy"]}
-        teachers.append(model)
-        teacher_parts.append(part)
-    fitted, parts = [], []
-    for m in member_ids:
-        model, part = fit(cfg, round_dir if alone else round_dir / f"member-{m}",
-                          backup_dir if alone else backup_dir / f"member-{m}", seed + MEMBER_SEED_STRIDE * m,
-                          keep=not alone, teachers=teachers)
-        if part["status"] != "ok":
-            return model, {**part, "seed": seed, "message": part["message"] if alone else f"member {m}: {part['message']}"}
-        fitted.append(model)
-        parts.append(part)
-    # The teachers' training counts in the round's seconds: the model could not exist without it.
-    every = parts + teacher_parts
-    result = {"seed": seed, "status": "ok", "seconds": round(sum(p["seconds"] for p in every), 2),
-              "epochs_run": parts[-1]["epochs_run"],
-              "seconds_total": round(sum(p.get("seconds_total", p["seconds"]) for p in every), 2),
-              "epochs_total": parts[-1].get("epochs_total", parts[-1]["epochs_run"]),
-              "machine": describe_machine()}
-    if teacher_parts:
-        result["teachers"] = [{"teacher": k, **p} for k, p in enumerate(teacher_parts)]
-    model = fitted[0]
-    if cfg.members > 1 or cfg.tta:
-        model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
-        result["members"] = [{"member": m, **p} for m, p in zip(member_ids, parts)]
-    tr, te = evaluate_pairs(model, train), evaluate_pairs(model, test)
-    result.update(train_accuracy=tr["accuracy"], test_accuracy=te["accuracy"],
-                  digit_test_accuracy=te.get("digit_accuracy"))
-    if val is not None:
-        result["validation_accuracy"] = evaluate_pairs(model, val)["accuracy"]
-    if dev is not None:
-        result["dev_accuracy"] = evaluate_pairs(model, dev)["accuracy"]
-    return model, result
-
-
-def fit_part(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, part_dir: Path, backup_dir: Path, strategy,
-             seed: int, unused: Images | None, fits_after: int, keep: bool, teachers: list | None = None):
-    """fit_member into `part_dir`; with `keep`, a part that finished before is loaded instead,
-    and a part that finishes now is saved there (model.keras, result.json)."""
-    from .export import load_keras_model
-
-    if keep and (part_dir / "result.json").is_file() and (part_dir / "model.keras").is_file():
-        return load_keras_model(part_dir / "model.keras"), json.loads((part_dir / "result.json").read_text())
-    part_dir.mkdir(parents=True, exist_ok=True)
-    model, part = fit_member(cfg, train, val, test, part_dir, backup_dir, strategy, seed, unused, fits_after, teachers)
-    if keep and part["status"] == "ok":
-        atomic_save_model(model, part_dir / "model.keras")
-        atomic_write_json(part_dir / "result.json", part)
-    return model, part
-
-
-def fit_member(cfg: Config, train: Pairs, val: Pairs | None, test: Pairs, history_dir: Path, backup_dir: Path,
-               strategy, seed: int, unused: Images | None, fits_after: int = 0, teachers: list | None = None):
-    """A fresh model, its weights, augmentation and batch order drawn from `seed`, fitted on
-    `train` (and on the digit distributions of `teachers`, if any); returns (model, result)
-    with the status, seconds and epochs run."""
-    from .models import build_model, compile_model, student_of, targets_for
-
-    keras.utils.set_random_seed(seed)
-    replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
-    with strategy.scope():
-        model = build_model(cfg, *pixel_stats(train), sync_bn=replicated, teachers=teachers)
-        compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
-    recorder = EpochRecorder(history_dir / "history.csv",
-                             as_dataset(test, targets_for(model, test), 1000) if cfg.test_curve else None)
-    stopwatch = Stopwatch(history_dir / "timing.json", cfg.backup_interval)
-    callbacks = [
-        recorder,
-        stopwatch,
-        keras.callbacks.TerminateOnNaN(),
-        IntervalBackupAndRestore(str(backup_dir), cfg.backup_interval),
-    ]
-    if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(history_dir / "tensorboard")))
-    if not cfg.quiet:
-        callbacks.append(EpochLog(fits_after))
-    start = time.perf_counter()
-    if cfg.pretrain_epochs:
-        with strategy.scope():
-            pretrain_classifier(model, cfg, unused)
-    history = model.fit(
-        as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, repair=cfg.repair),
-        epochs=cfg.num_epochs,
-        validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
-        callbacks=callbacks, verbose=0, shuffle=False,  # EpochLog prints; the dataset reshuffles itself
-    )
-    losses = history.history.get("loss", [])
-    seconds = time.perf_counter() - start
-    # "seconds" and "epochs_run": this invocation's part; the totals include the parts before a resume.
-    result = {"status": "ok", "seconds": round(seconds, 2), "epochs_run": len(losses),
-              "seconds_total": round(stopwatch.earlier + seconds, 2), "epochs_total": len(recorder.rows)}
-    if any(not math.isfinite(v) for v in losses):
-        result.update(status="failed", message=f"loss became NaN/inf at epoch {len(losses)}; round stopped")
-    if teachers:
-        model = student_of(model, cfg, *pixel_stats(train))
-    return model, result
-
+from .results import pct, pm, summarise
+from .rounds import RoundData, RoundRunner
 
 @dataclass
 class RunFolder:
@@ -252,33 +96,29 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
     if done and todo:
         # Rounds count from 1 on the console, as "round 2/10" does; folders from round-00.
         log(f"resuming {folder.out}: round(s) {', '.join(str(r + 1) for r in sorted(done))} of {cfg.rounds} already done")
+    runner = RoundRunner(cfg, strategy, folder.work, len(todo))
     model, started = None, time.perf_counter()
     for i, r in enumerate(todo):
-        seed = cfg.seed + r
-        pairs, test = draw_round(*images, cfg.pairs, seed)
+        data = RoundData.draw(cfg, images, r)
         round_dir = folder.work / f"round-{r:02d}"
         round_dir.mkdir(exist_ok=True)
         if i:
             eta = (time.perf_counter() - started) / i * (len(todo) - i)
-            log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), about {eta:.0f} s left")
+            log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {data.seed}), about {eta:.0f} s left")
         else:
-            log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {seed}), {cfg.num_epochs} epochs")
-        unused = unused_images(images[0], cfg.pairs, seed) if cfg.pretrain_epochs else None
-        dev = dev_pairs(images[0], cfg.pairs, cfg.dev_pairs, seed) if cfg.dev_pairs else None
-        model, result = train_round(cfg, pairs, test, round_dir, folder.work / "backup" / f"round-{r:02d}",
-                                    strategy, seed, unused, rounds_after=len(todo) - i - 1, dev=dev)
-        result["round"] = r
+            log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {data.seed}), {cfg.num_epochs} epochs")
+        model, result = runner.run(data)
         results["params"] = int(model.count_params())
-        if result["status"] == "ok":
-            digits = f", digits {pct(result['digit_test_accuracy'])}" if result["digit_test_accuracy"] is not None else ""
-            digits += f", dev {pct(result['dev_accuracy'])}" if "dev_accuracy" in result else ""
-            log(f"{cfg.model} round {r + 1}: train {pct(result['train_accuracy'])}, "
-                f"test {pct(result['test_accuracy'])}{digits} ({result['seconds']:.1f} s)")
+        if result.ok:
+            digits = f", digits {pct(result.digit_test_accuracy)}" if result.digit_test_accuracy is not None else ""
+            digits += f", dev {pct(result.dev_accuracy)}" if result.dev_accuracy is not None else ""
+            log(f"{cfg.model} round {r + 1}: train {pct(result.train_accuracy)}, "
+                f"test {pct(result.test_accuracy)}{digits} ({result.seconds:.1f} s)")
         else:
-            log(f"{cfg.model} round {r + 1}: FAILED: {result['message']}")
+            log(f"{cfg.model} round {r + 1}: FAILED: {result.message}")
         # Every worker keeps its model (in its own folder): the weights must agree across workers.
         atomic_save_model(model, round_dir / "model.keras")
-        results["rounds"] = sorted(results["rounds"] + [result], key=lambda x: x["round"])
+        results["rounds"] = sorted(results["rounds"] + [result.to_dict()], key=lambda x: x["round"])
         if folder.chief:
             atomic_write_json(folder.results_path, summarise(results))
         remove_tree(folder.work / "backup" / f"round-{r:02d}")

@@ -4,7 +4,8 @@ import argparse
 import pytest
 
 from keras_models.cli import config_from_args, int_list, positive_int
-from keras_models.config import Config, output_names
+from keras_models import architectures
+from keras_models.config import Config
 from keras_models.errors import ConfigError
 from keras_models.models import build_model
 
@@ -12,7 +13,7 @@ from keras_models.models import build_model
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown model"):
         Config(model="resnet")
-    with pytest.raises(ValueError, match="epochs must be a positive"):
+    with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
         Config(epochs=0)
     with pytest.raises(ValueError, match="dropout"):
         Config(dropout=1.5)
@@ -68,23 +69,23 @@ def test_flags_given_override_the_base_and_others_keep_it():
     assert (cfg.model, cfg.lr, cfg.epochs) == ("cnn_aux", 5e-3, 7)
 
 
-def test_output_names_follow_the_model_family():
+def test_outputs_follow_the_registered_traits():
     for name in ("mlp", "cnn"):
-        assert output_names(name) == ("compare",)
+        assert architectures.get(name).outputs == ("compare",)
         assert list(build_model(Config(model=name)).output) == ["compare"]
     for name in ("cc", "cc_aux", "cnn_cc", "cnn_aux"):
-        assert output_names(name) == ("compare", "digit1", "digit2")
+        assert architectures.get(name).outputs == ("compare", "digit1", "digit2")
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"seed": -1}, "seed must be >= 0"),
-    ({"seed": 99_999_999_999}, "below 2\\*\\*32"),
+    ({"seed": -1}, "seed must be an integer in \\[0, 4294967295\\]"),
+    ({"seed": 99_999_999_999}, "seed must be an integer in \\[0, 4294967295\\]"),
     ({"seed": 2**32 - 5, "rounds": 10}, "below 2\\*\\*32"),
-    ({"lr": float("inf")}, "positive finite"),
+    ({"lr": float("inf")}, "lr must be a positive number"),
     ({"hidden": "abc"}, "hidden must be"),
     ({"lr": "fast"}, "lr must be"),
     ({"augment": 1}, "augment must be bool"),
-    ({"teachers": -1}, "teachers must be >= 0"),
+    ({"teachers": -1}, "teachers must be an integer >= 0"),
     ({"teachers": 1, "model": "cnn"}, "--teachers distils the digit classifier"),
     ({"teachers": 1, "strategy": "multiworker"}, "--teachers trains its teachers"),
     ({"teachers": 1, "distill_temperature": 0.0}, "distill temperature must be"),
@@ -117,7 +118,7 @@ def test_optimizer_ema_and_elastic_options_are_checked():
         Config(model="cnn_aux", optimizer="nesterov", weight_decay=0.1)
     with pytest.raises(ValueError, match="weight-sharing"):
         Config(model="cnn", elastic=True)
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(ValueError, match="unknown lr schedule"):
         Config(lr_schedule="triangular")
     from keras_models.models import compile_model
 

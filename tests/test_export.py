@@ -230,7 +230,8 @@ def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(t
                  export_dir=str(tmp_path / "saved_models"), quiet=True)
     results = run(cfg, log=lambda *_: None)
     card = read_metadata(results["export"])
-    assert card["model"] == "cc_aux" and card["config"]["hidden"] == [16]
+    assert card["model"] == "cc_aux" and card["spec"]["hidden"] == [16] and card["recipe"]["epochs"] == 1
+    assert "out" not in card["spec"] and "out" not in card["recipe"]  # the model's card, not the run's I/O
     assert card["test_accuracy_mean"] == results["test_accuracy_mean"] and card["pixel_range"] == [0.0, 255.0]
     assert {"tensorflow", "keras", "numpy"} <= set(card["versions"]) and card["run_folder"].endswith("run")
     np.save(tmp_path / "scaled.npy", pairs.x / 255.0)

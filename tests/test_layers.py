@@ -149,7 +149,8 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
 
     # In a training model the teacher is frozen (its dropout and batch norm in inference mode),
     # the student learns, and the student alone is what comes out.
-    model = compile_model(build_model(cfg, teachers=[teacher]), cfg, steps_per_epoch=2)
+    model = compile_model(build_model(cfg, teachers=[teacher], temperature=cfg.distill_temperature), cfg,
+                          steps_per_epoch=2)
     assert model.get_layer("distillation").weight == DISTILL_WEIGHT
     before = [w.copy() for w in teacher.get_weights()]
     student_before = model.get_layer("classifier").get_weights()[0].copy()

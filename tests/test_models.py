@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_models.config import MODELS, Config, is_shared
+from keras_models import architectures
+from keras_models.config import Config
 from keras_models.export import load_keras_model
 from keras_models.models import AUX_LOSS_WEIGHTS, build_model, compile_model
 
@@ -15,12 +16,12 @@ def batch(embedded):
     return make_pairs(train.images, train.labels, 8, np.random.default_rng(0)).x
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [a.name for a in architectures.report_architectures()])
 def test_models_build_with_named_input_and_outputs(name, batch):
     model = build_model(Config(model=name), mean=30.0, variance=80.0**2)
     assert model.input.name == "pair" and tuple(model.input.shape) == (None, 2, 14, 14)
     out = model.predict(batch, verbose=0)
-    expected = {"compare", "digit1", "digit2"} if is_shared(name) else {"compare"}
+    expected = set(architectures.get(name).outputs)
     assert set(out) == expected
     assert out["compare"].shape == (8, 1)
     assert ((out["compare"] >= 0) & (out["compare"] <= 1)).all()

@@ -19,3 +19,12 @@ def test_every_later_command_runs_the_projects_environment():
     bare = [line for line in readme.splitlines()
             if re.search(r"(?<![\w/.-])python3? (?!-m venv)", line) and SETUP not in line]
     assert bare == []
+
+
+def test_the_readme_stays_short_and_the_guide_lists_every_setting_as_declared():
+    from keras_models.cli import settings_markdown
+
+    assert len(ROOT.joinpath("README.md").read_text().splitlines()) <= 250
+    guide = ROOT.joinpath("docs", "GUIDE.md").read_text()
+    table = guide.split("<!-- settings table: keras_models.cli.settings_markdown() -->\n", 1)[1]
+    assert table.split("<!-- end of the settings table -->", 1)[0] == settings_markdown()

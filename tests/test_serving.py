@@ -48,10 +48,10 @@ def test_both_request_formats_give_the_same_pairs():
     ({"instances": [], "inputs": []}, "exactly one of"),
     ({"instances": []}, "non-empty list"),
     ({"instances": [{"image": []}]}, "the one input `pair`"),
-    ({"instances": [[1, 2]]}, "expected shape (N, 2, 14, 14), got (1, 2)"),
+    ({"instances": [[1, 2]]}, "pairs must have shape (N, 2, 14, 14), got (1, 2)"),
     ({"inputs": [[[[1] * 14] * 14] * 2, [[[1] * 14] * 13] * 2]}, "ragged"),
-    ({"inputs": [[[["a"] * 14] * 14] * 2]}, "expected numbers"),
-    ({"inputs": [[[[None] * 14] * 14] * 2]}, "expected numbers"),
+    ({"inputs": [[[["a"] * 14] * 14] * 2]}, "pairs must be real numbers"),
+    ({"inputs": [[[[None] * 14] * 14] * 2]}, "pairs must be real numbers"),
     ({"inputs": [[[[float("nan")] * 14] * 14] * 2]}, "NaN or infinite"),
     ({"inputs": [[[[1e39] * 14] * 14] * 2]}, "beyond float32"),
 ])

@@ -16,8 +16,14 @@ from keras_models.errors import RunError
 from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
 
 
-def test_hp_values_reach_the_plain_builder():
-    hm = hypermodel_for(Config(model="cnn_aux"), 33.0, 6400.0)
+def rounds_of(base, embedded):
+    from keras_models.rounds import RoundData
+
+    return [RoundData.draw(base.replace(pairs=50), embedded, 0)]
+
+
+def test_hp_values_reach_the_plain_builder(embedded):
+    hm = hypermodel_for(Config(model="cnn_aux"), rounds_of(Config(), embedded))
     assert isinstance(hm, CNNHyperModel)
     hp = kt.HyperParameters()
     hp.Fixed("depth", 3)
@@ -32,9 +38,9 @@ def test_hp_values_reach_the_plain_builder():
     assert model.get_compile_config()["loss_weights"] == {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 
 
-def test_default_hyperparameters_are_the_default_architecture():
+def test_default_hyperparameters_are_the_default_architecture(embedded):
     for name, hm_cls in (("cnn_aux", CNNHyperModel), ("cc", MLPHyperModel)):
-        hm = hypermodel_for(Config(model=name), 0.0, 1.0)
+        hm = hypermodel_for(Config(model=name), rounds_of(Config(), embedded))
         assert isinstance(hm, hm_cls)
         cfg, default = hm.sample(kt.HyperParameters()), Config(model=name)
         assert (cfg.filters, cfg.comparer, cfg.dropout) == (default.filters, default.comparer, default.dropout)
@@ -42,10 +48,10 @@ def test_default_hyperparameters_are_the_default_architecture():
             assert cfg.hidden_units == default.hidden_units
 
 
-def test_four_conv_blocks_build():
+def test_four_conv_blocks_build(embedded):
     hp = kt.HyperParameters()
     hp.Fixed("depth", 4)
-    model = hypermodel_for(Config(model="cnn"), 0.0, 1.0).build(hp)
+    model = hypermodel_for(Config(model="cnn"), rounds_of(Config(), embedded)).build(hp)
     assert model.get_layer("flatten").output.shape[-1] == 64  # 14 -> 7 -> 3 -> 1, the 4th block keeps 1x1
 
 
@@ -181,9 +187,20 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
 
 
 def test_tune_offers_no_train_only_flags():
+    """Asked of the parsers themselves: neither a train-only setting's flag nor its --no- form
+    is among tune.py's options, while train.py offers each."""
+    import argparse
+
+    from keras_models.cli import add_config_args
     from tuning.cli import TRAIN_ONLY, parse_args
 
-    for flag in TRAIN_ONLY:
-        with pytest.raises(SystemExit):
-            parse_args([flag, "1"])
-    assert parse_args(["--epochs", "3"]).epochs == 3
+    def options(skip=()):
+        p = argparse.ArgumentParser()
+        add_config_args(p, skip=skip)
+        return set(p._option_string_actions)
+
+    offered, every = options(TRAIN_ONLY), options()
+    for name in TRAIN_ONLY:
+        flag = "--" + name.replace("_", "-")
+        assert flag in every and flag not in offered and f"--no-{flag[2:]}" not in offered
+    assert "--epochs" in offered and parse_args(["--epochs", "3"]).epochs == 3

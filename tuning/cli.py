@@ -19,9 +19,8 @@ from keras_models.config import Config
 
 # What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training,
 # distillation, outputs.
-TRAIN_ONLY = ("--rounds", "--member", "--members", "--tta", "--swap", "--repair", "--pretrain-epochs", "--teachers",
-              "--distill-temperature", "--out", "--export-dir", "--no-export", "--tensorboard", "--backup-interval",
-              "--test-curve", "--no-test-curve")
+TRAIN_ONLY = ("rounds", "member", "members", "tta", "swap", "repair", "pretrain_epochs", "teachers",
+              "distill_temperature", "out", "export_dir", "export", "tensorboard", "backup_interval", "test_curve")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,12 +1,23 @@
-"""keras-tuner HyperModels, one per family. `build(hp)` only samples values into a `Config`
-and calls the plain builders of `keras_models`, so the builders stay testable without the tuner.
-Fixed choices (which of the six models, the data's pixel statistics) go to the constructor."""
+"""keras-tuner HyperModels, one per family. `build(hp)` only samples values into a `Config` and
+calls the plain builders of `keras_models`; `fit(hp, model, ...)` trains through
+`keras_models.fitting.fit_model`, the fit of train.py's rounds: the same tf.data pipeline,
+batching, shuffling from the round's seed, and callbacks. What stays fixed for a search (the
+base settings, the rounds' pairs, the cost limit) goes to the constructor.
+"""
 from __future__ import annotations
 
 import keras_tuner as kt
+import numpy as np
 
-from keras_models.config import Config, family, is_shared
-from keras_models.models import build_model, compile_model
+from keras_models.callbacks import EpochLog
+from keras_models.config import Config
+from keras_models.fitting import fit_model
+from keras_models.models import build_model, compile_model, config_mflops
+from keras_models.pipeline import pixel_stats
+from keras_models.results import evaluate_pairs
+from keras_models.rounds import RoundData
+
+DEV_OBJECTIVE = "dev_compare_accuracy"
 
 
 def comparer_widths(units: int) -> tuple[int, ...]:
@@ -15,35 +26,61 @@ def comparer_widths(units: int) -> tuple[int, ...]:
 
 
 class PairHyperModel(kt.HyperModel):
-    """Shared by both families: comparer size, dropout and learning rate."""
-
-    def __init__(self, base: Config, mean: float, variance: float, sync_bn: bool = False):
-        if family(base.model) != self.family:
-            raise ValueError(f"{type(self).__name__} tunes the {self.family} family, not {base.model}")
-        super().__init__(name=f"{base.model}_hypermodel")
-        self.base, self.mean, self.variance, self.sync_bn = base, mean, variance, sync_bn
+    """Shared by both families: comparer size, dropout and learning rate. `rounds`: the pairs a
+    trial trains on; with dev pairs (`base.dev_pairs`) it trains once per round and scores the
+    mean dev accuracy, else it trains on the first round and keras-tuner reads its validation
+    accuracy. `max_mflop`: a trial whose model costs more per pair fails before it trains."""
 
     family = ""
+
+    def __init__(self, base: Config, rounds: list[RoundData], sync_bn: bool = False, max_mflop: float | None = None):
+        if base.family != self.family:
+            raise ValueError(f"{type(self).__name__} tunes the {self.family} family, not {base.model}")
+        super().__init__(name=f"{base.model}_hypermodel")
+        self.base, self.rounds, self.sync_bn, self.max_mflop = base, rounds, sync_bn, max_mflop
 
     def architecture(self, hp: kt.HyperParameters) -> dict:
         raise NotImplementedError
 
     def sample(self, hp: kt.HyperParameters) -> Config:
         changes = self.architecture(hp)
-        if is_shared(self.base.model):
+        if self.base.arch.shared:
             changes["comparer"] = comparer_widths(hp.Int("comparer_units", 16, 128, step=16, default=80))
         changes["dropout"] = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
         changes["lr"] = hp.Float("lr", 1e-4, 1e-2, sampling="log", default=1e-3)
         return self.base.replace(**changes)
 
     def build(self, hp: kt.HyperParameters):
+        return self.model_for(self.sample(hp), self.rounds[0])
+
+    def model_for(self, cfg: Config, data: RoundData):
+        """The model of `cfg` with the pixel statistics of `data`'s training pairs, as train.py builds it."""
+        model = build_model(cfg.spec, *pixel_stats(data.train), sync_bn=self.sync_bn)
+        return compile_model(model, cfg, replicated=self.sync_bn)
+
+    def fit(self, hp, model, *args, callbacks=(), **kwargs):
         cfg = self.sample(hp)
-        return compile_model(build_model(cfg, self.mean, self.variance, sync_bn=self.sync_bn), cfg,
-                             replicated=self.sync_bn)
+        if self.max_mflop is not None and (cost := config_mflops(cfg)) > self.max_mflop:
+            raise kt.errors.FailedTrialError(f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; "
+                                             "not trained")
+        if "epochs" in kwargs:  # Hyperband sets each bracket's epochs
+            cfg = cfg.replace(epochs=kwargs["epochs"])
+        shown = [] if cfg.quiet else [EpochLog(0)]
+        if not self.base.dev_pairs:
+            data = self.rounds[0]
+            return fit_model(model, cfg, data.train, data.val, data.seed, [*callbacks, *shown],
+                             initial_epoch=kwargs.get("initial_epoch", 0))
+        scores = []
+        for i, data in enumerate(self.rounds):
+            # keras-tuner built the first round's model; each later round bakes in its own statistics.
+            model = model if i == 0 else self.model_for(cfg, data)
+            fit_model(model, cfg, data.train, None, data.seed, shown)
+            scores.append(evaluate_pairs(model, data.dev)["accuracy"])
+        return {DEV_OBJECTIVE: float(np.mean(scores))}
 
 
 class MLPHyperModel(PairHyperModel):
-    """mlp, cc, cc_aux: depth 1-4 dense layers of one width."""
+    """Architectures of the MLP family: depth 1-4 dense layers of one width."""
 
     family = "mlp"
 
@@ -54,8 +91,8 @@ class MLPHyperModel(PairHyperModel):
 
 
 class CNNHyperModel(PairHyperModel):
-    """cnn, cnn_cc, cnn_aux: depth 1-4 conv blocks (the first with `filters`, the others with
-    twice as many, as the default 32, 64) and a dense head of `units`."""
+    """Architectures of the CNN family: depth 1-4 conv blocks (the first with `filters`, the
+    others with twice as many, as the default 32, 64) and a dense head of `units`."""
 
     family = "cnn"
 
@@ -66,6 +103,10 @@ class CNNHyperModel(PairHyperModel):
         return {"filters": (filters,) + (2 * filters,) * (depth - 1), "hidden": (units,)}
 
 
-def hypermodel_for(base: Config, mean: float, variance: float, sync_bn: bool = False) -> PairHyperModel:
-    cls = CNNHyperModel if family(base.model) == "cnn" else MLPHyperModel
-    return cls(base, mean, variance, sync_bn)
+# An architecture names its hypermodel in the registry (Architecture.hypermodel).
+HYPERMODELS = {"mlp": MLPHyperModel, "cnn": CNNHyperModel}
+
+
+def hypermodel_for(base: Config, rounds: list[RoundData], sync_bn: bool = False,
+                   max_mflop: float | None = None) -> PairHyperModel:
+    return HYPERMODELS[base.arch.hypermodel](base, rounds, sync_bn, max_mflop)

@@ -1,5 +1,5 @@
 """A keras-tuner search over depth and width, and its report: best_hparams.json, trials.md, and
-a plot of the objective against depth and width. The test pairs are never drawn here.
+a plot of the objective against depth and width. The test pairs are never scored here.
 
 The objective is the compare accuracy on a validation split of one round's training pairs, or,
 with dev pairs (`--dev-pairs N`), on N pairs of the images that the round's pairs leave out:
@@ -22,17 +22,15 @@ from pathlib import Path
 import keras_tuner as kt
 import numpy as np
 
-from keras_models.config import Config, check_resumable, family, output_names
-from keras_models.data import dev_pairs, draw_round, load_data, require_images
+from keras_models.config import Config, check_resumable
+from keras_models.data import load_data, require_images
 from keras_models.errors import ConfigError, RunError
 from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.pipeline import pixel_stats, split_validation
+from keras_models.rounds import RoundData
 
-from .hypermodels import hypermodel_for
+from .hypermodels import DEV_OBJECTIVE, hypermodel_for
 
 OBJECTIVE = "val_compare_accuracy"
-DEV_OBJECTIVE = "dev_compare_accuracy"
-TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
 CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
 MAX_FAILED_TRIALS = 3
 
@@ -45,8 +43,8 @@ def trial_number(trial_id: str) -> int:
 
 
 class TimedTrials:
-    """Mixin: writes each trial's seconds and the tuner that ran it into its trial folder, for
-    the report (keras-tuner records neither)."""
+    """Mixin over keras-tuner's `run_trial`: writes each trial's seconds and the tuner that ran
+    it into its trial folder, for the report (keras-tuner records neither)."""
 
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
@@ -56,37 +54,19 @@ class TimedTrials:
         return result
 
 
-class RoundTrials:
-    """Mixin: a trial over the cost limit fails before it trains; with `rounds` (dev mode), each
-    execution trains on one round's pairs and scores that round's dev pairs."""
+class RandomSearch(TimedTrials, kt.RandomSearch):
+    pass
 
-    max_mflop: float | None = None
-    rounds: tuple = ()  # (training pairs, dev pairs, pixel mean, pixel variance) per execution
 
-    def run_trial(self, trial, *args, **kwargs):
-        import contextlib
+class BayesianOptimization(TimedTrials, kt.BayesianOptimization):
+    pass
 
-        from keras_models.models import config_mflops
-        from keras_models.results import evaluate_pairs
 
-        cfg = self.hypermodel.sample(trial.hyperparameters)
-        if self.max_mflop is not None and (cost := config_mflops(cfg)) > self.max_mflop:
-            reason = f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; not trained"
-            print(f"Trial {trial_number(trial.trial_id)}: {reason}")
-            raise kt.errors.FailedTrialError(reason)
-        if not self.rounds:
-            return super().run_trial(trial, *args, **kwargs)
-        scores = []
-        for train, dev, mean, variance in self.rounds:
-            # Each round's pixel statistics go into its model, as in train.py.
-            self.hypermodel.mean, self.hypermodel.variance = mean, variance
-            scope = self.distribution_strategy.scope() if self.distribution_strategy else contextlib.nullcontext()
-            with scope:
-                model = self.hypermodel.build(trial.hyperparameters)
-            model.fit(train.x, train.targets(output_names(cfg.model)), epochs=kwargs["epochs"],
-                      batch_size=kwargs["batch_size"], verbose=kwargs.get("verbose", 0))
-            scores.append({DEV_OBJECTIVE: evaluate_pairs(model, dev)["accuracy"]})
-        return scores  # keras-tuner scores the trial by their mean
+class Hyperband(TimedTrials, kt.Hyperband):
+    pass
+
+
+TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband}
 
 
 def is_chief_oracle() -> bool:
@@ -94,22 +74,20 @@ def is_chief_oracle() -> bool:
 
 
 def make_tuner(kind: str, hypermodel, max_trials: int, epochs: int, directory: str, project: str,
-               seed: int, strategy=None, objective: str = OBJECTIVE, max_mflop: float | None = None, rounds=()):
+               seed: int, strategy=None, objective: str = OBJECTIVE, limited: bool = False):
     if kind not in TUNERS:
         raise RunError(f"unknown tuner {kind!r}")
-    base = TUNERS[kind]
-    cls = type(f"Timed{base.__name__}", (TimedTrials, RoundTrials, base), {"max_mflop": max_mflop, "rounds": tuple(rounds)})
-    # Trials over the cost limit fail at once and may come in a row: with a limit, the search
-    # ends after its trials, whatever failed.
-    failures = max_trials + 1 if max_mflop is not None else MAX_FAILED_TRIALS
+    # Trials over a cost limit fail at once and may come in a row: with a limit (`limited`),
+    # the search ends after its trials, whatever failed.
+    failures = max_trials + 1 if limited else MAX_FAILED_TRIALS
     common = dict(objective=kt.Objective(objective, direction="max"), directory=directory, project_name=project,
                   overwrite=False, seed=seed, max_consecutive_failed_trials=failures)
     if strategy is not None:
         common["distribution_strategy"] = strategy
     if kind == "hyperband":
         # Hyperband sizes its own brackets from max_epochs; max_trials does not apply.
-        return cls(hypermodel, max_epochs=epochs, factor=3, **common)
-    return cls(hypermodel, max_trials=max_trials, **common)
+        return TUNERS[kind](hypermodel, max_epochs=epochs, factor=3, **common)
+    return TUNERS[kind](hypermodel, max_trials=max_trials, **common)
 
 
 def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, max_mflop: float | None = None) -> None:
@@ -154,42 +132,28 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
     check_search(base, kind, executions, max_mflop)
     tf.get_logger().setLevel("ERROR")
     project = project or f"{base.model}-{kind}"
-    train_images, test_images = load_data(base.data, base.test_data)
+    images = load_data(base.data, base.test_data)
     if base.dev_pairs:
-        require_images(len(train_images.images) - 2 * base.pairs, base.dev_pairs, f"{train_images.source} outside the pairs")
+        require_images(len(images[0].images) - 2 * base.pairs, base.dev_pairs, f"{images[0].source} outside the pairs")
     if is_chief_oracle():
         claim_search(Path(directory) / project, base, epochs, executions, max_mflop)
-    # Which outputs need targets follows from the model name; no model has to be built for it.
-    outputs = output_names(base.model)
     strategy = get_strategy(base.strategy)
     replicated = strategy.num_replicas_in_sync > 1
-    fit = dict(epochs=epochs, batch_size=base.batch_size, verbose=0 if base.quiet else 2)
     if base.dev_pairs:
-        rounds = []
-        for seed in range(base.seed, base.seed + executions):
-            pairs, _ = draw_round(train_images, test_images, base.pairs, seed)
-            rounds.append((pairs, dev_pairs(train_images, base.pairs, base.dev_pairs, seed), *pixel_stats(pairs)))
-        hypermodel = hypermodel_for(base, *rounds[0][2:], sync_bn=replicated)
-        data, what = (), f"{executions} round(s) of {base.pairs} training and {base.dev_pairs} dev pairs per trial"
+        # Each execution trains on all of another round's pairs and scores that round's dev pairs.
+        rounds = [RoundData.draw(base.replace(validation_split=0.0), images, i) for i in range(executions)]
+        what = f"{executions} round(s) of {base.pairs} training and {base.dev_pairs} dev pairs per trial"
     else:
-        pairs, _ = draw_round(train_images, test_images, base.pairs, base.seed)
-        train, val = split_validation(pairs, base.validation_split or 0.2)
-        hypermodel, rounds = hypermodel_for(base, *pixel_stats(train), sync_bn=replicated), []
-        data = (train.x, train.targets(outputs))
-        fit["validation_data"] = (val.x, val.targets(outputs))
-        what = f"{len(train)} training and {len(val)} validation pairs"
+        rounds = [RoundData.draw(base.replace(validation_split=base.validation_split or 0.2), images, 0)]
+        what = f"{len(rounds[0].train)} training and {len(rounds[0].val)} validation pairs"
+    hypermodel = hypermodel_for(base, rounds, sync_bn=replicated, max_mflop=max_mflop)
     tuner = make_tuner(kind, hypermodel, max_trials, epochs, directory, project, base.seed,
-                       strategy if replicated else None, objective_of(base), max_mflop, rounds)
+                       strategy if replicated else None, objective_of(base), max_mflop is not None)
     limit = f"; at most {max_mflop:g} MFLOP per pair" if max_mflop is not None else ""
     log(f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
         f"{epochs if kind == 'hyperband' else max_trials}); {what}{limit}")
-    # keras-tuner prints the traceback of every failed trial while its DEBUG flag is on (the
-    # default); a trial over the cost limit is expected, and its reason stays in its trial.json.
-    from keras_tuner.src import config as kt_config
-
-    debug, kt_config.DEBUG = kt_config.DEBUG, kt_config.DEBUG and max_mflop is None
     try:
-        tuner.search(*data, **fit)
+        tuner.search(epochs=epochs, verbose=0 if base.quiet else 1)
     except RuntimeError as e:
         # keras-tuner ends a search after max_consecutive_failed_trials with a RuntimeError
         # that carries the last trial's traceback; its last line is the reason.
@@ -197,8 +161,6 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
             raise
         last = str(e).strip().splitlines()[-1]
         raise RunError(f"{Path(directory) / project}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}") from None
-    finally:
-        kt_config.DEBUG = debug
     if not is_chief_oracle():
         return None
     return write_report(tuner, base, kind, epochs, Path(directory) / project, log, executions)
@@ -224,7 +186,7 @@ def trial_rows(tuner, base: Config) -> list[dict]:
             "hyperparameters": dict(trial.hyperparameters.values),
             "params": int(build_model(cfg).count_params()), "mflop": round(config_mflops(cfg), 2),
             "depth": trial.hyperparameters.values.get("depth"),
-            "width": trial.hyperparameters.values.get("filters" if family(base.model) == "cnn" else "units"),
+            "width": trial.hyperparameters.values.get("filters" if base.family == "cnn" else "units"),
             "seconds": info.get("seconds"), "tuner_id": info.get("tuner_id"),
             "config": {k: v for k, v in cfg.to_dict().items() if k in CONFIG_KEYS},
         })

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from keras_models.cli import DefaultsFormatter, positive_int, run_cli
-from keras_models.config import MODELS, Config
+from keras_models.architectures import NAMES
+from keras_models.config import Config
 
 # The PyTorch peer, in the shared/ folder beside a checkout of the project.
 DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "torch_reference.py"
@@ -23,7 +24,7 @@ DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=DefaultsFormatter)
-    p.add_argument("--model", choices=MODELS, default="cnn_aux")
+    p.add_argument("--model", choices=NAMES, default="cnn_aux")
     p.add_argument("--batch", type=positive_int, default=100)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")

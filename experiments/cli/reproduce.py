@@ -15,12 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 from keras_models.cli import DefaultsFormatter, command_line, positive_float, positive_int, run_cli
-from keras_models.config import MODELS, STRATEGIES, Config
+from keras_models.config import Config, choices
 from keras_models.recipes import RECIPES
 
 from ..ablation import ABLATION
 from ..frontier import FRONTIER
-from ..study import FIGURES
+from ..study import FIGURES, MODELS
 
 
 def name_list(choices, convert=str):
@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="embedded")
     p.add_argument("--test-data", default=None)
-    p.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    p.add_argument("--strategy", choices=choices("strategy"), default="auto")
     p.add_argument("--out", help="results folder (tables, figures, runs/); default: a new runs/study-<time> "
                                  "or runs/ablation-<time>. A folder that holds a study of other settings is refused")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")

@@ -9,14 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import MODELS
+from ..architectures import NAMES
 from . import run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-file", required=True, help="a .keras file written by train.py")
-    p.add_argument("--model", choices=MODELS, help="the architecture the file must hold (checked)")
+    p.add_argument("--model", choices=NAMES, help="the architecture the file must hold (checked)")
     p.add_argument("--export-dir", default="saved_models", help="root of the exports (default saved_models)")
     return p.parse_args(argv)
 

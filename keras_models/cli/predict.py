@@ -32,14 +32,14 @@ def main(argv=None) -> int:
 
     def job():
         from ..export import load_saved_model, read_metadata, resolve_version
-        from ..predict import answers, check_scale, load_pairs_array, pair_from_images
+        from ..predict import answers, load_pairs_array, pair_from_images
 
-        if len(args.inputs) == 1:
-            pairs = load_pairs_array(args.inputs[0])
-        else:
-            pairs = pair_from_images(*args.inputs, invert=args.invert)
         path = resolve_version(args.saved_model)
-        check_scale(pairs, read_metadata(path), args.inputs[0])
+        if len(args.inputs) == 1:
+            pixel_range = read_metadata(path).get("pixel_range", (0.0, 255.0))
+            pairs = load_pairs_array(args.inputs[0], tuple(pixel_range))
+        else:  # MNIST's preprocessing renders every digit in 0-255
+            pairs = pair_from_images(*args.inputs, invert=args.invert)
         _, signature = load_saved_model(path)
         for row in answers(signature, pairs):
             print(json.dumps(row))

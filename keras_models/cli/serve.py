@@ -1,5 +1,5 @@
 """Serve the SavedModels of one base path over HTTP with KServe's model server: TF Serving's
-REST predict API (KServe's V1 protocol), the Open Inference Protocol (V2) and Prometheus metrics.
+REST predict API (KServe's V1 protocol).
 
     python scripts/serve.py saved_models/cnn_aux --http-port 8080
     curl -s localhost:8080/v1/models/cnn_aux:predict -d @request.json
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from ..serving import serve
+        from ..server import serve
 
         serve(args.saved_model_base_path, args.model_name, args.http_port, args.workers, args.poll_seconds)
 

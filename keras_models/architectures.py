@@ -1,0 +1,84 @@
+"""The architectures, declared once. Each entry states its traits; the builder, the recipes, the
+tuner, the export check and the study read them here, and nothing is inferred from a name.
+
+    mlp      flattened pair (392) -> dense layers -> compare
+    cnn      pair as a 2-channel image -> conv blocks -> dense head -> compare
+    cc       one MLP digit classifier on both digits -> comparer -> compare (+ digit1, digit2)
+    cnn_cc   the same with the CNN digit classifier
+    cc_aux / cnn_aux   cc / cnn_cc trained with auxiliary digit losses (0.6 / 0.2 / 0.2)
+
+`register` adds one more (a variant with other defaults, say); it trains, exports, serves and
+tunes like the report's six, and the study's Table I keeps to those six.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+FAMILIES = ("mlp", "cnn")  # dense layers on the flattened digits; conv blocks, then dense layers
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    family: str  # one of FAMILIES: the body of the network, and of its digit classifier
+    shared: bool  # one digit classifier applied to both digits, with outputs digit1 and digit2
+    aux: bool  # the digit losses are auxiliary losses (0.2 each beside compare's 0.6)
+    hidden: tuple[int, ...]  # dense widths unless --hidden says otherwise
+    epochs: int  # epochs per round unless --epochs or a recipe says otherwise
+    hypermodel: str  # the family of tuning.hypermodels.HYPERMODELS that searches it
+    report_accuracy: float | None = None  # its test accuracy (%) in the report's Table I; None: not in it
+    description: str = ""
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ConfigError(f"architecture {self.name!r}: family must be one of {', '.join(FAMILIES)}")
+        if self.aux and not self.shared:
+            raise ConfigError(f"architecture {self.name!r}: auxiliary digit losses need the shared classifier")
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("compare", "digit1", "digit2") if self.shared else ("compare",)
+
+
+_REGISTRY: dict[str, Architecture] = {}
+NAMES = _REGISTRY.keys()  # a live view: argparse's choices and the settings' checks see what is registered
+
+
+def register(arch: Architecture) -> Architecture:
+    if arch.name in _REGISTRY:
+        raise ConfigError(f"architecture {arch.name!r} is registered already")
+    _REGISTRY[arch.name] = arch
+    return arch
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def get(name: str) -> Architecture:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def report_architectures() -> list[Architecture]:
+    """The report's six, in Table I's order."""
+    return [a for a in _REGISTRY.values() if a.report_accuracy is not None]
+
+
+# The report's defaults per family: hidden widths of the dense part, and epochs; Table I's accuracies.
+_MLP = {"family": "mlp", "hidden": (500, 500), "epochs": 200, "hypermodel": "mlp"}
+_CNN = {"family": "cnn", "hidden": (256,), "epochs": 100, "hypermodel": "cnn"}
+for _arch in (
+    Architecture("mlp", shared=False, aux=False, report_accuracy=81.04, description="dense layers", **_MLP),
+    Architecture("cc", shared=True, aux=False, report_accuracy=84.62, description="shared MLP classifier", **_MLP),
+    Architecture("cc_aux", shared=True, aux=True, report_accuracy=93.04, description="cc with digit losses", **_MLP),
+    Architecture("cnn", shared=False, aux=False, report_accuracy=81.65, description="conv blocks", **_CNN),
+    Architecture("cnn_cc", shared=True, aux=False, report_accuracy=84.53, description="shared CNN classifier",
+                 **_CNN),
+    Architecture("cnn_aux", shared=True, aux=True, report_accuracy=98.00, description="cnn_cc with digit losses",
+                 **_CNN),
+):
+    register(_arch)

@@ -1,0 +1,44 @@
+"""The pair contract, defined once: what every model, export, predict.py and the server take.
+
+A batch of pairs is real numbers of shape (N, 2, 14, 14), N >= 1, finite, in the pixel units
+of the training pairs (0-255 for MNIST; pixels scaled to 0-1 are refused against the export's
+recorded range). predict.py and the server check it with `check_pairs` before the model sees
+anything; the SavedModel signature checks the shape and finiteness in its graph, with the same
+words (`SHAPE_TEXT`, `NOT_FINITE`), and answers an empty batch with empty outputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PAIR_SHAPE = (2, 14, 14)
+SHAPE_TEXT = "(N, 2, 14, 14)"
+NOT_FINITE = "NaN or infinite pixels"
+
+
+def check_pairs(value, where: str, error: type[Exception] = ValueError,
+                pixel_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Nested lists or an array -> (N, 2, 14, 14) float32, or `error` with one line that says
+    what is wrong. `pixel_range`: the (min, max) pixel of the training pairs, from an export's
+    metadata.json."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        raise error(f"{where}: ragged lists; expected numbers of shape {SHAPE_TEXT}") from None
+    if arr.dtype.kind not in "iuf":
+        got = "other values" if arr.dtype.kind == "O" else f"dtype {arr.dtype.name}"
+        raise error(f"{where}: pairs must be real numbers, got {got}")
+    if arr.ndim != 4 or arr.shape[1:] != PAIR_SHAPE:
+        raise error(f"{where}: pairs must have shape {SHAPE_TEXT}, got {arr.shape}")
+    if len(arr) == 0:
+        raise error(f"{where}: holds no pairs (shape {arr.shape}); nothing to answer")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+        arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise error(f"{where}: pairs hold {NOT_FINITE} (or numbers beyond float32)")
+    if pixel_range is not None:
+        low, high = pixel_range
+        # Pairs on another pixel scale than the training pairs get answers at chance level.
+        if high > 1.0 and arr.max() <= 1.0:
+            raise error(f"{where}: pixels lie in 0-{arr.max():g}, the model was trained on {low:g}-{high:g}; "
+                        "multiply them by 255")
+    return arr

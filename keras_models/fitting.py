@@ -1,0 +1,129 @@
+"""One fit of one model: its seeded weights, the data pipeline, batching, shuffling and the
+callbacks every fit shares. A round of train.py (keras_models.training) and a keras-tuner trial
+(tuning.hypermodels) both train through `fit_model`, so that they see the same batches."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+
+from .callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
+from .config import Config
+from .data import Images, Pairs
+from .pipeline import as_dataset, pixel_stats
+
+
+@dataclass
+class FitResult:
+    """What one fit did. `seconds` and `epochs_run`: this invocation's part; the totals include
+    the parts before a resume."""
+    status: str  # "ok" or "failed"
+    seconds: float
+    epochs_run: int
+    seconds_total: float
+    epochs_total: int
+    message: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitResult:
+        return cls(**{k: d[k] for k in ("status", "seconds", "epochs_run", "seconds_total", "epochs_total")},
+                   message=d.get("message"))
+
+
+def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None) -> keras.Model:
+    """A compiled model of `cfg` with the pixel statistics of `train` (weights drawn from the
+    global seed: set it first)."""
+    from .models import build_model, compile_model
+
+    replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
+    with strategy.scope():
+        model = build_model(cfg.spec, *pixel_stats(train), sync_bn=replicated, teachers=teachers,
+                            temperature=cfg.distill_temperature)
+        compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
+    return model
+
+
+def fit_model(model: keras.Model, cfg: Config, train: Pairs, val: Pairs | None, seed: int, callbacks=(),
+              initial_epoch: int = 0):
+    """`model.fit` on `train`, batches reshuffled every epoch from `seed` (and re-paired with
+    `cfg.repair`), with `val` as validation data; stops on a NaN loss. Returns the History.
+    The dataset reshuffles itself, so fit's own shuffle is off; `callbacks` print, if anything."""
+    from .models import targets_for
+
+    return model.fit(
+        as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, repair=cfg.repair),
+        epochs=cfg.num_epochs, initial_epoch=initial_epoch,
+        validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
+        callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks], verbose=0, shuffle=False,
+    )
+
+
+def pretrain_classifier(model: keras.Model, cfg: Config, images: Images) -> None:
+    """Fits the model's shared classifier (through its normalisation and augmentation layers,
+    so on the inputs it will see) on single labelled digits. The pair model shares these
+    layers, so it starts from the result."""
+    from .layers import ElasticDistortion
+    from .models import digit_loss
+
+    augmentations = (keras.layers.RandomTranslation, keras.layers.RandomRotation, ElasticDistortion)
+    digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
+    x = model.get_layer("normalize")(digit)
+    for layer in model.layers:  # in the pair model's order
+        if isinstance(layer, augmentations):
+            x = layer(x)
+    probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
+    single = keras.Model(digit, probs, name="pretrain")
+    single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])
+    # Two digits per pair: the same number of images per step as the pair model sees.
+    single.fit(images.images[..., None], images.labels, batch_size=2 * cfg.batch_size, epochs=cfg.pretrain_epochs,
+               shuffle=True, verbose=0 if cfg.quiet else 2)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One model to fit in a round: its settings and seed, and where its history, timing and
+    backups go. `test`: scored after every epoch with `cfg.test_curve`; `fits_after`: how many
+    fits of the run follow it, for the console's estimate."""
+    cfg: Config
+    seed: int
+    history_dir: Path
+    backup_dir: Path
+    test: Pairs
+    fits_after: int = 0
+
+
+def fit_member(fit: Fit, train: Pairs, val: Pairs | None, unused: Images | None, strategy,
+               teachers: list | None = None) -> tuple[keras.Model, FitResult]:
+    """A fresh model, its weights, augmentation and batch order drawn from `fit.seed`, fitted on
+    `train` (and on the digit distributions of `teachers`, if any), resumable from its backup."""
+    from .models import student_of, targets_for
+
+    cfg = fit.cfg
+    keras.utils.set_random_seed(fit.seed)
+    model = new_model(cfg, train, strategy, teachers)
+    recorder = EpochRecorder(fit.history_dir / "history.csv",
+                             as_dataset(fit.test, targets_for(model, fit.test), 1000) if cfg.test_curve else None)
+    stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.backup_interval)
+    callbacks = [recorder, stopwatch, IntervalBackupAndRestore(str(fit.backup_dir), cfg.backup_interval)]
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(fit.history_dir / "tensorboard")))
+    if not cfg.quiet:
+        callbacks.append(EpochLog(fit.fits_after))
+    start = time.perf_counter()
+    if cfg.pretrain_epochs:
+        with strategy.scope():
+            pretrain_classifier(model, cfg, unused)
+    losses = fit_model(model, cfg, train, val, fit.seed, callbacks).history.get("loss", [])
+    seconds = time.perf_counter() - start
+    result = FitResult("ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows))
+    if any(not math.isfinite(v) for v in losses):
+        result.status, result.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; round stopped"
+    if teachers:
+        model = student_of(model, cfg.spec, *pixel_stats(train))
+    return model, result

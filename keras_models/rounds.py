@@ -1,0 +1,153 @@
+"""One round: its pairs, drawn from its seed; its teachers and members, fitted one after another
+(keras_models.fitting); its model (one member, or their ensemble); and its typed result.
+
+A round keeps each teacher (round-NN/teacher-T) and, with several members, each member
+(round-NN/member-M), so that a killed round resumes at its first unfinished fit.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
+from .data import Images, Pairs, concat, dev_pairs, draw_round, swapped, unused_images
+from .fitting import Fit, FitResult, fit_member
+from .machine import describe as describe_machine
+from .pipeline import split_validation
+from .results import evaluate_pairs
+
+
+@dataclass(frozen=True)
+class RoundData:
+    """The pairs of round `index`, all drawn from its seed."""
+    index: int
+    seed: int
+    train: Pairs  # the round's training pairs, less the validation split, plus their swaps with cfg.swap
+    val: Pairs | None
+    test: Pairs
+    dev: Pairs | None  # pairs of training images outside the round's pairs (cfg.dev_pairs)
+    unused: Images | None  # those images themselves, for cfg.pretrain_epochs
+
+    @classmethod
+    def draw(cls, cfg: Config, images: tuple[Images, Images], index: int) -> RoundData:
+        seed = cfg.seed + index
+        pairs, test = draw_round(*images, cfg.pairs, seed)
+        unused = unused_images(images[0], cfg.pairs, seed) if cfg.pretrain_epochs else None
+        dev = dev_pairs(images[0], cfg.pairs, cfg.dev_pairs, seed) if cfg.dev_pairs else None
+        train, val = split_validation(pairs, cfg.validation_split)
+        if cfg.swap:
+            train = concat(train, swapped(train))
+        return cls(index, seed, train, val, test, dev, unused)
+
+
+@dataclass
+class RoundResult:
+    """What results.json keeps of a round. Accuracies are None for a failed round."""
+    round: int
+    seed: int
+    status: str
+    seconds: float  # this invocation's training, teachers included
+    epochs_run: int
+    seconds_total: float  # over every invocation that worked on the round
+    epochs_total: int
+    machine: dict = field(default_factory=describe_machine)
+    train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    digit_test_accuracy: float | None = None
+    validation_accuracy: float | None = None
+    dev_accuracy: float | None = None
+    message: str | None = None
+    members: list[dict] | None = None
+    teachers: list[dict] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        keep = ("digit_test_accuracy",) if self.ok else ()  # null for the models without digit outputs
+        return {k: v for k, v in d.items() if v is not None or k in keep}
+
+
+class RoundRunner:
+    """Fits the rounds of one run. It counts the fits still to come, for the console's estimate."""
+
+    def __init__(self, cfg: Config, strategy, work: Path, rounds_left: int):
+        self.cfg, self.strategy, self.work = cfg, strategy, work
+        self.fits_left = rounds_left * (cfg.members + cfg.teachers)
+
+    def run(self, data: RoundData):
+        """(model, RoundResult). With several members (or cfg.tta) the model is their ensemble."""
+        from .models import ensemble_model
+
+        cfg, round_dir = self.cfg, self.work / f"round-{data.index:02d}"
+        backup_dir = self.work / "backup" / f"round-{data.index:02d}"
+        teachers, teacher_parts = [], []
+        for k in range(cfg.teachers):
+            # Seeds after the members': a teacher never shares its initial weights with a student.
+            seed = data.seed + MEMBER_SEED_STRIDE * (cfg.member + cfg.members + k)
+            fit = self._fit(cfg.replace(teachers=0), seed, round_dir / f"teacher-{k}", backup_dir / f"teacher-{k}", data)
+            model, part = self._fit_kept(fit, data)
+            if part.status != "ok":
+                return model, self._failed(data, part, f"teacher {k}: {part.message}")
+            part = {**part.to_dict(), **({"dev_accuracy": evaluate_pairs(model, data.dev)["accuracy"]}
+                                         if data.dev is not None else {})}
+            teachers.append(model)
+            teacher_parts.append(part)
+        alone, fitted, parts = cfg.members == 1, [], []
+        for m in range(cfg.member, cfg.member + cfg.members):
+            where = (round_dir, backup_dir) if alone else (round_dir / f"member-{m}", backup_dir / f"member-{m}")
+            fit = self._fit(cfg, data.seed + MEMBER_SEED_STRIDE * m, *where, data)
+            model, part = (self._fit_now(fit, data, teachers) if alone else self._fit_kept(fit, data, teachers))
+            if part.status != "ok":
+                return model, self._failed(data, part, part.message if alone else f"member {m}: {part.message}")
+            fitted.append(model)
+            parts.append(part.to_dict())
+        # The teachers' training counts in the round's seconds: the model could not exist without it.
+        every = parts + teacher_parts
+        result = RoundResult(data.index, data.seed, "ok", round(sum(p["seconds"] for p in every), 2),
+                             parts[-1]["epochs_run"], round(sum(p["seconds_total"] for p in every), 2),
+                             parts[-1]["epochs_total"],
+                             teachers=[{"teacher": k, **p} for k, p in enumerate(teacher_parts)] or None)
+        model = fitted[0]
+        if cfg.members > 1 or cfg.tta:
+            model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
+            result.members = [{"member": m, **p} for m, p in zip(range(cfg.member, cfg.member + cfg.members), parts)]
+        tr, te = evaluate_pairs(model, data.train), evaluate_pairs(model, data.test)
+        result.train_accuracy, result.test_accuracy = tr["accuracy"], te["accuracy"]
+        result.digit_test_accuracy = te.get("digit_accuracy")
+        if data.val is not None:
+            result.validation_accuracy = evaluate_pairs(model, data.val)["accuracy"]
+        if data.dev is not None:
+            result.dev_accuracy = evaluate_pairs(model, data.dev)["accuracy"]
+        return model, result
+
+    def _fit(self, cfg: Config, seed: int, history_dir: Path, backup_dir: Path, data: RoundData) -> Fit:
+        self.fits_left -= 1
+        return Fit(cfg, seed, history_dir, backup_dir, data.test, self.fits_left)
+
+    def _fit_now(self, fit: Fit, data: RoundData, teachers=None):
+        fit.history_dir.mkdir(parents=True, exist_ok=True)
+        return fit_member(fit, data.train, data.val, data.unused, self.strategy, teachers)
+
+    def _fit_kept(self, fit: Fit, data: RoundData, teachers=None):
+        """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
+        there instead of refitted when a resumed round finds it."""
+        from .export import load_keras_model
+        from .files import atomic_save_model, atomic_write_json
+
+        model_path, result_path = fit.history_dir / "model.keras", fit.history_dir / "result.json"
+        if result_path.is_file() and model_path.is_file():
+            return load_keras_model(model_path), FitResult.from_dict(json.loads(result_path.read_text()))
+        model, part = self._fit_now(fit, data, teachers)
+        if part.status == "ok":
+            atomic_save_model(model, model_path)
+            atomic_write_json(result_path, part.to_dict())
+        return model, part
+
+    @staticmethod
+    def _failed(data: RoundData, part: FitResult, message: str) -> RoundResult:
+        return RoundResult(data.index, data.seed, "failed", part.seconds, part.epochs_run, part.seconds_total,
+                           part.epochs_total, message=message)

@@ -1,0 +1,79 @@
+"""Every setting declared once: its flag, check and --help come from the declaration."""
+import argparse
+import dataclasses
+
+import pytest
+
+from keras_models.cli import add_config_args
+from keras_models.config import Config
+from keras_models.errors import ConfigError
+from keras_models.settings import FIELDS, ModelSpec, Recipe, RunSettings
+
+
+def parser():
+    p = argparse.ArgumentParser()
+    add_config_args(p)
+    return p
+
+
+def test_every_declared_setting_has_its_flag_and_help_shows_its_default_once():
+    text = " ".join(parser().format_help().split())
+    for name, (_, f) in FIELDS.items():
+        if not f.metadata["flag"]:
+            continue
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, flag
+    assert text.count("(default: 0.5)") == 1  # dropout's, as declared
+    elastic = text.rsplit("--elastic ", 1)[1].split(" --", 1)[0]  # its entry among the options
+    assert "[study lever" in elastic and "[study lever" not in text.rsplit("--swap ", 1)[1].split(" --", 1)[0]
+
+
+@pytest.mark.parametrize("argv, name, value", [
+    (["--shift", "3"], "shift", 3), (["--no-batch-norm"], "batch_norm", False), (["--no-export"], "export", False),
+    (["--hidden", "8,8"], "hidden", (8, 8)), (["--lr-schedule", "cosine"], "lr_schedule", "cosine"),
+    (["--test-curve"], "test_curve", True), (["--swap"], "swap", True), (["--out", "x"], "out", "x")])
+def test_flags_parse_into_their_settings(argv, name, value):
+    assert getattr(parser().parse_args(argv), name) == value
+
+
+@pytest.mark.parametrize("argv", [["--shift", "7"], ["--dropout", "1"], ["--lr", "0"], ["--seed", "-1"],
+                                  ["--optimizer", "sgd"], ["--hidden", "0"]])
+def test_flags_refuse_what_the_declaration_refuses(argv, capsys):
+    with pytest.raises(SystemExit):
+        parser().parse_args(argv)
+    name = argv[0][2:].replace("-", "_")
+    value = parser().get_default(name)
+    assert value is None  # argparse leaves defaults to the declaration
+    with pytest.raises(ConfigError):  # and the Config refuses the same value
+        Config(**{name: {"7": 7, "1": 1.0, "0": 0.0, "-1": -1, "sgd": "sgd"}.get(argv[1], (0,))})
+
+
+def test_the_three_groups_hold_three_concerns():
+    spec = {f.name for f in dataclasses.fields(ModelSpec)}
+    recipe = {f.name for f in dataclasses.fields(Recipe)}
+    run = {f.name for f in dataclasses.fields(RunSettings)}
+    assert {"model", "hidden", "filters", "augment"} <= spec and {"lr", "epochs", "seed", "swap"} <= recipe
+    assert {"rounds", "out", "strategy", "export_dir"} <= run and not (spec & recipe or recipe & run or spec & run)
+    cfg = Config(model="cnn_aux", lr=1e-3, rounds=3)
+    assert (cfg.spec.model, cfg.recipe.lr, cfg.run.rounds) == ("cnn_aux", 1e-3, 3)
+
+
+def test_config_json_of_either_layout_loads_and_unknown_settings_are_refused_in_one_line(tmp_path):
+    cfg = Config(model="cnn_aux", filters=(8,), lr=3e-3)
+    assert Config.from_dict(cfg.to_dict()) == cfg == Config.from_dict(cfg.to_groups())
+    older = {k: v for k, v in cfg.to_dict().items() if k not in ("shift", "rotation", "optimizer")}
+    assert Config.from_dict(older) == cfg  # a file from before these settings: their defaults
+    with pytest.raises(ConfigError, match="unknown config keys: colour .*another version"):
+        Config.from_dict({**cfg.to_dict(), "colour": "red"})
+
+
+def test_resuming_compares_spec_and_recipe_only(tmp_path):
+    from keras_models.config import check_resumable
+    from keras_models.errors import RunError
+
+    old = {"config": Config(model="cnn_aux", rounds=2, out="a", quiet=True).to_dict()}
+    check_resumable(old, Config(model="cnn_aux", rounds=5, out="b", strategy="default"), tmp_path)
+    with pytest.raises(RunError, match=r"other settings \(filters, lr\)"):
+        check_resumable(old, Config(model="cnn_aux", lr=1.0, filters=(4,)), tmp_path)
+    with pytest.raises(RunError, match="cannot resume .*unknown config keys"):
+        check_resumable({"config": {**old["config"], "gone": 1}}, Config(model="cnn_aux"), tmp_path)
