@@ -6,10 +6,10 @@ names the best recipe.
 Every row is an ordinary `training.run` in its own run folder `<out>/runs/ablation-<row>`, so a
 stopped ablation resumes where it was.
 """
+
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import EXPECTED_AUGMENT, STACKED, TUNED
 from keras_models.results import mean_std, pm, read_results
 
+from .rows import Row, row_config, train_rows
+
 # Levers for cnn_aux beyond the report, each row with 10% of the training pairs held out for
 # validation and the same seeds, so that every row of a round trains on the same pairs.
 # Declared before any run: among the rows that learn from the pairs alone, the one with the best
@@ -27,56 +29,90 @@ from keras_models.results import mean_std, pm, read_results
 ABLATION_BASE = {"model": "cnn_aux", "lr": 1e-3, "epochs": 25, "validation_split": 0.1}
 
 
-@dataclass(frozen=True)
-class Row:
-    key: str
-    label: str
-    changes: dict
-    outside_images: bool = False  # learns from training images beyond the round's pairs
-
-
 ABLATION = [
     Row("baseline", "cnn_aux, fast recipe (lr 1e-3, 25 epochs)", {}),
     Row("expected", "+ parameter-free comparer", {"comparer_type": "expected"}),
-    Row("combined", "+ parameter-free comparer, shift/rotation augmentation, swapped pairs, cosine schedule",
-        {"comparer_type": "expected", "augment": True, "swap": True, "lr_schedule": "cosine"}),
+    Row(
+        "combined",
+        "+ parameter-free comparer, shift/rotation augmentation, swapped pairs, cosine schedule",
+        {"comparer_type": "expected", "augment": True, "swap": True, "lr_schedule": "cosine"},
+    ),
     Row("augment", "+ parameter-free comparer, shift/rotation augmentation", EXPECTED_AUGMENT),
-    Row("tuned", "tuned architecture (3 conv blocks 64/128/128, head 256, dropout 0.1, lr 1.72e-3) "
-                 "+ parameter-free comparer, augmentation", {**EXPECTED_AUGMENT, **TUNED}),
+    Row(
+        "tuned",
+        "tuned architecture (3 conv blocks 64/128/128, head 256, dropout 0.1, lr 1.72e-3) "
+        "+ parameter-free comparer, augmentation",
+        {**EXPECTED_AUGMENT, **TUNED},
+    ),
     # The tuned row ends below 99% training accuracy in 5 of 10 rounds (down to 84.9%): a
     # constant lr of 1.72e-3 stops at a poor point. This row decays it. Declared after the tuned
     # row ran, on that training-accuracy evidence.
-    Row("tuned_cosine", "tuned architecture + parameter-free comparer, augmentation, cosine schedule",
-        {**EXPECTED_AUGMENT, **TUNED, "lr_schedule": "cosine"}),
-    Row("smoothing", "+ parameter-free comparer, augmentation, label smoothing 0.1 of the digits",
-        {**EXPECTED_AUGMENT, "label_smoothing": 0.1}),
+    Row(
+        "tuned_cosine",
+        "tuned architecture + parameter-free comparer, augmentation, cosine schedule",
+        {**EXPECTED_AUGMENT, **TUNED, "lr_schedule": "cosine"},
+    ),
+    Row(
+        "smoothing",
+        "+ parameter-free comparer, augmentation, label smoothing 0.1 of the digits",
+        {**EXPECTED_AUGMENT, "label_smoothing": 0.1},
+    ),
     # 250 steps at lr 1e-3: AdamW's usual 0.01-0.05 would shrink the kernels by ~1% in all, so
     # the decay is set where it can matter (x 0.88 over a round), not tuned.
-    Row("decay", "+ parameter-free comparer, augmentation, AdamW weight decay 0.5 of the kernels",
-        {**EXPECTED_AUGMENT, "weight_decay": 0.5}),
-    Row("long", "+ parameter-free comparer, augmentation, cosine schedule, 50 epochs",
-        {**EXPECTED_AUGMENT, "lr_schedule": "cosine", "epochs": 50}),
+    Row(
+        "decay",
+        "+ parameter-free comparer, augmentation, AdamW weight decay 0.5 of the kernels",
+        {**EXPECTED_AUGMENT, "weight_decay": 0.5},
+    ),
+    Row(
+        "long",
+        "+ parameter-free comparer, augmentation, cosine schedule, 50 epochs",
+        {**EXPECTED_AUGMENT, "lr_schedule": "cosine", "epochs": 50},
+    ),
     # repair, learned_weights and stacked were declared together, before any of the three ran;
     # stacked puts every lever measured before it on the tuned_cosine row.
-    Row("repair", "+ parameter-free comparer, augmentation, digits re-paired at random within each batch",
-        {**EXPECTED_AUGMENT, "repair": True}),
-    Row("learned_weights", "+ parameter-free comparer, augmentation, learned loss weights (Kendall et al. 2018)",
-        {**EXPECTED_AUGMENT, "loss_weighting": "learned"}),
-    Row("stacked", "tuned architecture + parameter-free comparer, augmentation, swapped pairs, cosine schedule, "
-                   "label smoothing 0.1", STACKED),
+    Row(
+        "repair",
+        "+ parameter-free comparer, augmentation, digits re-paired at random within each batch",
+        {**EXPECTED_AUGMENT, "repair": True},
+    ),
+    Row(
+        "learned_weights",
+        "+ parameter-free comparer, augmentation, learned loss weights (Kendall et al. 2018)",
+        {**EXPECTED_AUGMENT, "loss_weighting": "learned"},
+    ),
+    Row(
+        "stacked",
+        "tuned architecture + parameter-free comparer, augmentation, swapped pairs, cosine schedule, "
+        "label smoothing 0.1",
+        STACKED,
+    ),
     # Two more members of `stacked` (the same pairs, other initial weights and batches), for
     # the ensembles of STACKED_ENSEMBLE below; declared before they ran.
-    *(Row(f"stacked_m{m}", f"stacked, ensemble member {m + 1} (other initial weights and batch order, "
-                           "the same pairs)", {**STACKED, "member": m}) for m in (1, 2)),
+    *(
+        Row(
+            f"stacked_m{m}",
+            f"stacked, ensemble member {m + 1} (other initial weights and batch order, the same pairs)",
+            {**STACKED, "member": m},
+        )
+        for m in (1, 2)
+    ),
     # The command `train.py --model cnn_aux --recipe stacked --members 3 --tta` as train.py runs it,
     # on all of the round's pairs (declared before its run, commit c2c55ea). No choice is left
     # to validate, so nothing is held out, and it is not a candidate for the validation rule.
-    Row("stacked_x3_tta_all", "stacked_x3_tta as one model (3 members, shifted views), trained on all "
-                              "the round's pairs: `train.py --recipe stacked --members 3 --tta`",
-        {**STACKED, "members": 3, "tta": True, "validation_split": 0.0}),
-    Row("pretrained", "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
-                      "training images outside the pairs", {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
-        outside_images=True),
+    Row(
+        "stacked_x3_tta_all",
+        "stacked_x3_tta as one model (3 members, shifted views), trained on all "
+        "the round's pairs: `train.py --recipe stacked --members 3 --tta`",
+        {**STACKED, "members": 3, "tta": True, "validation_split": 0.0},
+    ),
+    Row(
+        "pretrained",
+        "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
+        "training images outside the pairs",
+        {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
+        outside_images=True,
+    ),
 ]
 # An ensemble per round of four rows that learn from the pairs alone with the parameter-free
 # comparer and augmentation, declared before they ran (long, the slowest, is left out so that
@@ -92,12 +128,6 @@ TOP_K = 4
 STACKED_ENSEMBLE = ("stacked", "stacked_m1", "stacked_m2")
 
 
-def row_config(base: Config, fixed: dict, row: Row, folder: Path, epochs_scale: float = 1.0) -> Config:
-    """A row's run: the base, then the settings every row of its ablation shares, then its own."""
-    cfg = base.replace(**{"hidden": None, **fixed, **row.changes}, export=False, out=str(folder))
-    return cfg.replace(epochs=max(1, round(cfg.epochs * epochs_scale)))
-
-
 def ablation_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0) -> Config:
     return row_config(base, ABLATION_BASE, row, out / "runs" / f"ablation-{row.key}", epochs_scale)
 
@@ -106,10 +136,22 @@ def row_summary(path: Path) -> dict | None:
     r = read_results(path)
     if r is None:
         return None
-    return {"rounds": r["rounds_ok"], "params": r["params"],
-            **{k: r[k] for k in ("validation_accuracy_mean", "validation_accuracy_std", "test_accuracy_mean",
-                                 "test_accuracy_std", "digit_test_accuracy_mean", "digit_test_accuracy_std")},
-            "seconds_per_round": r["seconds_mean"]}
+    return {
+        "rounds": r["rounds_ok"],
+        "params": r["params"],
+        **{
+            k: r[k]
+            for k in (
+                "validation_accuracy_mean",
+                "validation_accuracy_std",
+                "test_accuracy_mean",
+                "test_accuracy_std",
+                "digit_test_accuracy_mean",
+                "digit_test_accuracy_std",
+            )
+        },
+        "seconds_per_round": r["seconds_mean"],
+    }
 
 
 def ablation_table(out: Path) -> list[dict]:
@@ -117,8 +159,15 @@ def ablation_table(out: Path) -> list[dict]:
     for row in ABLATION:
         found = row_summary(out / "runs" / f"ablation-{row.key}" / "results.json")
         if found:
-            rows.append({"key": row.key, "label": row.label, "changes": row.changes,
-                         "outside_images": row.outside_images, **found})
+            rows.append(
+                {
+                    "key": row.key,
+                    "label": row.label,
+                    "changes": row.changes,
+                    "outside_images": row.outside_images,
+                    **found,
+                }
+            )
     return rows
 
 
@@ -152,9 +201,13 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
         per_round.append(result)
     if not per_round:
         return None
-    summary = {"members": list(members), "views": [list(v) for v in views], "rounds": len(per_round),
-               "per_round": per_round,
-               "seconds_per_1000_test_pairs": float(np.median(seconds))}
+    summary = {
+        "members": list(members),
+        "views": [list(v) for v in views],
+        "rounds": len(per_round),
+        "per_round": per_round,
+        "seconds_per_1000_test_pairs": float(np.median(seconds)),
+    }
     for key in ("validation_accuracy", "test_accuracy", "digit_test_accuracy"):
         summary[f"{key}_mean"], summary[f"{key}_std"] = mean_std(x[key] for x in per_round)
     return summary
@@ -163,8 +216,11 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
 def ranked_rows(rows: list[dict]) -> list[dict]:
     """The rows that learn from the pairs alone, best mean validation accuracy first. Extra
     members of a row repeat its recipe and are left out."""
-    eligible = [r for r in rows if not r["outside_images"] and r["validation_accuracy_mean"] is not None
-                and not r["changes"].get("member")]
+    eligible = [
+        r
+        for r in rows
+        if not r["outside_images"] and r["validation_accuracy_mean"] is not None and not r["changes"].get("member")
+    ]
     return sorted(eligible, key=lambda r: -r["validation_accuracy_mean"])
 
 
@@ -179,70 +235,78 @@ def ensembles(rows: list[dict]) -> dict[str, tuple[tuple[str, ...], tuple[tuple[
     """The ensembles of the table, by name: (members, views). The fixed one, the top rows by
     validation, and the stacked recipe's members and test-time views."""
     top = tuple(r["key"] for r in ranked_rows(rows)[:TOP_K])
-    return {"ensemble": (ENSEMBLE, NO_TTA), **({f"ensemble_top{TOP_K}": (top, NO_TTA)} if len(top) == TOP_K else {}),
-            "stacked_tta": (("stacked",), TTA_VIEWS), "stacked_x2": (STACKED_ENSEMBLE[:2], NO_TTA),
-            "stacked_x3": (STACKED_ENSEMBLE, NO_TTA), "stacked_x3_tta": (STACKED_ENSEMBLE, TTA_VIEWS)}
+    return {
+        "ensemble": (ENSEMBLE, NO_TTA),
+        **({f"ensemble_top{TOP_K}": (top, NO_TTA)} if len(top) == TOP_K else {}),
+        "stacked_tta": (("stacked",), TTA_VIEWS),
+        "stacked_x2": (STACKED_ENSEMBLE[:2], NO_TTA),
+        "stacked_x3": (STACKED_ENSEMBLE, NO_TTA),
+        "stacked_x3_tta": (STACKED_ENSEMBLE, TTA_VIEWS),
+    }
 
 
 def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Config) -> str:
     test_flag = f" --test-data {base.test_data}" if base.test_data else ""
-    lines = ["# Ablation: cnn_aux beyond the report", "",
-             f"Mean ± std over rounds; round r of every row draws the same {base.pairs} training pairs (seed "
-             f"{base.seed} + r; 10% of them held out for validation, so each row learns from "
-             f"{round(base.pairs * 0.9)}, unless its validation column is n/a) and {base.pairs} test pairs. "
-             f"Test pairs: `{base.test_data or 'embedded test half'}`.", "",
-             f"A row: `python scripts/reproduce.py --ablation --rows ROW --rounds {base.rounds}{test_flag} --out OUT`; "
-             f"the ensembles are scored, from the rows' saved models, after every such run "
-             f"(`--rows none` only scores them).", "",
-             "| row | what | validation acc. % | test acc. % | digit acc. % | s / round |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# Ablation: cnn_aux beyond the report",
+        "",
+        f"Mean ± std over rounds; round r of every row draws the same {base.pairs} training pairs (seed "
+        f"{base.seed} + r; 10% of them held out for validation, so each row learns from "
+        f"{round(base.pairs * 0.9)}, unless its validation column is n/a) and {base.pairs} test pairs. "
+        f"Test pairs: `{base.test_data or 'embedded test half'}`.",
+        "",
+        f"A row: `python scripts/reproduce.py --ablation --rows ROW --rounds {base.rounds}{test_flag} --out OUT`; "
+        f"the ensembles are scored, from the rows' saved models, after every such run "
+        f"(`--rows none` only scores them).",
+        "",
+        "| row | what | validation acc. % | test acc. % | digit acc. % | s / round |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         mark = " (uses images outside the pairs)" if r["outside_images"] else ""
-        lines.append(f"| {r['key']} | {r['label']}{mark} | {pm(r['validation_accuracy_mean'], r['validation_accuracy_std'])} | "
-                     f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | "
-                     f"{pm(r['digit_test_accuracy_mean'], r['digit_test_accuracy_std'])} | {r['seconds_per_round']:.1f} |")
+        lines.append(
+            f"| {r['key']} | {r['label']}{mark} | {pm(r['validation_accuracy_mean'], r['validation_accuracy_std'])} | "
+            f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | "
+            f"{pm(r['digit_test_accuracy_mean'], r['digit_test_accuracy_std'])} | {r['seconds_per_round']:.1f} |"
+        )
     for name, ensemble in found.items():
         if not ensemble:
             continue
         how = {f"ensemble_top{TOP_K}": f"the {TOP_K} best rows by validation: "}.get(name, "")
         members = ensemble["members"]
-        what = (f"the models of rows {', '.join(members)} of the same round" if len(members) > 1
-                else f"the model of row {members[0]}")
+        what = (
+            f"the models of rows {', '.join(members)} of the same round"
+            if len(members) > 1
+            else f"the model of row {members[0]}"
+        )
         if len(ensemble["views"]) > 1:
             what += ", each pair also seen moved 1 px up, down, left and right"
-        lines.append(f"| {name} | {how}{what}: digit "
-                     f"distributions averaged, then compared ({1000 * ensemble['seconds_per_1000_test_pairs']:.0f} ms "
-                     f"per 1000 test pairs) | {pm(ensemble['validation_accuracy_mean'], ensemble['validation_accuracy_std'])} | "
-                     f"{pm(ensemble['test_accuracy_mean'], ensemble['test_accuracy_std'])} (n={ensemble['rounds']}) | "
-                     f"{pm(ensemble['digit_test_accuracy_mean'], ensemble['digit_test_accuracy_std'])} | - |")
+        lines.append(
+            f"| {name} | {how}{what}: digit "
+            f"distributions averaged, then compared ({1000 * ensemble['seconds_per_1000_test_pairs']:.0f} ms "
+            f"per 1000 test pairs) | {pm(ensemble['validation_accuracy_mean'], ensemble['validation_accuracy_std'])} | "
+            f"{pm(ensemble['test_accuracy_mean'], ensemble['test_accuracy_std'])} (n={ensemble['rounds']}) | "
+            f"{pm(ensemble['digit_test_accuracy_mean'], ensemble['digit_test_accuracy_std'])} | - |"
+        )
     best = best_row(rows)
     if best:
-        lines += ["", f"Best mean validation accuracy among the rows that learn from the pairs alone: "
-                      f"**{best['key']}** ({pm(best['validation_accuracy_mean'], best['validation_accuracy_std'])})."]
+        lines += [
+            "",
+            f"Best mean validation accuracy among the rows that learn from the pairs alone: "
+            f"**{best['key']}** ({pm(best['validation_accuracy_mean'], best['validation_accuracy_std'])}).",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def train_rows(base: Config, out: Path, declared: list[Row], keys: list[str] | None, configure, title: str, log=print):
-    """Runs the rows of `declared` named in `keys` (None: all), each as `configure(row)`, one
-    after another on the same loaded images, which it returns."""
-    from keras_models.data import load_data
-    from keras_models.training import run
-
-    out.mkdir(parents=True, exist_ok=True)
-    images = load_data(base.data, base.test_data)
-    todo = [r for r in declared if keys is None or r.key in keys]
-    for i, row in enumerate(todo):
-        log(f"== {title} {i + 1}/{len(todo)}: {row.key} ({row.label})")
-        run(configure(row), log=log, images=images)
-    return images
-
-
 def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = None, epochs_scale: float = 1.0) -> dict:
-    images = train_rows(base, out, ABLATION, rows, lambda row: ablation_config(base, row, out, epochs_scale),
-                        "ablation", log)
+    images = train_rows(
+        base, out, ABLATION, rows, lambda row: ablation_config(base, row, out, epochs_scale), "ablation", log
+    )
     table = ablation_table(out)
-    found = {name: evaluate_ensemble(base, out, images, members, views)
-             for name, (members, views) in ensembles(table).items()}
+    found = {
+        name: evaluate_ensemble(base, out, images, members, views)
+        for name, (members, views) in ensembles(table).items()
+    }
     atomic_write_text(out / "ablation.md", ablation_markdown(table, found, base))
     atomic_write_json(out / "ablation.json", {"rows": table, **found})
     log(f"wrote {out / 'ablation.md'}")

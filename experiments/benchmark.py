@@ -3,6 +3,7 @@ GFLOP/s, time per epoch of the 1000-pair protocol, seconds to a test accuracy, S
 inference throughput and latency, and peak memory of a training process. The PyTorch peer
 (`../shared/bench/torch_reference.py`) runs in the same invocation for a ratio, since these
 machines are shared and noisy: only the ratio is comparable across runs."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ import numpy as np
 from keras_models.config import Config
 from keras_models.models import build_model, compile_model, config_mflops, flops_per_pair, targets_for
 
-
 # --------------------------------------------------------------------------- training speed
+
 
 class StepTimer(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -59,10 +60,18 @@ def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int, dtype_pol
         keras.config.set_dtype_policy(previous)
     ms = train_step_ms(model, batch, steps, warmup)
     pairs_s = 1000 * batch / ms
-    return {"framework": f"keras {keras.__version__} / {keras.backend.backend()}", "model": cfg.model, "batch": batch,
-            "dtype_policy": dtype_policy, "steps": steps, "ms_per_step": round(ms, 2), "pairs_per_s": round(pairs_s, 1),
-            "gflops_per_s": round(pairs_s * 3 * flops_per_pair(model) / 1e9, 1),
-            "params": int(model.count_params()), "mflops_per_pair_forward": round(flops_per_pair(model) / 1e6, 2)}
+    return {
+        "framework": f"keras {keras.__version__} / {keras.backend.backend()}",
+        "model": cfg.model,
+        "batch": batch,
+        "dtype_policy": dtype_policy,
+        "steps": steps,
+        "ms_per_step": round(ms, 2),
+        "pairs_per_s": round(pairs_s, 1),
+        "gflops_per_s": round(pairs_s * 3 * flops_per_pair(model) / 1e9, 1),
+        "params": int(model.count_params()),
+        "mflops_per_pair_forward": round(flops_per_pair(model) / 1e6, 2),
+    }
 
 
 def compare_precision(cfg: Config, reps: int, batch: int, steps: int, warmup: int, log=print) -> dict:
@@ -71,11 +80,17 @@ def compare_precision(cfg: Config, reps: int, batch: int, steps: int, warmup: in
     for rep in range(reps):
         for policy in ms:
             ms[policy].append(keras_throughput(cfg, batch, steps, warmup, policy)["ms_per_step"])
-        log(f"rep {rep + 1}/{reps}: float32 {ms['float32'][-1]:.1f} ms/step, "
-            f"mixed_bfloat16 {ms['mixed_bfloat16'][-1]:.1f} ms/step")
+        log(
+            f"rep {rep + 1}/{reps}: float32 {ms['float32'][-1]:.1f} ms/step, "
+            f"mixed_bfloat16 {ms['mixed_bfloat16'][-1]:.1f} ms/step"
+        )
     ratios = [round(b / f, 3) for f, b in zip(ms["float32"], ms["mixed_bfloat16"])]
-    return {"float32_ms": ms["float32"], "mixed_bfloat16_ms": ms["mixed_bfloat16"], "ratios": ratios,
-            "ratio_median": float(np.median(ratios))}
+    return {
+        "float32_ms": ms["float32"],
+        "mixed_bfloat16_ms": ms["mixed_bfloat16"],
+        "ratios": ratios,
+        "ratio_median": float(np.median(ratios)),
+    }
 
 
 def matmul_gflops(n: int = 2048, reps: int = 10) -> dict:
@@ -99,8 +114,22 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> dict:
 
 
 def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> dict:
-    proc = subprocess.run([sys.executable, str(reference), "--mode", "throughput", "--steps", str(steps),
-                           "--warmup", str(warmup), "--batch", str(batch)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(reference),
+            "--mode",
+            "throughput",
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+            "--batch",
+            str(batch),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the PyTorch peer failed ({last}); it needs `pip install torch==2.13.0`")
@@ -134,20 +163,27 @@ def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     start = time.perf_counter()
     model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
-    ds, test_ds = as_dataset(train, targets_for(model, train), cfg.batch_size, 0), \
-        as_dataset(test, targets_for(model, test), 1000)
+    ds, test_ds = (
+        as_dataset(train, targets_for(model, train), cfg.batch_size, 0),
+        as_dataset(test, targets_for(model, test), 1000),
+    )
     history = []
     for epoch in range(max_epochs):
         model.fit(ds, epochs=1, verbose=0, shuffle=False)
         acc = model.evaluate(test_ds, verbose=0, return_dict=True)["compare_accuracy"]
         history.append(round(float(acc), 4))
         if acc >= target:
-            return {"seconds_to_target": round(time.perf_counter() - start, 2), "epochs": epoch + 1,
-                    "target": target, "history": history}
+            return {
+                "seconds_to_target": round(time.perf_counter() - start, 2),
+                "epochs": epoch + 1,
+                "target": target,
+                "history": history,
+            }
     return {"seconds_to_target": None, "epochs": max_epochs, "target": target, "history": history}
 
 
 # --------------------------------------------------------------------------- serving and memory
+
 
 def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
     """A fresh (untrained) model of `cfg`, exported and loaded as a SavedModel."""
@@ -158,7 +194,9 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
     model = build_model(cfg, 33.0, 80.0**2)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_saved_model(model, tmp)
-        return signature_speed(tf.saved_model.load(str(path)).signatures["serving_default"], batch, calls, latency_calls)
+        return signature_speed(
+            tf.saved_model.load(str(path)).signatures["serving_default"], batch, calls, latency_calls
+        )
 
 
 def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
@@ -172,8 +210,11 @@ def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: i
     if config is None:
         raise ModelFileError(f"{path}: no metadata.json with the model's config beside it; export it with export.py")
     _, sig = load_saved_model(path)
-    return {"saved_model": str(path), "mflops_per_pair": round(config_mflops(config), 2),
-            **signature_speed(sig, batch, calls, latency_calls)}
+    return {
+        "saved_model": str(path),
+        "mflops_per_pair": round(config_mflops(config), 2),
+        **signature_speed(sig, batch, calls, latency_calls),
+    }
 
 
 def signature_speed(sig, batch: int, calls: int, latency_calls: int) -> dict:
@@ -193,8 +234,10 @@ def signature_speed(sig, batch: int, calls: int, latency_calls: int) -> dict:
         t = time.perf_counter()
         sig(pair=one)
         lat.append(time.perf_counter() - t)
-    return {"serving_pairs_per_s_batch1000": round(batch / float(np.median(times)), 1),
-            "serving_ms_batch1": round(1000 * float(np.median(lat)), 3)}
+    return {
+        "serving_pairs_per_s_batch1000": round(batch / float(np.median(times)), 1),
+        "serving_ms_batch1": round(1000 * float(np.median(lat)), 3),
+    }
 
 
 # Runs a module as __main__ and reports the peak resident memory of its own process: the
@@ -214,17 +257,31 @@ print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.st
 def train_peak_memory_mb(model: str, epochs: int = 3) -> float:
     """Peak resident memory of a real `train.py` process."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, "keras_models.cli.train", "--model",
-                               model, "--epochs", str(epochs), "--out", f"{tmp}/run", "--quiet"],
-                              capture_output=True, text=True, cwd=tmp)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_WRAPPER,
+                "keras_models.cli.train",
+                "--model",
+                model,
+                "--epochs",
+                str(epochs),
+                "--out",
+                f"{tmp}/run",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
         peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")]
         if proc.returncode != 0 or not peak:
             raise RuntimeError(f"train.py failed: {proc.stderr.strip().splitlines()[-1:]}")
     return round(int(peak[0]) / 1024, 1)
 
 
-def compare_with_torch(cfg: Config, reference: Path, reps: int, batch: int, steps: int, warmup: int,
-                       log=print) -> dict:
+def compare_with_torch(cfg: Config, reference: Path, reps: int, batch: int, steps: int, warmup: int, log=print) -> dict:
     """Keras and the peer alternate, A/B, so that both see the same machine load."""
     ratios, keras_ms, torch_ms = [], [], []
     for rep in range(reps):
@@ -233,98 +290,15 @@ def compare_with_torch(cfg: Config, reference: Path, reps: int, batch: int, step
         keras_ms.append(k["ms_per_step"])
         torch_ms.append(t["ms_per_step"])
         ratios.append(round(k["ms_per_step"] / t["ms_per_step"], 3))
-        log(f"rep {rep + 1}/{reps}: keras {k['ms_per_step']:.1f} ms/step, torch {t['ms_per_step']:.1f} ms/step, "
-            f"ratio {ratios[-1]:.3f}")
-    return {"ratios": ratios, "ratio_median": float(np.median(ratios)), "keras_ms": keras_ms, "torch_ms": torch_ms,
-            "torch": t["framework"], "torch_threads": t["threads"]}
-
-
-# --------------------------------------------------------------------------- where the step goes
-
-def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
-    """Milliseconds of TensorFlow's own kernels for each convolution of the model at its shapes:
-    forward, backprop to the input and backprop to the filter (the three kernels of a training
-    step), each timed alone in a tf.function. Their sum against the whole step shows how much
-    of the step is the convolution kernels, which no Keras-level change can make faster."""
-    import tensorflow as tf
-
-    rows = []
-    classifier = model.get_layer("classifier") if "classifier" in [l.name for l in model.layers] else model
-    images = 2 * batch if classifier is not model else batch
-    for layer in classifier.layers:
-        if not isinstance(layer, keras.layers.Conv2D):
-            continue
-        _, h, w, cin = layer.input.shape
-        f = layer.filters
-        x = tf.random.normal((images, h, w, cin))
-        k = tf.random.normal((3, 3, cin, f))
-        dy = tf.random.normal((images, h, w, f))
-        kernels = {
-            "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME")),
-            "backprop_input": tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=[images, h, w, cin], filter=k, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")),
-            "backprop_filter": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
-                input=x, filter_sizes=[3, 3, cin, f], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")),
-        }
-        row = {"layer": layer.name, "shape": f"{h}x{w}x{cin}->{f}", "backprop_input": 0.0}
-        if not rows:
-            del kernels["backprop_input"]  # the first convolution's input is data: no gradient is taken
-        for name, fn in kernels.items():
-            fn()
-            times = []
-            for _ in range(reps):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            row[name] = round(1000 * float(np.median(times)), 2)
-        rows.append(row)
-    return rows
-
-
-def kernel_op(op_type: str) -> str:
-    """The TensorFlow op that a profiled kernel computes, whichever library ran it: oneDNN's
-    kernels carry prefixes and fused suffixes (`_MklNativeConv2DBackpropFilterWithBias` is a
-    Conv2DBackpropFilter, `_MklMatMul` and `_FusedMatMul` are MatMuls)."""
-    for prefix in ("_MklNative", "_Mkl", "_"):
-        if op_type.startswith(prefix):
-            op_type = op_type[len(prefix):]
-            break
-    op_type = op_type.removeprefix("Fused").removesuffix("WithBias")
-    return op_type
-
-
-def profile_op_types(model, batch: int, steps: int, logdir: Path, warmup: int = 5) -> list[dict]:
-    """TensorFlow's profiler over `steps` training steps (one per call): the trace stays in
-    `logdir` for TensorBoard's Profile tab; returned is the self time per op type, summed from
-    the profiler's framework-op table, largest first."""
-    import glob
-
-    import tensorflow as tf
-    # TensorFlow's own converter of profiler traces (what TensorBoard's profile plugin calls):
-    # a private module, but it spares the product a dependency on xprof.
-    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
-
-    # An unusable folder fails here, as one OSError line, before any step is run.
-    logdir.mkdir(parents=True, exist_ok=True)
-    pairs = synthetic_pairs(batch)
-    data = (pairs.x, targets_for(model, pairs))
-    model.fit(tf.data.Dataset.from_tensors(data).repeat(warmup), epochs=1, verbose=0, shuffle=False)  # traces the step
-    tf.profiler.experimental.start(str(logdir))
-    model.fit(tf.data.Dataset.from_tensors(data).cache().repeat(steps), epochs=1, verbose=0, shuffle=False)
-    tf.profiler.experimental.stop()
-    paths = sorted(glob.glob(str(logdir / "plugins" / "profile" / "*" / "*.xplane.pb")))[-1:]
-    raw, ok = plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
-    if not ok:
-        raise RuntimeError(f"the profiler could not summarise {paths}: {raw[:200]!r}")
-    table = json.loads(raw)[0]
-    cols = [c["id"] for c in table["cols"]]
-    per_type: dict[str, float] = {}
-    for row in table["rows"]:
-        v = dict(zip(cols, (c["v"] for c in row["c"])))
-        if v["type"] != "IDLE":
-            per_type[v["type"]] = per_type.get(v["type"], 0.0) + v["total_self_time"]
-    total = sum(per_type.values())
-    # Shares only: the table's self times add up the intra-op threads' time and the
-    # profiler's own overhead, so they exceed the wall time of a step.
-    return [{"op_type": k, "op": kernel_op(k), "share": round(t / total, 4)}
-            for k, t in sorted(per_type.items(), key=lambda kv: -kv[1])]
+        log(
+            f"rep {rep + 1}/{reps}: keras {k['ms_per_step']:.1f} ms/step, torch {t['ms_per_step']:.1f} ms/step, "
+            f"ratio {ratios[-1]:.3f}"
+        )
+    return {
+        "ratios": ratios,
+        "ratio_median": float(np.median(ratios)),
+        "keras_ms": keras_ms,
+        "torch_ms": torch_ms,
+        "torch": t["framework"],
+        "torch_threads": t["threads"],
+    }

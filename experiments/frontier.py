@@ -7,6 +7,7 @@ embedded images that the round's pairs leave out (never trained on, never from t
 The rule that names `--recipe speedrun` and `--recipe best` is `chosen` below, fixed before
 the rows ran. Each row is an ordinary `training.run` in `<out>/runs/frontier-<row>`.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import NESTEROV, ONECYCLE, PLUS, SHIFT1
 from keras_models.results import ok_rounds, pm, read_results
 
-from .ablation import Row, row_config, train_rows
+from .rows import Row, row_config, train_rows
 
 # Every row leaves out the per-epoch test curve, so that its seconds are those of training.
 FRONTIER_BASE = {"model": "cnn_aux", "dev_pairs": 1000, "validation_split": 0.0, "test_curve": False}
@@ -44,40 +45,61 @@ ONEDNN_MAX_LOSS = 0.1
 # oc30) and oc80_swap_plus (oc40_swap_plus for 80 epochs, about an hour for 10 rounds) were
 # declared too but not run, to leave the machine's time to the rows that can meet a budget.
 FRONTIER = [
-    Row("oc30", "one-cycle lr (peak 3e-3), 30 epochs, parameter-free comparer, shift/rotation augmentation",
-        {**ONECYCLE, "epochs": 30}),
-    Row("oc30_smooth_ema", "oc30 + label smoothing 0.2 + weight EMA (0.99)",
-        {**ONECYCLE, "epochs": 30, "label_smoothing": 0.2, "ema": True}),
+    Row(
+        "oc30",
+        "one-cycle lr (peak 3e-3), 30 epochs, parameter-free comparer, shift/rotation augmentation",
+        {**ONECYCLE, "epochs": 30},
+    ),
+    Row(
+        "oc30_smooth_ema",
+        "oc30 + label smoothing 0.2 + weight EMA (0.99)",
+        {**ONECYCLE, "epochs": 30, "label_smoothing": 0.2, "ema": True},
+    ),
     Row("oc20", "oc30 with 20 epochs", {**ONECYCLE, "epochs": 20}),
-    Row("oc20_smooth_ema", "oc30_smooth_ema with 20 epochs",
-        {**ONECYCLE, "epochs": 20, "label_smoothing": 0.2, "ema": True}),
-    Row("oc40_swap", "one-cycle lr (peak 3e-3), 40 epochs, swapped pairs, comparer, augmentation",
-        {**ONECYCLE, "epochs": 40, "swap": True}),
-    Row("oc40_swap_plus", "oc40_swap + elastic distortions + label smoothing 0.2 + weight EMA (0.99)",
-        {**ONECYCLE, "epochs": 40, "swap": True, **PLUS}),
+    Row(
+        "oc20_smooth_ema",
+        "oc30_smooth_ema with 20 epochs",
+        {**ONECYCLE, "epochs": 20, "label_smoothing": 0.2, "ema": True},
+    ),
+    Row(
+        "oc40_swap",
+        "one-cycle lr (peak 3e-3), 40 epochs, swapped pairs, comparer, augmentation",
+        {**ONECYCLE, "epochs": 40, "swap": True},
+    ),
+    Row(
+        "oc40_swap_plus",
+        "oc40_swap + elastic distortions + label smoothing 0.2 + weight EMA (0.99)",
+        {**ONECYCLE, "epochs": 40, "swap": True, **PLUS},
+    ),
     # Declared after the rows above, on their dev accuracy and seconds: shorter runs that fit in
     # 60 s (oc30 took 64 s), and the +-1 px shifts without rotations of an earlier PyTorch run
     # of this model (a lighter augmentation), at 25, 30 and 40 epochs.
     Row("oc25", "oc30 with 25 epochs", {**ONECYCLE, "epochs": 25}),
-    Row("oc25_shift1", "oc25, shifts of at most 1 px and no rotations",
-        {**ONECYCLE, "epochs": 25, **SHIFT1}),
-    Row("oc30_shift1", "oc30, shifts of at most 1 px and no rotations",
-        {**ONECYCLE, "epochs": 30, **SHIFT1}),
-    Row("oc40_swap_shift1", "oc40_swap, shifts of at most 1 px and no rotations",
-        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1}),
+    Row("oc25_shift1", "oc25, shifts of at most 1 px and no rotations", {**ONECYCLE, "epochs": 25, **SHIFT1}),
+    Row("oc30_shift1", "oc30, shifts of at most 1 px and no rotations", {**ONECYCLE, "epochs": 30, **SHIFT1}),
+    Row(
+        "oc40_swap_shift1",
+        "oc40_swap, shifts of at most 1 px and no rotations",
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1},
+    ),
     # Declared after the rows above: swapped pairs at the speedrun's cost (15 epochs of 2000
     # pairs are the steps of 30 epochs of 1000), and twice the epochs of the best row, which
     # used 145 s of its 900 s budget.
-    Row("oc15_swap_shift1", "oc40_swap_shift1 with 15 epochs (the steps of oc30_shift1)",
-        {**ONECYCLE, "epochs": 15, "swap": True, **SHIFT1}),
-    Row("oc80_swap_shift1", "oc40_swap_shift1 with 80 epochs",
-        {**ONECYCLE, "epochs": 80, "swap": True, **SHIFT1}),
+    Row(
+        "oc15_swap_shift1",
+        "oc40_swap_shift1 with 15 epochs (the steps of oc30_shift1)",
+        {**ONECYCLE, "epochs": 15, "swap": True, **SHIFT1},
+    ),
+    Row("oc80_swap_shift1", "oc40_swap_shift1 with 80 epochs", {**ONECYCLE, "epochs": 80, "swap": True, **SHIFT1}),
     # Knowledge distillation (Hinton et al. 2015) at about the compute of oc80_swap_shift1: a
     # teacher trained as oc40_swap_shift1, then a student trained the same way that also learns
     # the teacher's digit distributions; one teacher of the student's own size, as in
     # Furlanello et al.'s "born-again networks" (2018).
-    Row("oc40_swap_shift1_kd1", "oc40_swap_shift1 distilled from one oc40_swap_shift1 teacher (T = 4)",
-        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "teachers": 1, "distill_temperature": 4.0}),
+    Row(
+        "oc40_swap_shift1_kd1",
+        "oc40_swap_shift1 distilled from one oc40_swap_shift1 teacher (T = 4)",
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "teachers": 1, "distill_temperature": 4.0},
+    ),
     # Declared after the rows above, from the levers not yet measured. The speedrun is bound by
     # compute: on the 2 cores an epoch took 1.52 s at batch 100, 1.57 s at 200 and 2.03 s at 50
     # (a short timing, no accuracy read), so the rows below were to keep oc30_shift1's seconds and
@@ -86,23 +108,44 @@ FRONTIER = [
     # batch norm (Smith 2018); Adam's peak follows the batch by the square-root rule (Malladi et
     # al. 2022). Elastic distortions alone (without the smoothing and EMA of oc40_swap_plus) go
     # to the best row, whose budget leaves room.
-    Row("oc30_shift1_nesterov", "oc30_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV}),
-    Row("oc30_shift1_b200", "oc30_shift1 with batches of 200 (half the steps), peak lr 4.2e-3",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, "batch_size": 200, "lr": 4.2e-3}),
-    Row("oc22_shift1_b50", "oc30_shift1 with batches of 50 and 22 epochs, peak lr 2.1e-3",
-        {**ONECYCLE, "epochs": 22, **SHIFT1, "batch_size": 50, "lr": 2.1e-3}),
-    Row("oc40_swap_shift1_elastic", "oc40_swap_shift1 + elastic distortions",
-        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "elastic": True}),
+    Row(
+        "oc30_shift1_nesterov",
+        "oc30_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
+        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV},
+    ),
+    Row(
+        "oc30_shift1_b200",
+        "oc30_shift1 with batches of 200 (half the steps), peak lr 4.2e-3",
+        {**ONECYCLE, "epochs": 30, **SHIFT1, "batch_size": 200, "lr": 4.2e-3},
+    ),
+    Row(
+        "oc22_shift1_b50",
+        "oc30_shift1 with batches of 50 and 22 epochs, peak lr 2.1e-3",
+        {**ONECYCLE, "epochs": 22, **SHIFT1, "batch_size": 50, "lr": 2.1e-3},
+    ),
+    Row(
+        "oc40_swap_shift1_elastic",
+        "oc40_swap_shift1 + elastic distortions",
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, "elastic": True},
+    ),
     # Declared after oc30_shift1_nesterov's dev accuracy was read (the rows just above were
     # still running): its optimizer at the best row's settings.
-    Row("oc40_swap_shift1_nesterov", "oc40_swap_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
-        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, **NESTEROV}),
+    Row(
+        "oc40_swap_shift1_nesterov",
+        "oc40_swap_shift1 with Nesterov SGD (momentum 0.9, one-cycle peak 0.1)",
+        {**ONECYCLE, "epochs": 40, "swap": True, **SHIFT1, **NESTEROV},
+    ),
     # Declared at the same point: the peak learning rate of oc30_shift1_nesterov halved and doubled.
-    Row("oc30_shift1_nesterov_lr05", "oc30_shift1_nesterov with a one-cycle peak of 0.05",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV, "lr": 0.05}),
-    Row("oc30_shift1_nesterov_lr2", "oc30_shift1_nesterov with a one-cycle peak of 0.2",
-        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV, "lr": 0.2}),
+    Row(
+        "oc30_shift1_nesterov_lr05",
+        "oc30_shift1_nesterov with a one-cycle peak of 0.05",
+        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV, "lr": 0.05},
+    ),
+    Row(
+        "oc30_shift1_nesterov_lr2",
+        "oc30_shift1_nesterov with a one-cycle peak of 0.2",
+        {**ONECYCLE, "epochs": 30, **SHIFT1, **NESTEROV, "lr": 0.2},
+    ),
 ]
 
 
@@ -134,26 +177,43 @@ def row_result(path: Path) -> dict | None:
     if r is None:
         return None
     ok = ok_rounds(r)
-    return {"rounds": r["rounds_ok"], "params": r["params"], "per_round": ok, "seconds_per_round": r["seconds_mean"],
-            "seconds_max": r["seconds_max"], "onednn": onednn_state(ok),
-            **{f"{key}_{s}": r[f"{key}_{s}"] for key in ("dev_accuracy", "test_accuracy", "digit_test_accuracy")
-               for s in ("mean", "std")},
-            "test_accuracy_min": float(min(x["test_accuracy"] for x in ok))}
+    return {
+        "rounds": r["rounds_ok"],
+        "params": r["params"],
+        "per_round": ok,
+        "seconds_per_round": r["seconds_mean"],
+        "seconds_max": r["seconds_max"],
+        "onednn": onednn_state(ok),
+        **{
+            f"{key}_{s}": r[f"{key}_{s}"]
+            for key in ("dev_accuracy", "test_accuracy", "digit_test_accuracy")
+            for s in ("mean", "std")
+        },
+        "test_accuracy_min": float(min(x["test_accuracy"] for x in ok)),
+    }
 
 
 def paired_dev_difference(on: Path, off: Path) -> dict:
     """Round by round dev accuracy of two runs of one row on the same seeds (two results.json):
     the mean and std of on - off in points, and whether it passes ONEDNN_MAX_LOSS."""
+
     def by_seed(path):
         return {x["seed"]: x["dev_accuracy"] for x in ok_rounds(json.loads(path.read_text()))}
+
     a, b = by_seed(on), by_seed(off)
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"{on} and {off} share no finished round")
     diff = [100 * (a[s] - b[s]) for s in seeds]
     mean = float(np.mean(diff))
-    return {"rounds": len(seeds), "mean": mean, "std": float(np.std(diff)), "keeps_accuracy": mean >= -ONEDNN_MAX_LOSS,
-            "dev_on": [a[s] for s in seeds], "dev_off": [b[s] for s in seeds]}
+    return {
+        "rounds": len(seeds),
+        "mean": mean,
+        "std": float(np.std(diff)),
+        "keeps_accuracy": mean >= -ONEDNN_MAX_LOSS,
+        "dev_on": [a[s] for s in seeds],
+        "dev_off": [b[s] for s in seeds],
+    }
 
 
 def frontier_table(base: Config, out: Path) -> list[dict]:
@@ -161,8 +221,15 @@ def frontier_table(base: Config, out: Path) -> list[dict]:
     for row in FRONTIER:
         found = row_result(out / "runs" / f"frontier-{row.key}" / "results.json")
         if found:
-            rows.append({"key": row.key, "label": row.label, "changes": row.changes,
-                         "mflop": config_mflops(frontier_config(base, row, out)), **found})
+            rows.append(
+                {
+                    "key": row.key,
+                    "label": row.label,
+                    "changes": row.changes,
+                    "mflop": config_mflops(frontier_config(base, row, out)),
+                    **found,
+                }
+            )
     return rows
 
 
@@ -170,9 +237,13 @@ def chosen(rows: list[dict], rounds: int) -> dict[str, str | None]:
     """The rule fixed before the rows ran: for each recipe, the row with the best mean dev
     accuracy among those that finished every round, cost at most MAX_MFLOP per pair and
     trained within the recipe's mean seconds per round."""
+
     def winner(budget):
-        fit = [r for r in rows if r["rounds"] == rounds and r["mflop"] <= MAX_MFLOP and r["seconds_per_round"] <= budget]
+        fit = [
+            r for r in rows if r["rounds"] == rounds and r["mflop"] <= MAX_MFLOP and r["seconds_per_round"] <= budget
+        ]
         return max(fit, key=lambda r: r["dev_accuracy_mean"])["key"] if fit else None
+
     return {"speedrun": winner(SPEEDRUN_SECONDS), "best": winner(BEST_SECONDS)}
 
 
@@ -188,116 +259,72 @@ def recipes_by_row(picks: dict) -> dict[str, str]:
 def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
     test_flag = f" --test-data {base.test_data}" if base.test_data else ""
     named = recipes_by_row(picks)
-    lines = ["# Small-model ablation: cnn_aux at its default size", "",
-             f"Mean ± std over {base.rounds} rounds; round r of every row trains on the same {base.pairs} pairs "
-             f"(seed {base.seed} + r, all of them) and scores {FRONTIER_BASE['dev_pairs']} dev pairs from the "
-             f"embedded images those pairs leave out. Test pairs: `{base.test_data or 'embedded test half'}`. "
-             "Test accuracy is reported for the chosen rows only.", "",
-             f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.rounds}{test_flag} --out OUT`.", "",
-             f"Rule, fixed before the rows ran: `--recipe speedrun` is the row with the best mean dev accuracy "
-             f"among those that train within {SPEEDRUN_SECONDS:.0f} s per round; `--recipe best`, within "
-             f"{BEST_SECONDS:.0f} s; both at most {MAX_MFLOP:.0f} MFLOP per pair, and both among the rows "
-             f"that finished all {base.rounds} rounds. Seconds: training (a distilled row's teachers "
-             "included), mean per round (max in brackets), the rows run one after another; oneDNN: whether TensorFlow ran "
-             "its oneDNN kernels, as each round recorded it (`TF_ENABLE_ONEDNN_OPTS`, or on by default on CPUs "
-             "with AVX-512).", "",
-             "| row | what | MFLOP / pair | rounds | dev acc. % | test acc. % | worst test round % | s / round | oneDNN |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "# Small-model ablation: cnn_aux at its default size",
+        "",
+        f"Mean ± std over {base.rounds} rounds; round r of every row trains on the same {base.pairs} pairs "
+        f"(seed {base.seed} + r, all of them) and scores {FRONTIER_BASE['dev_pairs']} dev pairs from the "
+        f"embedded images those pairs leave out. Test pairs: `{base.test_data or 'embedded test half'}`. "
+        "Test accuracy is reported for the chosen rows only.",
+        "",
+        f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.rounds}{test_flag} --out OUT`.",
+        "",
+        f"Rule, fixed before the rows ran: `--recipe speedrun` is the row with the best mean dev accuracy "
+        f"among those that train within {SPEEDRUN_SECONDS:.0f} s per round; `--recipe best`, within "
+        f"{BEST_SECONDS:.0f} s; both at most {MAX_MFLOP:.0f} MFLOP per pair, and both among the rows "
+        f"that finished all {base.rounds} rounds. Seconds: training (a distilled row's teachers "
+        "included), mean per round (max in brackets), the rows run one after another; oneDNN: whether TensorFlow ran "
+        "its oneDNN kernels, as each round recorded it (`TF_ENABLE_ONEDNN_OPTS`, or on by default on CPUs "
+        "with AVX-512).",
+        "",
+        "| row | what | MFLOP / pair | rounds | dev acc. % | test acc. % | worst test round % | s / round | oneDNN |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
         pick = named.get(r["key"])
-        test = (f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])}", f"{100 * r['test_accuracy_min']:.1f}") \
-            if pick else ("not reported", "-")
-        lines.append(f"| {r['key']}{f' (**{pick}**)' if pick else ''} | {r['label']} | {r['mflop']:.1f} | {r['rounds']} | "
-                     f"{pm(r['dev_accuracy_mean'], r['dev_accuracy_std'])} | {test[0]} | {test[1]} | "
-                     f"{r['seconds_per_round']:.0f} ({r['seconds_max']:.0f}) | {r['onednn']} |")
+        test = (
+            (f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])}", f"{100 * r['test_accuracy_min']:.1f}")
+            if pick
+            else ("not reported", "-")
+        )
+        lines.append(
+            f"| {r['key']}{f' (**{pick}**)' if pick else ''} | {r['label']} | {r['mflop']:.1f} | {r['rounds']} | "
+            f"{pm(r['dev_accuracy_mean'], r['dev_accuracy_std'])} | {test[0]} | {test[1]} | "
+            f"{r['seconds_per_round']:.0f} ({r['seconds_max']:.0f}) | {r['onednn']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def earlier_points(results: Path) -> list[dict]:
-    """The published points: cnn_aux on the report and fast recipes (Table I), and every row of
-    the earlier ablation (validation-split rows, already reported on test pairs), from the
-    committed results."""
-    from keras_models.recipes import recipe_changes
-
-    from .ablation import ABLATION, ablation_config
-
-    points = []
-    for recipe, path in (("report", results / "table.json"), ("fast", results / "fast" / "table.json")):
-        if path.is_file():
-            row = next((r for r in json.loads(path.read_text())["rows"] if r["model"] == "cnn_aux"), None)
-            if row:
-                cfg = Config(model="cnn_aux", **recipe_changes(recipe, "cnn_aux"))
-                points.append({"name": f"--recipe {recipe}", "accuracy": row["test_accuracy_mean"],
-                               "std": row["test_accuracy_std"], "seconds": row["seconds_per_round"],
-                               "mflop": config_mflops(cfg)})
-    path = results / "ablation.json"
-    if path.is_file():
-        published = json.loads(path.read_text())
-        declared = {r.key: r for r in ABLATION}
-        for r in published["rows"]:
-            if r["key"] not in declared or r["test_accuracy_mean"] is None:
-                continue
-            cfg = ablation_config(Config(), declared[r["key"]], results)
-            points.append({"name": r["key"], "accuracy": r["test_accuracy_mean"], "std": r["test_accuracy_std"],
-                           "seconds": r["seconds_per_round"], "mflop": config_mflops(cfg)})
-    return points
-
-
-def plot_frontier(rows: list[dict], picks: dict, earlier: list[dict], path: Path, rounds: int) -> None:
-    """Test accuracy (mean ± std over rounds) against training seconds per round, the marker's
-    area proportional to the serving cost. Rows not chosen show their dev accuracy, hollow,
-    since their test accuracy is not reported; a row that ran fewer than `rounds` says so. The
-    small-model rows are numbered as in results/frontier.md, with a key beside the axes: their
-    names would overlap where the rows crowd one budget."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(12, 6))
-    fig.subplots_adjust(left=0.06, right=0.70, top=0.93, bottom=0.09)
-
-    def point(x, y, err, mflop, name, **style):
-        ax.errorbar(x, 100 * y, yerr=100 * (err or 0), fmt="none", ecolor=style.get("edgecolors", "grey"), alpha=0.6)
-        ax.scatter([x], [100 * y], s=3 * mflop, zorder=3, **style)
-        ax.annotate(name, (x, 100 * y), textcoords="offset points", xytext=(6, 4), fontsize=7)
-
-    for p in earlier:
-        if p["name"].startswith("stacked_m"):  # members of `stacked`: the same recipe again
-            continue
-        point(p["seconds"], p["accuracy"], p["std"], p["mflop"], p["name"], color="tab:grey", alpha=0.5)
-    named = recipes_by_row(picks)
-    key = []
-    for number, r in enumerate(rows, 1):
-        if r["key"] in named:
-            point(r["seconds_per_round"], r["test_accuracy_mean"], r["test_accuracy_std"], r["mflop"],
-                  f"{number}: --recipe {named[r['key']]}", color="tab:red")
-            key.append(f"{number:>2}  {r['key']} (--recipe {named[r['key']]}, test)")
-        else:
-            unfinished = f", {r['rounds']} rounds" if r["rounds"] < rounds else ""
-            point(r["seconds_per_round"], r["dev_accuracy_mean"], r["dev_accuracy_std"], r["mflop"],
-                  str(number), facecolors="none", edgecolors="tab:blue")
-            key.append(f"{number:>2}  {r['key']} (dev{unfinished})")
-    fig.text(0.71, 0.93, "small-model rows\n" + "\n".join(key), va="top", fontsize=7, family="monospace")
-    ax.axhline(PUBLIC_BEST, color="black", linestyle="--", linewidth=1)
-    ax.text(0.01, PUBLIC_BEST + 0.05, f"best public result on this protocol, {PUBLIC_BEST}% (siamese LeNet)",
-            transform=ax.get_yaxis_transform(), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("training seconds per round (2 CPU cores)")
-    ax.set_ylabel("test accuracy % (mean ± std over rounds); hollow: dev accuracy")
-    ax.set_title("cnn_aux: accuracy against training time; marker area ~ MFLOP per pair")
-    ax.set_ylim(94, 100)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def run_frontier(base: Config, out: Path, log=print, rows: list[str] | None = None, earlier: Path | None = None,
-                 epochs_scale: float = 1.0) -> dict:
-    train_rows(base, out, FRONTIER, rows, lambda row: frontier_config(base, row, out, epochs_scale),
-               "small-model ablation", log)
+def run_frontier(
+    base: Config,
+    out: Path,
+    log=print,
+    rows: list[str] | None = None,
+    earlier: Path | None = None,
+    epochs_scale: float = 1.0,
+) -> dict:
+    train_rows(
+        base,
+        out,
+        FRONTIER,
+        rows,
+        lambda row: frontier_config(base, row, out, epochs_scale),
+        "small-model ablation",
+        log,
+    )
     table = frontier_table(base, out)
     picks = chosen(table, base.rounds)
     atomic_write_text(out / "frontier.md", frontier_markdown(table, picks, base))
     atomic_write_json(out / "frontier.json", {"rows": table, "chosen": picks, "rounds": base.rounds})
-    plot_frontier(table, picks, earlier_points(earlier) if earlier else [], out / "frontier.png", base.rounds)
+    from .frontier_plot import earlier_points, plot_frontier  # matplotlib: only when drawing
+
+    plot_frontier(
+        table,
+        recipes_by_row(picks),
+        earlier_points(earlier) if earlier else [],
+        out / "frontier.png",
+        base.rounds,
+        PUBLIC_BEST,
+    )
     log(f"wrote {out / 'frontier.md'} and {out / 'frontier.png'}")
     return {"rows": table, "chosen": picks}

@@ -1,6 +1,7 @@
 """Load on a running `scripts/serve.py`: concurrent clients sending TF Serving REST requests of
 random sizes, with latency percentiles and throughput. Used by `scripts/benchmark.py
 --serving-load` and by the server's tests, which also check every answer."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,9 @@ def row_request(pairs: np.ndarray) -> dict:
     return {"instances": [{"pair": p} for p in pairs.tolist()]}
 
 
-def run_load(url: str, pool: np.ndarray, clients: int = 8, requests: int = 2000, max_pairs: int = 100,
-             seed: int = 0, check=None) -> dict:
+def run_load(
+    url: str, pool: np.ndarray, clients: int = 8, requests: int = 2000, max_pairs: int = 100, seed: int = 0, check=None
+) -> dict:
     """`requests` POSTs of 1 to `max_pairs` pairs drawn from `pool`, from `clients` threads.
     `check(indices, answer)` may verify each answer; it returns a message or None."""
     rng = np.random.default_rng(seed)
@@ -76,12 +78,18 @@ def run_load(url: str, pool: np.ndarray, clients: int = 8, requests: int = 2000,
     wall = time.perf_counter() - start
     latency = np.array([s for s, _ in done])
     problems = [p for _, p in done if p]
-    return {"clients": clients, "requests": requests, "pairs": int(sum(len(p) for p in plan)),
-            "wall_seconds": round(wall, 2), "requests_per_s": round(requests / wall, 1),
-            "pairs_per_s": round(sum(len(p) for p in plan) / wall, 1),
-            "latency_ms_p50": round(1000 * float(np.percentile(latency, 50)), 1),
-            "latency_ms_p99": round(1000 * float(np.percentile(latency, 99)), 1),
-            "failures": len(problems), "first_failures": problems[:3]}
+    return {
+        "clients": clients,
+        "requests": requests,
+        "pairs": int(sum(len(p) for p in plan)),
+        "wall_seconds": round(wall, 2),
+        "requests_per_s": round(requests / wall, 1),
+        "pairs_per_s": round(sum(len(p) for p in plan) / wall, 1),
+        "latency_ms_p50": round(1000 * float(np.percentile(latency, 50)), 1),
+        "latency_ms_p99": round(1000 * float(np.percentile(latency, 99)), 1),
+        "failures": len(problems),
+        "first_failures": problems[:3],
+    }
 
 
 def free_port() -> int:

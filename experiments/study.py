@@ -5,6 +5,7 @@ Every experiment is an ordinary `training.run` in its own run folder under `<out
 study that was stopped resumes where it was (finished rounds are kept) and shares every line
 of training code with `train.py`.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from keras_models import architectures
 from keras_models.config import Config
 from keras_models.errors import RunError
 from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import RECIPES, recipe_changes
 from keras_models.results import pm, read_results
-
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,28 @@ MODELS = [e.model for e in TABLE]
 FIGURES = {
     4: ("MLP family, 1 hidden layer of 500", [Experiment(f"{m}-h500", m, (500,)) for m in ("mlp", "cc", "cc_aux")]),
     5: ("MLP family, 2 hidden layers of 500", [e for e in TABLE if architectures.get(e.model).family == "mlp"]),
-    6: ("MLP 600, CC 400, CC_AUX 300 units, 2 hidden layers",
-        [Experiment("mlp-h600x2", "mlp", (600, 600)), Experiment("cc-h400x2", "cc", (400, 400)),
-         Experiment("cc_aux-h300x2", "cc_aux", (300, 300))]),
+    6: (
+        "MLP 600, CC 400, CC_AUX 300 units, 2 hidden layers",
+        [
+            Experiment("mlp-h600x2", "mlp", (600, 600)),
+            Experiment("cc-h400x2", "cc", (400, 400)),
+            Experiment("cc_aux-h300x2", "cc_aux", (300, 300)),
+        ],
+    ),
     7: ("CNN family", [e for e in TABLE if architectures.get(e.model).family == "cnn"]),
 }
 
 
 def experiment_config(base: Config, exp: Experiment, recipe: str, epochs_scale: float, out: Path) -> Config:
     r = recipe_changes(recipe, exp.model)
-    return base.replace(model=exp.model, hidden=exp.hidden, lr=r["lr"], epochs=max(1, round(r["epochs"] * epochs_scale)),
-                        out=str(out / "runs" / exp.key), export=False)
+    return base.replace(
+        model=exp.model,
+        hidden=exp.hidden,
+        lr=r["lr"],
+        epochs=max(1, round(r["epochs"] * epochs_scale)),
+        out=str(out / "runs" / exp.key),
+        export=False,
+    )
 
 
 def plan(models: list[str], figures: list[int]) -> list[Experiment]:
@@ -64,34 +74,47 @@ def plan(models: list[str], figures: list[int]) -> list[Experiment]:
 
 # --------------------------------------------------------------------------- outputs
 
+
 def table_rows(out: Path, models: list[str]) -> list[dict]:
     rows = []
     for exp in TABLE:
         r = read_results(out / "runs" / exp.key / "results.json") if exp.model in models else None
         if r is None:
             continue
-        rows.append({
-            "model": exp.model, "params": r["params"], "rounds": r["rounds_ok"],
-            "train_accuracy_mean": r["train_accuracy_mean"], "train_accuracy_std": r["train_accuracy_std"],
-            "test_accuracy_mean": r["test_accuracy_mean"], "test_accuracy_std": r["test_accuracy_std"],
-            "digit_test_accuracy_mean": r["digit_test_accuracy_mean"],
-            "digit_test_accuracy_std": r["digit_test_accuracy_std"],
-            "epochs": r["config"]["epochs"], "lr": r["config"]["lr"],
-            "seconds_per_round": r["seconds_mean"],
-            "report_test_accuracy": architectures.get(exp.model).report_accuracy,
-        })
+        rows.append(
+            {
+                "model": exp.model,
+                "params": r["params"],
+                "rounds": r["rounds_ok"],
+                "train_accuracy_mean": r["train_accuracy_mean"],
+                "train_accuracy_std": r["train_accuracy_std"],
+                "test_accuracy_mean": r["test_accuracy_mean"],
+                "test_accuracy_std": r["test_accuracy_std"],
+                "digit_test_accuracy_mean": r["digit_test_accuracy_mean"],
+                "digit_test_accuracy_std": r["digit_test_accuracy_std"],
+                "epochs": r["config"]["epochs"],
+                "lr": r["config"]["lr"],
+                "seconds_per_round": r["seconds_mean"],
+                "report_test_accuracy": architectures.get(exp.model).report_accuracy,
+            }
+        )
     return rows
 
 
 def table_markdown(rows: list[dict], title: str) -> str:
-    lines = [f"# {title}", "",
-             "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr | s / round |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# {title}",
+        "",
+        "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr | s / round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         digit = pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"]) if r["model"].endswith("aux") else "-"
-        lines.append(f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
-                     f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
-                     f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {r['seconds_per_round']:.1f} |")
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
+            f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
+            f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {r['seconds_per_round']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -105,9 +128,16 @@ def plot_figure(out: Path, number: int) -> Path | None:
 
 def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str, wall_seconds: float) -> dict:
     rows = table_rows(out, models)
-    meta = {"recipe": recipe, "epochs_per_family": RECIPES[recipe], "wall_seconds": round(wall_seconds, 1), "rows": rows}
+    meta = {
+        "recipe": recipe,
+        "epochs_per_family": RECIPES[recipe],
+        "wall_seconds": round(wall_seconds, 1),
+        "rows": rows,
+    }
     atomic_write_json(out / "table.json", meta)
-    title = f"Table I, recipe `{recipe}` (mean ± std over rounds; wall time of this invocation {wall_seconds / 60:.1f} min)"
+    title = (
+        f"Table I, recipe `{recipe}` (mean ± std over rounds; wall time of this invocation {wall_seconds / 60:.1f} min)"
+    )
     atomic_write_text(out / "table.md", table_markdown(rows, title))
     meta["figures"] = [str(p) for p in (plot_figure(out, f) for f in figures) if p is not None]
     return meta
@@ -136,8 +166,15 @@ def claim_folder(out: Path, kind: str, settings: dict) -> None:
     atomic_write_json(record_path, {**record, kind: settings})
 
 
-def run_study(base: Config, out: Path, recipe: str = "report", models: list[str] | None = None,
-              figures: list[int] | None = None, epochs_scale: float = 1.0, log=print) -> dict:
+def run_study(
+    base: Config,
+    out: Path,
+    recipe: str = "report",
+    models: list[str] | None = None,
+    figures: list[int] | None = None,
+    epochs_scale: float = 1.0,
+    log=print,
+) -> dict:
     from keras_models.data import load_data
     from keras_models.training import run
 
@@ -151,8 +188,10 @@ def run_study(base: Config, out: Path, recipe: str = "report", models: list[str]
         cfg = experiment_config(base, exp, recipe, epochs_scale, out)
         elapsed = time.perf_counter() - start
         eta = f", about {elapsed / i * (len(experiments) - i) / 60:.1f} min left" if i else ""
-        log(f"== experiment {i + 1}/{len(experiments)}: {exp.key} ({cfg.rounds} rounds, {cfg.num_epochs} epochs, "
-            f"lr {cfg.lr:g}){eta}")
+        log(
+            f"== experiment {i + 1}/{len(experiments)}: {exp.key} ({cfg.rounds} rounds, {cfg.num_epochs} epochs, "
+            f"lr {cfg.lr:g}){eta}"
+        )
         run(cfg, log=log, images=images)
     meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)
     log(f"wrote {out / 'table.md'}, {out / 'table.json'} and {len(meta['figures'])} figure(s)")

@@ -10,6 +10,7 @@ tuner, the export check and the study read them here, and nothing is inferred fr
 `register` adds one more (a variant with other defaults, say); it trains, exports, serves and
 tunes like the report's six, and the study's Table I keeps to those six.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -76,9 +77,9 @@ for _arch in (
     Architecture("cc", shared=True, aux=False, report_accuracy=84.62, description="shared MLP classifier", **_MLP),
     Architecture("cc_aux", shared=True, aux=True, report_accuracy=93.04, description="cc with digit losses", **_MLP),
     Architecture("cnn", shared=False, aux=False, report_accuracy=81.65, description="conv blocks", **_CNN),
-    Architecture("cnn_cc", shared=True, aux=False, report_accuracy=84.53, description="shared CNN classifier",
-                 **_CNN),
-    Architecture("cnn_aux", shared=True, aux=True, report_accuracy=98.00, description="cnn_cc with digit losses",
-                 **_CNN),
+    Architecture("cnn_cc", shared=True, aux=False, report_accuracy=84.53, description="shared CNN classifier", **_CNN),
+    Architecture(
+        "cnn_aux", shared=True, aux=True, report_accuracy=98.00, description="cnn_cc with digit losses", **_CNN
+    ),
 ):
     register(_arch)

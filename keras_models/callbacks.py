@@ -1,5 +1,6 @@
 """Callbacks of a round, and its history.csv: the test curve after every epoch, and backups
 that let a killed round resume from its last saved epoch."""
+
 from __future__ import annotations
 
 import contextlib

@@ -5,6 +5,7 @@ The builders read `cfg.spec`; a round trains by `cfg.recipe`; `cfg.run` says whe
 run goes. `save_config` writes the three groups beside every model, and a run resumes only with
 the same spec and recipe.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 from . import architectures
+from .contract import PAIR_SHAPE  # noqa: E402, F401  (the input `pair` of every model)
 from .errors import ConfigError, RunError
 from .settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
 
-from .contract import PAIR_SHAPE  # noqa: E402, F401  (the input `pair` of every model)
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
@@ -36,24 +37,43 @@ def last_seed(c: Config) -> int:
 
 # What no single declaration can say: a message for each combination that cannot train.
 RULES = (
-    (lambda c: c.loss_weighting == "learned" and not c.arch.aux,
-     "--loss-weighting learned weighs the compare and digit losses; it needs an aux model"),
+    (
+        lambda c: c.loss_weighting == "learned" and not c.arch.aux,
+        "--loss-weighting learned weighs the compare and digit losses; it needs an aux model",
+    ),
     (lambda c: c.optimizer != "adam" and c.weight_decay, "--weight-decay is AdamW's decay; it needs --optimizer adam"),
-    (lambda c: (c.augment or c.elastic or c.comparer_type != "learned") and not c.arch.shared,
-     "--augment, --elastic and --comparer-type expected need a weight-sharing model"),
-    (lambda c: c.label_smoothing and not c.arch.shared,
-     "--label-smoothing smooths the digit targets; it needs a weight-sharing model"),
-    (lambda c: c.pretrain_epochs and not c.arch.shared,
-     "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model"),
-    (lambda c: c.teachers and not c.arch.shared, "--teachers distils the digit classifier; it needs a weight-sharing model"),
-    (lambda c: c.teachers and c.strategy in ("mirrored", "multiworker"),
-     "--teachers trains its teachers and the model in one process; use --strategy default"),
-    (lambda c: c.members > 1 and c.strategy == "multiworker",
-     "--members trains its members one after another in one process; with --strategy multiworker train one "
-     "--member per run"),
-    (lambda c: last_seed(c) > MAX_SEED,
-     lambda c: f"seeds must stay below 2**32: seed {c.seed} with {c.rounds} rounds, members {c.member}-"
-               f"{c.member + c.members - 1} and {c.teachers} teachers reaches {last_seed(c)}"),
+    (
+        lambda c: (c.augment or c.elastic or c.comparer_type != "learned") and not c.arch.shared,
+        "--augment, --elastic and --comparer-type expected need a weight-sharing model",
+    ),
+    (
+        lambda c: c.label_smoothing and not c.arch.shared,
+        "--label-smoothing smooths the digit targets; it needs a weight-sharing model",
+    ),
+    (
+        lambda c: c.pretrain_epochs and not c.arch.shared,
+        "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model",
+    ),
+    (
+        lambda c: c.teachers and not c.arch.shared,
+        "--teachers distils the digit classifier; it needs a weight-sharing model",
+    ),
+    (
+        lambda c: c.teachers and c.strategy in ("mirrored", "multiworker"),
+        "--teachers trains its teachers and the model in one process; use --strategy default",
+    ),
+    (
+        lambda c: c.members > 1 and c.strategy == "multiworker",
+        "--members trains its members one after another in one process; with --strategy multiworker train one "
+        "--member per run",
+    ),
+    (
+        lambda c: last_seed(c) > MAX_SEED,
+        lambda c: (
+            f"seeds must stay below 2**32: seed {c.seed} with {c.rounds} rounds, members {c.member}-"
+            f"{c.member + c.members - 1} and {c.teachers} teachers reaches {last_seed(c)}"
+        ),
+    ),
 )
 
 
@@ -63,8 +83,9 @@ class Config:
 
     __slots__ = ("spec", "recipe", "run")
 
-    def __init__(self, spec: ModelSpec | None = None, recipe: Recipe | None = None, run: RunSettings | None = None,
-                 **settings):
+    def __init__(
+        self, spec: ModelSpec | None = None, recipe: Recipe | None = None, run: RunSettings | None = None, **settings
+    ):
         unknown = sorted(set(settings) - set(FIELDS))
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(unknown)}")
@@ -131,7 +152,6 @@ class Config:
 
 def as_json(part) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(part).items()}
-
 
 
 def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use another --out") -> None:

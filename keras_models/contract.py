@@ -6,6 +6,7 @@ recorded range). predict.py and the server check it with `check_pairs` before th
 anything; the SavedModel signature checks the shape and finiteness in its graph, with the same
 words (`SHAPE_TEXT`, `NOT_FINITE`), and answers an empty batch with empty outputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ SHAPE_TEXT = "(N, 2, 14, 14)"
 NOT_FINITE = "NaN or infinite pixels"
 
 
-def check_pairs(value, where: str, error: type[Exception] = ValueError,
-                pixel_range: tuple[float, float] | None = None) -> np.ndarray:
+def check_pairs(
+    value, where: str, error: type[Exception] = ValueError, pixel_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Nested lists or an array -> (N, 2, 14, 14) float32, or `error` with one line that says
     what is wrong. `pixel_range`: the (min, max) pixel of the training pairs, from an export's
     metadata.json."""
@@ -39,6 +41,8 @@ def check_pairs(value, where: str, error: type[Exception] = ValueError,
         low, high = pixel_range
         # Pairs on another pixel scale than the training pairs get answers at chance level.
         if high > 1.0 and arr.max() <= 1.0:
-            raise error(f"{where}: pixels lie in 0-{arr.max():g}, the model was trained on {low:g}-{high:g}; "
-                        "multiply them by 255")
+            raise error(
+                f"{where}: pixels lie in 0-{arr.max():g}, the model was trained on {low:g}-{high:g}; "
+                "multiply them by 255"
+            )
     return arr

@@ -7,6 +7,7 @@ raw pixel units, target 1.0 when digit1 <= digit2, classes (N, 2).
 Every problem with a source (a missing folder, a corrupt or truncated file, too few images)
 raises `DataError` with one line that names the file; the CLIs print it and exit 2.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -61,6 +62,7 @@ class Pairs:
 
 # --------------------------------------------------------------------------- pooling and pairs
 
+
 def pool(images: np.ndarray) -> np.ndarray:
     """(N, 28, 28) -> (N, 14, 14) float32, the mean of each 2x2 block."""
     images = np.asarray(images)
@@ -78,8 +80,9 @@ def require_images(count: int, n: int, source: str) -> None:
         raise DataError(f"{source}: {n} pairs need {2 * n} images, the source has {count}")
 
 
-def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator,
-               source: str = "images") -> Pairs:
+def make_pairs(
+    images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator, source: str = "images"
+) -> Pairs:
     require_images(len(images), n, source)
     idx = rng.permutation(len(images))[: 2 * n].reshape(n, 2)
     x = np.stack([images[idx[:, 0]], images[idx[:, 1]]], axis=1).astype(np.float32)
@@ -95,15 +98,18 @@ def swapped(pairs: Pairs) -> Pairs:
 
 
 def concat(a: Pairs, b: Pairs) -> Pairs:
-    return Pairs(np.concatenate([a.x, b.x]), np.concatenate([a.target, b.target]),
-                 np.concatenate([a.classes, b.classes]))
+    return Pairs(
+        np.concatenate([a.x, b.x]), np.concatenate([a.target, b.target]), np.concatenate([a.classes, b.classes])
+    )
 
 
 def draw_round(train: Images, test: Images, n: int, seed: int) -> tuple[Pairs, Pairs]:
     """The pairs of one round: every round redraws both sets from its own seed."""
     rng = np.random.default_rng(seed)
-    return (make_pairs(train.images, train.labels, n, rng, train.source),
-            make_pairs(test.images, test.labels, n, rng, test.source))
+    return (
+        make_pairs(train.images, train.labels, n, rng, train.source),
+        make_pairs(test.images, test.labels, n, rng, test.source),
+    )
 
 
 def dev_pairs(train: Images, n: int, n_dev: int, seed: int) -> Pairs:
@@ -117,11 +123,12 @@ def dev_pairs(train: Images, n: int, n_dev: int, seed: int) -> Pairs:
 def unused_images(train: Images, n: int, seed: int) -> Images:
     """The training images that draw_round(train, _, n, seed) left out of its training pairs:
     the same first permutation of the same generator, minus the 2n images it took."""
-    rest = np.random.default_rng(seed).permutation(len(train.images))[2 * n:]
+    rest = np.random.default_rng(seed).permutation(len(train.images))[2 * n :]
     return Images(train.images[rest], np.asarray(train.labels)[rest], f"{train.source}:unused")
 
 
 # --------------------------------------------------------------------------- readers
+
 
 def _read_bytes(path: Path) -> bytes:
     try:
@@ -151,7 +158,7 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path}: truncated header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape))
     if len(data) - header != expected:
         raise DataError(f"{path}: holds {len(data) - header} data bytes, its header {shape} says {expected}")
@@ -238,6 +245,7 @@ def read_folder(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
 
 def _keras_mnist(split: str):
     import keras
+
     try:
         (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
     except Exception as e:  # network or cache problems all mean the same to the user

@@ -3,6 +3,7 @@
 The `serving_default` signature takes `pair` float32 [None, 2, 14, 14] in raw pixel units and
 returns `compare` [None, 1] and, for the weight-sharing models, `digit1`/`digit2` [None, 10].
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,10 @@ def check_contract(model, where: str, cfg=None) -> None:
     from .contract import PAIR_SHAPE
 
     if model.name not in architectures.NAMES:
-        raise ModelFileError(f"{where}: holds a model named {model.name!r}, not a registered architecture "
-                             f"({', '.join(architectures.NAMES)})")
+        raise ModelFileError(
+            f"{where}: holds a model named {model.name!r}, not a registered architecture "
+            f"({', '.join(architectures.NAMES)})"
+        )
     arch = architectures.get(model.name)
     try:
         inputs, output = model.inputs, model.output
@@ -77,9 +80,11 @@ def check_contract(model, where: str, cfg=None) -> None:
     expected = {k: (None, 1) if k == "compare" else (None, 10) for k in arch.outputs}
     if shapes != expected:
         raise ModelFileError(f"{where}: outputs {shapes}, a {model.name} has {expected}")
+
     def names(m):  # an ensemble holds its members, each with its classifier
-        return {layer.name for layer in m.layers} | {n for layer in m.layers if hasattr(layer, "layers")
-                                                     for n in names(layer)}
+        return {layer.name for layer in m.layers} | {
+            n for layer in m.layers if hasattr(layer, "layers") for n in names(layer)
+        }
 
     if arch.shared and "classifier" not in names(model):
         raise ModelFileError(f"{where}: a {model.name} shares one `classifier` sub-model; this model has none")
@@ -131,7 +136,9 @@ def load_keras_model(path: str | Path):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive; the user needs one line
-        raise ModelFileError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        raise ModelFileError(
+            f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 
 def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
@@ -140,13 +147,19 @@ def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
     from importlib.metadata import version
 
     groups = cfg.to_groups()
-    return {"model": cfg.model, "spec": groups["spec"], "recipe": groups["recipe"],
-            "run_folder": str(Path(run_folder).resolve()),
-            "test_accuracy_mean": results.get("test_accuracy_mean"), "test_accuracy_std": results.get("test_accuracy_std"),
-            "rounds": results.get("rounds_ok"), "test_data": results.get("data", {}).get("test"),
-            "pixel_range": [float(train_images.min()), float(train_images.max())],
-            "versions": {p: version(p) for p in ("tensorflow", "keras", "numpy")},
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "model": cfg.model,
+        "spec": groups["spec"],
+        "recipe": groups["recipe"],
+        "run_folder": str(Path(run_folder).resolve()),
+        "test_accuracy_mean": results.get("test_accuracy_mean"),
+        "test_accuracy_std": results.get("test_accuracy_std"),
+        "rounds": results.get("rounds_ok"),
+        "test_data": results.get("data", {}).get("test"),
+        "pixel_range": [float(train_images.min()), float(train_images.max())],
+        "versions": {p: version(p) for p in ("tensorflow", "keras", "numpy")},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def card_config(card: dict):
@@ -181,8 +194,10 @@ def run_signature(signature, pairs, batch_size: int = 1000) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    parts = [{k: v.numpy() for k, v in signature(pair=tf.constant(pairs[i:i + batch_size])).items()}
-             for i in range(0, len(pairs), batch_size)]
+    parts = [
+        {k: v.numpy() for k, v in signature(pair=tf.constant(pairs[i : i + batch_size])).items()}
+        for i in range(0, len(pairs), batch_size)
+    ]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -1,4 +1,5 @@
 """Writes that never leave a half-written file behind: write beside the target, then rename."""
+
 from __future__ import annotations
 
 import json

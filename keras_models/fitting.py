@@ -1,6 +1,7 @@
 """One fit of one model: its seeded weights, the data pipeline, batching, shuffling and the
 callbacks every fit shares. A round of train.py (keras_models.training) and a keras-tuner trial
 (tuning.hypermodels) both train through `fit_model`, so that they see the same batches."""
+
 from __future__ import annotations
 
 import math
@@ -20,6 +21,7 @@ from .pipeline import as_dataset, pixel_stats
 class FitResult:
     """What one fit did. `seconds` and `epochs_run`: this invocation's part; the totals include
     the parts before a resume."""
+
     status: str  # "ok" or "failed"
     seconds: float
     epochs_run: int
@@ -32,8 +34,10 @@ class FitResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> FitResult:
-        return cls(**{k: d[k] for k in ("status", "seconds", "epochs_run", "seconds_total", "epochs_total")},
-                   message=d.get("message"))
+        return cls(
+            **{k: d[k] for k in ("status", "seconds", "epochs_run", "seconds_total", "epochs_total")},
+            message=d.get("message"),
+        )
 
 
 def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None) -> keras.Model:
@@ -43,14 +47,16 @@ def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None)
 
     replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
     with strategy.scope():
-        model = build_model(cfg.spec, *pixel_stats(train), sync_bn=replicated, teachers=teachers,
-                            temperature=cfg.distill_temperature)
+        model = build_model(
+            cfg.spec, *pixel_stats(train), sync_bn=replicated, teachers=teachers, temperature=cfg.distill_temperature
+        )
         compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
     return model
 
 
-def fit_model(model: keras.Model, cfg: Config, train: Pairs, val: Pairs | None, seed: int, callbacks=(),
-              initial_epoch: int = 0):
+def fit_model(
+    model: keras.Model, cfg: Config, train: Pairs, val: Pairs | None, seed: int, callbacks=(), initial_epoch: int = 0
+):
     """`model.fit` on `train`, batches reshuffled every epoch from `seed` (and re-paired with
     `cfg.repair`), with `val` as validation data; stops on a NaN loss. Returns the History.
     The dataset reshuffles itself, so fit's own shuffle is off; `callbacks` print, if anything."""
@@ -58,9 +64,12 @@ def fit_model(model: keras.Model, cfg: Config, train: Pairs, val: Pairs | None, 
 
     return model.fit(
         as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, repair=cfg.repair),
-        epochs=cfg.num_epochs, initial_epoch=initial_epoch,
+        epochs=cfg.num_epochs,
+        initial_epoch=initial_epoch,
         validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
-        callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks], verbose=0, shuffle=False,
+        callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
+        verbose=0,
+        shuffle=False,
     )
 
 
@@ -81,8 +90,14 @@ def pretrain_classifier(model: keras.Model, cfg: Config, images: Images) -> None
     single = keras.Model(digit, probs, name="pretrain")
     single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])
     # Two digits per pair: the same number of images per step as the pair model sees.
-    single.fit(images.images[..., None], images.labels, batch_size=2 * cfg.batch_size, epochs=cfg.pretrain_epochs,
-               shuffle=True, verbose=0 if cfg.quiet else 2)
+    single.fit(
+        images.images[..., None],
+        images.labels,
+        batch_size=2 * cfg.batch_size,
+        epochs=cfg.pretrain_epochs,
+        shuffle=True,
+        verbose=0 if cfg.quiet else 2,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class Fit:
     """One model to fit in a round: its settings and seed, and where its history, timing and
     backups go. `test`: scored after every epoch with `cfg.test_curve`; `fits_after`: how many
     fits of the run follow it, for the console's estimate."""
+
     cfg: Config
     seed: int
     history_dir: Path
@@ -98,8 +114,9 @@ class Fit:
     fits_after: int = 0
 
 
-def fit_member(fit: Fit, train: Pairs, val: Pairs | None, unused: Images | None, strategy,
-               teachers: list | None = None) -> tuple[keras.Model, FitResult]:
+def fit_member(
+    fit: Fit, train: Pairs, val: Pairs | None, unused: Images | None, strategy, teachers: list | None = None
+) -> tuple[keras.Model, FitResult]:
     """A fresh model, its weights, augmentation and batch order drawn from `fit.seed`, fitted on
     `train` (and on the digit distributions of `teachers`, if any), resumable from its backup."""
     from .models import student_of, targets_for
@@ -107,8 +124,10 @@ def fit_member(fit: Fit, train: Pairs, val: Pairs | None, unused: Images | None,
     cfg = fit.cfg
     keras.utils.set_random_seed(fit.seed)
     model = new_model(cfg, train, strategy, teachers)
-    recorder = EpochRecorder(fit.history_dir / "history.csv",
-                             as_dataset(fit.test, targets_for(model, fit.test), 1000) if cfg.test_curve else None)
+    recorder = EpochRecorder(
+        fit.history_dir / "history.csv",
+        as_dataset(fit.test, targets_for(model, fit.test), 1000) if cfg.test_curve else None,
+    )
     stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.backup_interval)
     callbacks = [recorder, stopwatch, IntervalBackupAndRestore(str(fit.backup_dir), cfg.backup_interval)]
     if cfg.tensorboard:

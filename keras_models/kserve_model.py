@@ -2,6 +2,7 @@
 FastAPI app that every server process runs; `install_limits` puts the body-size limit and the
 one-line logging of bad requests on it. `server.serve` calls it in the main process, and each
 process of a multi-worker server calls it when it unpickles its model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +19,7 @@ from kserve.logging import logger as kserve_logger
 from .errors import ModelFileError
 from .export import versions
 from .serving import MAX_BODY_BYTES, POLL_SECONDS, BadRequest, BodyLimit, Served, answer, load_version, parse_request
+
 
 class OneLineBadRequests(logging.Filter):
     """KServe logs every refused request with its traceback; a client's mistake is one line."""

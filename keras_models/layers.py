@@ -1,6 +1,7 @@
 """Small registered layers (and one loss, one learning-rate schedule): the custom steps of the
 models, serializable so that a saved `.keras` file loads with `safe_mode=True` (a `Lambda`
 would be pickled bytecode)."""
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,9 @@ class ShiftedViews(keras.layers.Layer):
     def call(self, pair):
         h, w = pair.shape[2], pair.shape[3]
         padded = ops.pad(pair, ((0, 0), (0, 0), (h, h), (w, w)))
-        return ops.concatenate([padded[:, :, h - dy:2 * h - dy, w - dx:2 * w - dx] for dy, dx in self.views], axis=0)
+        return ops.concatenate(
+            [padded[:, :, h - dy : 2 * h - dy, w - dx : 2 * w - dx] for dy, dx in self.views], axis=0
+        )
 
     def compute_output_shape(self, input_shape):
         n = None if input_shape[0] is None else len(self.views) * input_shape[0]
@@ -168,8 +171,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < rise, up, down)
 
     def get_config(self):
-        return {"peak": self.peak, "steps": self.steps, "warmup": self.warmup, "div": self.div,
-                "final_div": self.final_div}
+        return {
+            "peak": self.peak,
+            "steps": self.steps,
+            "warmup": self.warmup,
+            "div": self.div,
+            "final_div": self.final_div,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -243,8 +251,9 @@ class Distillation(keras.layers.Layer):
 
     def __init__(self, teachers, temperature: float, weight: float, **kwargs):
         super().__init__(**kwargs)
-        self.teachers = [t if isinstance(t, keras.Model) else keras.saving.deserialize_keras_object(t)
-                         for t in teachers]
+        self.teachers = [
+            t if isinstance(t, keras.Model) else keras.saving.deserialize_keras_object(t) for t in teachers
+        ]
         for t in self.teachers:
             t.trainable = False
         self.temperature, self.weight = float(temperature), float(weight)
@@ -265,5 +274,9 @@ class Distillation(keras.layers.Layer):
         return input_shape[1]
 
     def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature, "weight": self.weight,
-                "teachers": [keras.saving.serialize_keras_object(t) for t in self.teachers]}
+        return {
+            **super().get_config(),
+            "temperature": self.temperature,
+            "weight": self.weight,
+            "teachers": [keras.saving.serialize_keras_object(t) for t in self.teachers],
+        }

@@ -2,6 +2,7 @@
 and TensorFlow's thread counts. Every round and every benchmark records it beside its seconds,
 because the same code runs about 2.7x faster on a CPU with AMX, where TensorFlow turns its
 oneDNN kernels on by itself, than on one with AVX2 only, where it leaves them off."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,11 @@ def cpu() -> dict:
     """The CPU's model and widest vector extension; "unknown" where /proc/cpuinfo is not there."""
     path = Path("/proc/cpuinfo")
     model, flags = cpu_flags(path.read_text()) if path.is_file() else ("", set())
-    return {"cpu": model or platform.processor() or "unknown", "vector_extension": vector_extension(flags),
-            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    return {
+        "cpu": model or platform.processor() or "unknown",
+        "vector_extension": vector_extension(flags),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    }
 
 
 def describe() -> dict:
@@ -55,9 +59,13 @@ def describe() -> dict:
     import tensorflow as tf
 
     onednn = onednn_enabled()
-    return {"kernels": "unknown" if onednn is None else ("oneDNN" if onednn else "Eigen"), "onednn": onednn,
-            **cpu(), "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+    return {
+        "kernels": "unknown" if onednn is None else ("oneDNN" if onednn else "Eigen"),
+        "onednn": onednn,
+        **cpu(),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
 
 
 def summary(machine: dict) -> str:

@@ -6,14 +6,25 @@ Every model takes the input `pair` (None, 2, 14, 14) in raw pixel units (normali
 first layer) and returns a dict: `compare` (None, 1), the probability that digit1 <= digit2,
 and for the weight-sharing models `digit1` and `digit2` (None, 10), class probabilities.
 """
+
 from __future__ import annotations
 
 import keras
 
 from .config import PAIR_SHAPE, TTA_VIEWS, Config
+from .layers import (
+    BatchToDigits,
+    DigitsToBatch,
+    Distillation,
+    ElasticDistortion,
+    ExpectedLeq,
+    LearnedTemperature,
+    MeanOverViews,
+    OneCycle,
+    ShiftedViews,
+    SmoothedSparseCrossentropy,
+)
 from .settings import ModelSpec
-from .layers import (BatchToDigits, DigitsToBatch, Distillation, ElasticDistortion, ExpectedLeq, LearnedTemperature,
-                     MeanOverViews, OneCycle, ShiftedViews, SmoothedSparseCrossentropy)
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
@@ -74,8 +85,14 @@ def build_classifier(cfg: Config, sync_bn: bool = False) -> keras.Model:
     return keras.Model(image, logits, name="classifier")
 
 
-def build_model(spec: ModelSpec | Config, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False,
-                teachers: list[keras.Model] | None = None, temperature: float | None = None) -> keras.Model:
+def build_model(
+    spec: ModelSpec | Config,
+    mean: float = 0.0,
+    variance: float = 1.0,
+    sync_bn: bool = False,
+    teachers: list[keras.Model] | None = None,
+    temperature: float | None = None,
+) -> keras.Model:
     """The model of `spec` (a Config's spec, given a Config). `mean`/`variance`: pixel
     statistics of the training pairs, baked into the model.
     `sync_bn`: batch statistics over the global batch when training on several replicas, so
@@ -101,18 +118,21 @@ def build_model(spec: ModelSpec | Config, mean: float = 0.0, variance: float = 1
         # Active in training only. Fill with the normalised background, what a black pixel becomes.
         background = -mean / max(variance, 1e-12) ** 0.5
         if cfg.shift:
-            digits = keras.layers.RandomTranslation(cfg.shift / 14, cfg.shift / 14, fill_mode="constant",
-                                                    fill_value=background, name="augment_shift")(digits)
+            digits = keras.layers.RandomTranslation(
+                cfg.shift / 14, cfg.shift / 14, fill_mode="constant", fill_value=background, name="augment_shift"
+            )(digits)
         if cfg.rotation:
-            digits = keras.layers.RandomRotation(cfg.rotation / 360, fill_mode="constant", fill_value=background,
-                                                 name="augment_rotate")(digits)
+            digits = keras.layers.RandomRotation(
+                cfg.rotation / 360, fill_mode="constant", fill_value=background, name="augment_rotate"
+            )(digits)
     if cfg.elastic:
         digits = ElasticDistortion(name="augment_elastic")(digits)
     logits = classifier(digits)
     if teachers:
         # The teachers were trained on the same pairs, so the student's normalisation is theirs.
-        logits = Distillation([t.get_layer("classifier") for t in teachers], temperature,
-                              DISTILL_WEIGHT, name="distillation")([digits, logits])
+        logits = Distillation(
+            [t.get_layer("classifier") for t in teachers], temperature, DISTILL_WEIGHT, name="distillation"
+        )([digits, logits])
     learned_weights = cfg.loss_weighting == "learned"
     if learned_weights:
         logits = LearnedTemperature(tasks=2, name="digit_temperature")(logits)
@@ -238,6 +258,7 @@ def targets_for(model: keras.Model, pairs) -> dict:
 
 
 # Serving cost, counted on the layers: what the frontier's and the tuner's cost limit read.
+
 
 def layer_flops(layer, images: int) -> int:
     """Multiply-adds x 2 of one forward pass of `layer` over `images` inputs."""

@@ -1,5 +1,6 @@
 """The data pipeline of training: a validation split of the round's pairs, their pixel
 statistics, and the pairs as a cached, reshuffled tf.data pipeline, optionally re-paired."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,7 @@ def pixel_stats(pairs: Pairs) -> tuple[float, float]:
     return float(pairs.x.mean()), float(pairs.x.var())
 
 
-def as_dataset(pairs: Pairs, targets: dict, batch_size: int, shuffle_seed: int | None = None,
-               repair: bool = False):
+def as_dataset(pairs: Pairs, targets: dict, batch_size: int, shuffle_seed: int | None = None, repair: bool = False):
     """Pairs as a cached tf.data pipeline, reshuffled every epoch from `shuffle_seed`.
     Per epoch this is ~40% faster than handing fit numpy arrays (whose adapter is rebuilt), and
     a repeated evaluate on numpy arrays costs ten times what it costs on a cached dataset.
@@ -45,7 +45,8 @@ def as_dataset(pairs: Pairs, targets: dict, batch_size: int, shuffle_seed: int |
         # One stateless seed per batch, new every epoch, so a run stays reproducible.
         seeds = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda batch, seed: repaired(*batch, seed, tuple(targets)), num_parallel_calls=tf.data.AUTOTUNE)
+            lambda batch, seed: repaired(*batch, seed, tuple(targets)), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

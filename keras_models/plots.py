@@ -1,6 +1,7 @@
 """Learning curves: train and (unless a run left it out) test compare loss and accuracy per epoch, as a mean over rounds
 with a one-standard-deviation band. Every train.py run draws its curves.png with it, and the
 study draws its Figures 4-7 with it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,9 @@ def plot_curves(path: Path, series: list[tuple[str, dict]], title: str) -> Path 
         epochs, color = c["epoch"][0], f"C{i}"
         # The compare loss, not the total: the aux models' total adds digit losses.
         loss = "compare_loss" if "compare_loss" in c else "loss"
-        for ax, (train_key, test_key) in zip(axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]):
+        for ax, (train_key, test_key) in zip(
+            axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]
+        ):
             for key, style, split in ((train_key, "--", "train"), (test_key, "-", "test")):
                 if key not in c:  # a run without the test curve (--no-test-curve)
                     continue

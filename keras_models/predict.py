@@ -1,4 +1,5 @@
 """Answers of an exported SavedModel for pairs given as an array file or as two images."""
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,11 @@ def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "im
     pixels = np.clip(pixels - np.median(border), 0, None)  # a gray background becomes black
     if pixels.max() < 32:
         raise DataError(f"{where}: no ink, the image is blank (or its digit too faint)")
-    rows, cols = np.flatnonzero((pixels > 0.2 * pixels.max()).any(1)), np.flatnonzero((pixels > 0.2 * pixels.max()).any(0))
-    crop = pixels[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    rows, cols = (
+        np.flatnonzero((pixels > 0.2 * pixels.max()).any(1)),
+        np.flatnonzero((pixels > 0.2 * pixels.max()).any(0)),
+    )
+    crop = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     scale = 20.0 / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     digit = np.asarray(Image.fromarray(crop * (255.0 / crop.max())).resize(size, Image.Resampling.LANCZOS))
@@ -70,7 +74,7 @@ def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "im
     top = int(np.clip(round(14 - cy), 0, 28 - digit.shape[0]))
     left = int(np.clip(round(14 - cx), 0, 28 - digit.shape[1]))
     canvas = np.zeros((28, 28), np.float32)
-    canvas[top: top + digit.shape[0], left: left + digit.shape[1]] = digit
+    canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return canvas
 
 

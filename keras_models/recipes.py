@@ -11,6 +11,7 @@
 `fast` was fixed before any run; `speedrun`, `best` and `stacked` by rules fixed before their
 ablations ran (experiments/frontier.py, experiments/ablation.py). None was chosen on test pairs.
 """
+
 from __future__ import annotations
 
 from . import architectures
@@ -51,7 +52,9 @@ def recipe_changes(recipe: str, model: str) -> dict:
     if recipe not in TRAIN_RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(TRAIN_RECIPES)}")
     if recipe in NAMED and model != "cnn_aux":
-        raise ConfigError(f"--recipe {recipe} is an ablation's winner for cnn_aux; for {model} use --recipe fast or report")
+        raise ConfigError(
+            f"--recipe {recipe} is an ablation's winner for cnn_aux; for {model} use --recipe fast or report"
+        )
     if recipe == "stacked":  # the fast recipe's 25 epochs
         return {"epochs": RECIPES["fast"]["cnn"][1], **STACKED}
     if recipe in NAMED:

@@ -1,5 +1,6 @@
 """Scores and summaries: accuracies of a model on pairs, mean and standard deviation over
 rounds, and how percentages are printed."""
+
 from __future__ import annotations
 
 import json

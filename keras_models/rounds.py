@@ -4,6 +4,7 @@
 A round keeps each teacher (round-NN/teacher-T) and, with several members, each member
 (round-NN/member-M), so that a killed round resumes at its first unfinished fit.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ from .results import evaluate_pairs
 @dataclass(frozen=True)
 class RoundData:
     """The pairs of round `index`, all drawn from its seed."""
+
     index: int
     seed: int
     train: Pairs  # the round's training pairs, less the validation split, plus their swaps with cfg.swap
@@ -44,6 +46,7 @@ class RoundData:
 @dataclass
 class RoundResult:
     """What results.json keeps of a round. Accuracies are None for a failed round."""
+
     round: int
     seed: int
     status: str
@@ -88,29 +91,39 @@ class RoundRunner:
         for k in range(cfg.teachers):
             # Seeds after the members': a teacher never shares its initial weights with a student.
             seed = data.seed + MEMBER_SEED_STRIDE * (cfg.member + cfg.members + k)
-            fit = self._fit(cfg.replace(teachers=0), seed, round_dir / f"teacher-{k}", backup_dir / f"teacher-{k}", data)
+            fit = self._fit(
+                cfg.replace(teachers=0), seed, round_dir / f"teacher-{k}", backup_dir / f"teacher-{k}", data
+            )
             model, part = self._fit_kept(fit, data)
             if part.status != "ok":
                 return model, self._failed(data, part, f"teacher {k}: {part.message}")
-            part = {**part.to_dict(), **({"dev_accuracy": evaluate_pairs(model, data.dev)["accuracy"]}
-                                         if data.dev is not None else {})}
+            part = {
+                **part.to_dict(),
+                **({"dev_accuracy": evaluate_pairs(model, data.dev)["accuracy"]} if data.dev is not None else {}),
+            }
             teachers.append(model)
             teacher_parts.append(part)
         alone, fitted, parts = cfg.members == 1, [], []
         for m in range(cfg.member, cfg.member + cfg.members):
             where = (round_dir, backup_dir) if alone else (round_dir / f"member-{m}", backup_dir / f"member-{m}")
             fit = self._fit(cfg, data.seed + MEMBER_SEED_STRIDE * m, *where, data)
-            model, part = (self._fit_now(fit, data, teachers) if alone else self._fit_kept(fit, data, teachers))
+            model, part = self._fit_now(fit, data, teachers) if alone else self._fit_kept(fit, data, teachers)
             if part.status != "ok":
                 return model, self._failed(data, part, part.message if alone else f"member {m}: {part.message}")
             fitted.append(model)
             parts.append(part.to_dict())
         # The teachers' training counts in the round's seconds: the model could not exist without it.
         every = parts + teacher_parts
-        result = RoundResult(data.index, data.seed, "ok", round(sum(p["seconds"] for p in every), 2),
-                             parts[-1]["epochs_run"], round(sum(p["seconds_total"] for p in every), 2),
-                             parts[-1]["epochs_total"],
-                             teachers=[{"teacher": k, **p} for k, p in enumerate(teacher_parts)] or None)
+        result = RoundResult(
+            data.index,
+            data.seed,
+            "ok",
+            round(sum(p["seconds"] for p in every), 2),
+            parts[-1]["epochs_run"],
+            round(sum(p["seconds_total"] for p in every), 2),
+            parts[-1]["epochs_total"],
+            teachers=[{"teacher": k, **p} for k, p in enumerate(teacher_parts)] or None,
+        )
         model = fitted[0]
         if cfg.members > 1 or cfg.tta:
             model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
@@ -149,5 +162,13 @@ class RoundRunner:
 
     @staticmethod
     def _failed(data: RoundData, part: FitResult, message: str) -> RoundResult:
-        return RoundResult(data.index, data.seed, "failed", part.seconds, part.epochs_run, part.seconds_total,
-                           part.epochs_total, message=message)
+        return RoundResult(
+            data.index,
+            data.seed,
+            "failed",
+            part.seconds,
+            part.epochs_run,
+            part.seconds_total,
+            part.epochs_total,
+            message=message,
+        )

@@ -1,6 +1,7 @@
 """Server start-up: KServe's model server over the SavedModels of one base path, in TF Serving's
 layout (`saved_models/<model>/<version>/`). The protocol lives in `serving.py`, the model in
 `kserve_model.py`; this module only starts them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,13 @@ from .errors import ModelFileError
 from .serving import POLL_SECONDS
 
 
-def serve(base_path: str | Path, name: str | None = None, http_port: int = 8080, workers: int = 1,
-          poll_seconds: float = POLL_SECONDS) -> None:
+def serve(
+    base_path: str | Path,
+    name: str | None = None,
+    http_port: int = 8080,
+    workers: int = 1,
+    poll_seconds: float = POLL_SECONDS,
+) -> None:
     """Load the highest version under `base_path` and serve it until SIGTERM or SIGINT."""
     base = Path(base_path)
     if not base.is_dir():

@@ -18,6 +18,7 @@ A bad request is answered with HTTP 400 and a one-line reason (413 for a body ov
 MAX_BODY_BYTES, 404 for an unknown model name), and nothing a request holds reaches the model
 before it is checked, so no request can change later answers.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ def load_version(base: Path, version: int) -> Served:
     _, inputs = signature.structured_input_signature
     spec = inputs.get("pair")
     if spec is None or spec.dtype != tf.float32 or tuple(spec.shape) != (None, *PAIR_SHAPE):
-        raise ModelFileError(f"{base / str(version)}: serving_default does not take pair float32 "
-                             f"(None, 2, 14, 14) (it takes {inputs})")
+        raise ModelFileError(
+            f"{base / str(version)}: serving_default does not take pair float32 (None, 2, 14, 14) (it takes {inputs})"
+        )
     outputs = tuple(sorted(signature.structured_outputs))
     if "compare" not in outputs:
         raise ModelFileError(f"{base / str(version)}: serving_default has no `compare` output")
@@ -137,8 +139,13 @@ class BodyLimit:
 
     async def _refuse(self, send):
         body = b'{"error": "request body over %d bytes"}' % self.limit
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

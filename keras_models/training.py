@@ -12,6 +12,7 @@ Run folder:
     backup/            BackupAndRestore state of an unfinished round (gone when it ends)
     .lock              held by the process working in the folder
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,12 @@ from .files import atomic_link, atomic_save_model, atomic_write_json, check_writ
 from .results import pct, pm, summarise
 from .rounds import RoundData, RoundRunner
 
+
 @dataclass
 class RunFolder:
     """Where a process writes: the chief writes results into `out`; other workers keep their
     backups and models in a folder of their own, `work`."""
+
     out: Path
     work: Path
     chief: bool
@@ -49,7 +52,9 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
     for imgs in (train_images, test_images):
         require_images(len(imgs.images), cfg.pairs, imgs.source)
     if cfg.dev_pairs:
-        require_images(len(train_images.images) - 2 * cfg.pairs, cfg.dev_pairs, f"{train_images.source} outside the pairs")
+        require_images(
+            len(train_images.images) - 2 * cfg.pairs, cfg.dev_pairs, f"{train_images.source} outside the pairs"
+        )
     if cfg.pretrain_epochs and len(train_images.images) == 2 * cfg.pairs:
         raise ConfigError(f"{train_images.source}: no training images outside the {cfg.pairs} pairs to pre-train on")
     strategy = get_strategy(cfg.strategy)
@@ -95,7 +100,10 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
     todo = [r for r in range(cfg.rounds) if r not in done]
     if done and todo:
         # Rounds count from 1 on the console, as "round 2/10" does; folders from round-00.
-        log(f"resuming {folder.out}: round(s) {', '.join(str(r + 1) for r in sorted(done))} of {cfg.rounds} already done")
+        log(
+            f"resuming {folder.out}: round(s) {', '.join(str(r + 1) for r in sorted(done))} of {cfg.rounds} "
+            "already done"
+        )
     runner = RoundRunner(cfg, strategy, folder.work, len(todo))
     model, started = None, time.perf_counter()
     for i, r in enumerate(todo):
@@ -112,8 +120,10 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
         if result.ok:
             digits = f", digits {pct(result.digit_test_accuracy)}" if result.digit_test_accuracy is not None else ""
             digits += f", dev {pct(result.dev_accuracy)}" if result.dev_accuracy is not None else ""
-            log(f"{cfg.model} round {r + 1}: train {pct(result.train_accuracy)}, "
-                f"test {pct(result.test_accuracy)}{digits} ({result.seconds:.1f} s)")
+            log(
+                f"{cfg.model} round {r + 1}: train {pct(result.train_accuracy)}, "
+                f"test {pct(result.test_accuracy)}{digits} ({result.seconds:.1f} s)"
+            )
         else:
             log(f"{cfg.model} round {r + 1}: FAILED: {result.message}")
         # Every worker keeps its model (in its own folder): the weights must agree across workers.
@@ -137,14 +147,19 @@ def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:
     digits = ""
     if results["digit_test_accuracy_mean"] is not None:
         digits = f", digit accuracy {pct(results['digit_test_accuracy_mean'])}"
-    log(f"{cfg.model}: test accuracy {'n/a' if m is None else pm(m, s) + '%'} over "
-        f"{results['rounds_ok']} round(s){digits}; {results['params']:,} parameters; run folder {folder.out}")
+    log(
+        f"{cfg.model}: test accuracy {'n/a' if m is None else pm(m, s) + '%'} over "
+        f"{results['rounds_ok']} round(s){digits}; {results['params']:,} parameters; run folder {folder.out}"
+    )
     if results["rounds_failed"]:
         log(f"{cfg.model}: {results['rounds_failed']} round(s) failed and are left out of the mean")
     from .plots import curves, plot_curves
 
-    drawn = plot_curves(folder.out / "curves.png", [(cfg.model, curves(folder.out))],
-                        f"{cfg.model}: mean ± 1 std over {results['rounds_ok']} round(s)")
+    drawn = plot_curves(
+        folder.out / "curves.png",
+        [(cfg.model, curves(folder.out))],
+        f"{cfg.model}: mean ± 1 std over {results['rounds_ok']} round(s)",
+    )
     if drawn:
         log(f"learning curves: {drawn}")
 

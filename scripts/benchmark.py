@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Measure training and serving speed of a model, optionally against the PyTorch peer. See `experiments.cli.benchmark`."""
+"""Measure training and serving speed of a model, optionally against the PyTorch peer. See
+`experiments.cli.benchmark`."""
+
 import sys
 
 from experiments.cli.benchmark import main

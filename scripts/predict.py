@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Ask an exported SavedModel whether digit1 <= digit2, one JSON line per pair. See `keras_models.cli.predict`."""
+
 import sys
 
 from keras_models.cli.predict import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Reproduce the report's Table I and Figures 4-7 in one command. See `experiments.cli.reproduce`."""
+
 import sys
 
 from experiments.cli.reproduce import main

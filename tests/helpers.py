@@ -1,4 +1,5 @@
 """Helpers for tests that run the real scripts in fresh processes."""
+
 import os
 import socket
 import subprocess
@@ -25,8 +26,9 @@ def clean_env(**extra) -> dict:
 
 
 def run_python(args, cwd=None, timeout=300, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd or "/", env=clean_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd or "/", env=clean_env(**env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_script(name, *args, timeout=300, **env) -> subprocess.CompletedProcess:

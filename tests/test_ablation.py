@@ -1,9 +1,10 @@
 """The ablation: a tiny row end to end, its ensembles, and the rule that names --recipe best."""
+
 import json
 
 import pytest
-
 from helpers import ROOT
+
 from keras_models.cli import train as train_script
 
 
@@ -28,18 +29,31 @@ def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
     assert both["digit_test_accuracy_mean"] == pytest.approx(row["digit_test_accuracy_mean"])
 
 
-
 def test_second_ensemble_takes_the_best_rows_by_validation_among_pair_only_rows():
     from experiments.ablation import ENSEMBLE, STACKED_ENSEMBLE, ensembles
 
     def row(key, val, outside=False, changes=None):
         return {"key": key, "validation_accuracy_mean": val, "outside_images": outside, "changes": changes or {}}
 
-    rows = [row("a", 0.95), row("b", 0.99), row("pre", 0.999, outside=True), row("c", 0.97),
-            row("d", 0.98), row("e", 0.96), row("none", None), row("b_m1", 0.995, changes={"member": 1})]
+    rows = [
+        row("a", 0.95),
+        row("b", 0.99),
+        row("pre", 0.999, outside=True),
+        row("c", 0.97),
+        row("d", 0.98),
+        row("e", 0.96),
+        row("none", None),
+        row("b_m1", 0.995, changes={"member": 1}),
+    ]
     found = {name: members for name, (members, _) in ensembles(rows).items()}
-    assert found == {"ensemble": ENSEMBLE, "ensemble_top4": ("b", "d", "c", "e"), "stacked_tta": ("stacked",),
-                     "stacked_x2": STACKED_ENSEMBLE[:2], "stacked_x3": STACKED_ENSEMBLE, "stacked_x3_tta": STACKED_ENSEMBLE}
+    assert found == {
+        "ensemble": ENSEMBLE,
+        "ensemble_top4": ("b", "d", "c", "e"),
+        "stacked_tta": ("stacked",),
+        "stacked_x2": STACKED_ENSEMBLE[:2],
+        "stacked_x3": STACKED_ENSEMBLE,
+        "stacked_x3_tta": STACKED_ENSEMBLE,
+    }
     assert "ensemble_top4" not in ensembles(rows[:3])  # too few rows for a top 4
 
 
@@ -59,8 +73,8 @@ def test_recipe_stacked_is_the_validation_winner_of_the_committed_ablation():
 def test_the_all_pairs_ablation_row_is_the_product_command():
     """results/ablation.md's stacked_x3_tta_all row must train exactly what
     `train.py --model cnn_aux --recipe stacked --members 3 --tta` trains (bar where it writes)."""
-    from keras_models.config import Config
     from experiments.ablation import ABLATION, ablation_config
+    from keras_models.config import Config
 
     argv = ["--model", "cnn_aux", "--recipe", "stacked", "--members", "3", "--tta", "--rounds", "10"]
     product = train_script.build_config(train_script.parse_args(argv))

@@ -1,12 +1,13 @@
 """The registry: the report's six by their declared traits, and a seventh architecture,
 registered in one place, that trains, exports, serves and tunes like them."""
+
 import json
 
 import numpy as np
 import pytest
+from helpers import clean_env
 
 from experiments.serve_load import free_port, post, row_request, start_server, wait_ready
-from helpers import clean_env
 from keras_models import architectures
 from keras_models.architectures import Architecture
 from keras_models.config import Config
@@ -17,8 +18,18 @@ from keras_models.models import build_model, loss_weights
 @pytest.fixture
 def seventh():
     """A small cnn_aux, in the registry for one test."""
-    arch = architectures.register(Architecture("cnn_aux_small", family="cnn", shared=True, aux=True, hidden=(16,),
-                                               epochs=2, hypermodel="cnn", description="a small cnn_aux"))
+    arch = architectures.register(
+        Architecture(
+            "cnn_aux_small",
+            family="cnn",
+            shared=True,
+            aux=True,
+            hidden=(16,),
+            epochs=2,
+            hypermodel="cnn",
+            description="a small cnn_aux",
+        )
+    )
     yield arch
     architectures.unregister(arch.name)
 
@@ -33,8 +44,9 @@ def test_the_report_table_names_the_six_whatever_else_is_registered(seventh):
 
 def test_traits_are_declared_not_read_from_the_name():
     # A name that says aux and cnn, declared as a plain MLP, builds and trains as one.
-    arch = architectures.register(Architecture("resnet_aux", family="mlp", shared=False, aux=False, hidden=(8,),
-                                               epochs=3, hypermodel="mlp"))
+    arch = architectures.register(
+        Architecture("resnet_aux", family="mlp", shared=False, aux=False, hidden=(8,), epochs=3, hypermodel="mlp")
+    )
     try:
         cfg = Config(model="resnet_aux")
         model = build_model(cfg)
@@ -60,8 +72,19 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     from tuning.search import search
 
     run, exports = tmp_path / "run", tmp_path / "saved_models"
-    argv = ["--model", "cnn_aux_small", "--filters", "4", "--pairs", "100", "--out", str(run),
-            "--export-dir", str(exports), "--quiet"]
+    argv = [
+        "--model",
+        "cnn_aux_small",
+        "--filters",
+        "4",
+        "--pairs",
+        "100",
+        "--out",
+        str(run),
+        "--export-dir",
+        str(exports),
+        "--quiet",
+    ]
     assert train_script.main(argv) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["model"] == "cnn_aux_small" and results["rounds_ok"] == 1

@@ -1,13 +1,13 @@
 """The benchmark: its FLOP count against TensorFlow's, the script's output, and a real profile
 (timings are measured, never asserted)."""
+
 import json
 
 import pytest
-
 from helpers import run_script
-from keras_models.models import flops_per_pair
+
 from keras_models.config import Config
-from keras_models.models import build_model
+from keras_models.models import build_model, flops_per_pair
 
 
 def tensorflow_flops(model) -> int:
@@ -17,7 +17,8 @@ def tensorflow_flops(model) -> int:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        tf.TensorSpec([1, 2, 14, 14], tf.float32))
+        tf.TensorSpec([1, 2, 14, 14], tf.float32)
+    )
     options = {**tf.compat.v1.profiler.ProfileOptionBuilder.float_operation(), "output": "none"}
     graph = convert_variables_to_constants_v2(fn).graph
     return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
@@ -32,12 +33,22 @@ def test_flop_count_agrees_with_tensorflows_profiler(name):
     assert 0.98 * theirs <= ours <= theirs
 
 
-@pytest.mark.parametrize("op_type, op", [
-    ("Conv2DBackpropFilter", "Conv2DBackpropFilter"), ("_MklNativeConv2DBackpropFilterWithBias", "Conv2DBackpropFilter"),
-    ("_FusedConv2D", "Conv2D"), ("_MklNativeFusedConv2D", "Conv2D"), ("_MklMatMul", "MatMul"),
-    ("_MklNativeFusedMatMul", "MatMul"), ("MatMul", "MatMul"), ("_MklSoftmax", "Softmax"), ("AddV2", "AddV2")])
+@pytest.mark.parametrize(
+    "op_type, op",
+    [
+        ("Conv2DBackpropFilter", "Conv2DBackpropFilter"),
+        ("_MklNativeConv2DBackpropFilterWithBias", "Conv2DBackpropFilter"),
+        ("_FusedConv2D", "Conv2D"),
+        ("_MklNativeFusedConv2D", "Conv2D"),
+        ("_MklMatMul", "MatMul"),
+        ("_MklNativeFusedMatMul", "MatMul"),
+        ("MatMul", "MatMul"),
+        ("_MklSoftmax", "Softmax"),
+        ("AddV2", "AddV2"),
+    ],
+)
 def test_kernel_op_names_the_op_under_either_library(op_type, op):
-    from experiments.benchmark import kernel_op
+    from experiments.profile import kernel_op
 
     assert kernel_op(op_type) == op
 
@@ -53,7 +64,7 @@ def test_benchmark_script_prints_json_last():
 
 @pytest.mark.slow
 def test_profile_reads_op_types_from_a_real_trace(tmp_path):
-    from experiments.benchmark import profile_op_types
+    from experiments.profile import profile_op_types
     from keras_models.machine import onednn_enabled
     from keras_models.models import compile_model
 
@@ -76,8 +87,18 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     cfg = Config(model="cnn_aux", filters=(8, 16), hidden=(16,))
     model = build_model(cfg)
     export_saved_model(model, tmp_path, "cnn_aux", metadata={"config": cfg.to_dict()})
-    proc = run_script("benchmark.py", "--model", "cnn_aux", "--steps", "2", "--warmup", "1",
-                      "--saved-model", str(tmp_path / "cnn_aux"), "--json")
+    proc = run_script(
+        "benchmark.py",
+        "--model",
+        "cnn_aux",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--saved-model",
+        str(tmp_path / "cnn_aux"),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     exported = json.loads(proc.stdout.strip().splitlines()[-1])["saved_model"]
     assert exported["saved_model"].endswith("cnn_aux/1")

@@ -1,4 +1,5 @@
 """Callbacks: interrupts held back while a backup is written."""
+
 import os
 import signal
 
@@ -41,8 +42,11 @@ def test_without_the_test_curve_the_history_keeps_training_columns_and_still_plo
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
     digits = rng.integers(0, 10, (8, 2))
-    y = {"compare": (digits[:, 0] <= digits[:, 1]).astype(np.float32)[:, None], "digit1": digits[:, 0],
-         "digit2": digits[:, 1]}
+    y = {
+        "compare": (digits[:, 0] <= digits[:, 1]).astype(np.float32)[:, None],
+        "digit1": digits[:, 0],
+        "digit2": digits[:, 1],
+    }
     (tmp_path / "round-00").mkdir()
     model.fit(x, y, epochs=2, verbose=0, callbacks=[EpochRecorder(tmp_path / "round-00" / "history.csv")])
     rows = read_history(tmp_path / "round-00" / "history.csv")

@@ -1,10 +1,11 @@
 """Config: validation of every setting, its JSON round trip, and the command-line flags."""
+
 import argparse
 
 import pytest
 
-from keras_models.cli import config_from_args, int_list, positive_int
 from keras_models import architectures
+from keras_models.cli import config_from_args, int_list, positive_int
 from keras_models.config import Config
 from keras_models.errors import ConfigError
 from keras_models.models import build_model
@@ -77,20 +78,23 @@ def test_outputs_follow_the_registered_traits():
         assert architectures.get(name).outputs == ("compare", "digit1", "digit2")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"seed": -1}, "seed must be an integer in \\[0, 4294967295\\]"),
-    ({"seed": 99_999_999_999}, "seed must be an integer in \\[0, 4294967295\\]"),
-    ({"seed": 2**32 - 5, "rounds": 10}, "below 2\\*\\*32"),
-    ({"lr": float("inf")}, "lr must be a positive number"),
-    ({"hidden": "abc"}, "hidden must be"),
-    ({"lr": "fast"}, "lr must be"),
-    ({"augment": 1}, "augment must be bool"),
-    ({"teachers": -1}, "teachers must be an integer >= 0"),
-    ({"teachers": 1, "model": "cnn"}, "--teachers distils the digit classifier"),
-    ({"teachers": 1, "strategy": "multiworker"}, "--teachers trains its teachers"),
-    ({"teachers": 1, "distill_temperature": 0.0}, "distill temperature must be"),
-    ({"teachers": 1, "seed": 2**32 - 1000}, "1 teachers reaches"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seed": -1}, "seed must be an integer in \\[0, 4294967295\\]"),
+        ({"seed": 99_999_999_999}, "seed must be an integer in \\[0, 4294967295\\]"),
+        ({"seed": 2**32 - 5, "rounds": 10}, "below 2\\*\\*32"),
+        ({"lr": float("inf")}, "lr must be a positive number"),
+        ({"hidden": "abc"}, "hidden must be"),
+        ({"lr": "fast"}, "lr must be"),
+        ({"augment": 1}, "augment must be bool"),
+        ({"teachers": -1}, "teachers must be an integer >= 0"),
+        ({"teachers": 1, "model": "cnn"}, "--teachers distils the digit classifier"),
+        ({"teachers": 1, "strategy": "multiworker"}, "--teachers trains its teachers"),
+        ({"teachers": 1, "distill_temperature": 0.0}, "distill temperature must be"),
+        ({"teachers": 1, "seed": 2**32 - 1000}, "1 teachers reaches"),
+    ],
+)
 def test_settings_that_used_to_end_in_tracebacks_are_config_errors(changes, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_dict({**Config(model="cc_aux").to_dict(), **changes})
@@ -128,8 +132,12 @@ def test_optimizer_ema_and_elastic_options_are_checked():
 
 
 def test_augmentation_sizes_are_checked_and_shape_the_model():
-    for changes, message in (({"shift": 7}, "shift must be"), ({"shift": -1}, "shift must be"),
-                             ({"rotation": 181.0}, "rotation must be"), ({"shift": 1.5}, "shift must be int")):
+    for changes, message in (
+        ({"shift": 7}, "shift must be"),
+        ({"shift": -1}, "shift must be"),
+        ({"rotation": 181.0}, "rotation must be"),
+        ({"shift": 1.5}, "shift must be int"),
+    ):
         with pytest.raises(ValueError, match=message):
             Config(model="cnn_aux", augment=True, **changes)
     small = dict(model="cnn_aux", filters=(4,), hidden=(8,), augment=True)

@@ -1,4 +1,5 @@
 """The pair contract: one check, the same words, for predict.py and the server."""
+
 import numpy as np
 import pytest
 
@@ -7,14 +8,17 @@ from keras_models.errors import DataError
 from keras_models.serving import BadRequest
 
 
-@pytest.mark.parametrize("value, message", [
-    (np.zeros((3, 14, 14)), r"pairs must have shape \(N, 2, 14, 14\), got \(3, 14, 14\)"),
-    (np.zeros((0, 2, 14, 14)), r"holds no pairs \(shape \(0, 2, 14, 14\)\)"),
-    (np.full((1, 2, 14, 14), np.nan), "NaN or infinite pixels"),
-    (np.full((1, 2, 14, 14), 1e39), "beyond float32"),
-    (np.ones((1, 2, 14, 14), np.complex64), "pairs must be real numbers, got dtype complex64"),
-    ([[1, 2], [3]], "ragged lists"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.zeros((3, 14, 14)), r"pairs must have shape \(N, 2, 14, 14\), got \(3, 14, 14\)"),
+        (np.zeros((0, 2, 14, 14)), r"holds no pairs \(shape \(0, 2, 14, 14\)\)"),
+        (np.full((1, 2, 14, 14), np.nan), "NaN or infinite pixels"),
+        (np.full((1, 2, 14, 14), 1e39), "beyond float32"),
+        (np.ones((1, 2, 14, 14), np.complex64), "pairs must be real numbers, got dtype complex64"),
+        ([[1, 2], [3]], "ragged lists"),
+    ],
+)
 @pytest.mark.parametrize("error", [DataError, BadRequest])
 def test_every_breach_is_one_line_of_the_callers_error(value, message, error):
     with pytest.raises(error, match=message) as e:

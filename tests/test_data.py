@@ -2,13 +2,22 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import idx_bytes, write_idx_folder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import idx_bytes, write_idx_folder
-from keras_models.data import (DataError, comparison_target, load_data, load_images, make_pairs,
-                               pool, read_csv, read_folder, read_idx)
+from keras_models.data import (
+    DataError,
+    comparison_target,
+    load_data,
+    load_images,
+    make_pairs,
+    pool,
+    read_csv,
+    read_folder,
+    read_idx,
+)
 
 
 def test_pool_averages_each_2x2_block():
@@ -72,18 +81,28 @@ def test_idx_folder_feeds_pairs(small_mnist_folder):
 
 def test_npz_folder(tmp_path, embedded):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
-             y_train=np.array([1, 2, 3, 4]), x_test=rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
-             y_test=np.array([5, 6]))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        y_train=np.array([1, 2, 3, 4]),
+        x_test=rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+        y_test=np.array([5, 6]),
+    )
     assert load_images(str(tmp_path), "test").labels.tolist() == [5, 6]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100, "holds 100 data bytes"),
-    (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03", "wrong magic number 0x00000801"),
-    (b"PK\x03\x04 not an idx file at all", "not an unsigned-byte IDX file"),
-    (b"\x00\x00", "too short"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100,
+            "holds 100 data bytes",
+        ),
+        (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03", "wrong magic number 0x00000801"),
+        (b"PK\x03\x04 not an idx file at all", "not an unsigned-byte IDX file"),
+        (b"\x00\x00", "too short"),
+    ],
+)
 def test_corrupt_idx_files_name_the_file(tmp_path, content, message):
     path = tmp_path / "t10k-images-idx3-ubyte"
     path.write_bytes(content)
@@ -119,6 +138,7 @@ def test_corrupt_csv(tmp_path):
 
 # --------------------------------------------------------------------------- properties
 
+
 @settings(max_examples=50, deadline=None)
 @given(arrays(np.int64, st.integers(2, 60), elements=st.integers(0, 9)), st.integers(0, 2**32 - 1))
 def test_targets_agree_with_classes_for_any_labels(labels, seed):
@@ -135,8 +155,9 @@ def test_targets_agree_with_classes_for_any_labels(labels, seed):
 @settings(max_examples=50, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 4), st.just(28), st.just(28))))
 def test_pooling_keeps_the_image_mean(images):
-    np.testing.assert_allclose(pool(images).mean(axis=(1, 2)), images.astype(np.float64).mean(axis=(1, 2)),
-                               rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(
+        pool(images).mean(axis=(1, 2)), images.astype(np.float64).mean(axis=(1, 2)), rtol=1e-5, atol=1e-3
+    )
 
 
 def test_swapped_pairs_recompute_the_target():
@@ -163,13 +184,16 @@ def test_unused_images_are_exactly_those_outside_the_round_pairs(embedded):
     assert in_pairs | key(rest.images) == key(train.images)
 
 
-@pytest.mark.parametrize("images, labels, message", [
-    (np.full((2, 28, 28), np.nan), [1, 2], "NaN or infinite"),
-    (np.ones((2, 28, 28), np.complex64) * 9, [1, 2], "real numbers"),
-    (np.ones((2, 28, 28)) * 9, [1.0, 2.5], "labels must be integers"),
-    (np.ones((2, 28, 28)) * 300, [1, 2], "must lie in 0-255"),
-    (np.full((2, 28, 28), 0.8), [1, 2], "multiply them by 255"),
-])
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (np.full((2, 28, 28), np.nan), [1, 2], "NaN or infinite"),
+        (np.ones((2, 28, 28), np.complex64) * 9, [1, 2], "real numbers"),
+        (np.ones((2, 28, 28)) * 9, [1.0, 2.5], "labels must be integers"),
+        (np.ones((2, 28, 28)) * 300, [1, 2], "must lie in 0-255"),
+        (np.full((2, 28, 28), 0.8), [1, 2], "multiply them by 255"),
+    ],
+)
 def test_npz_that_would_be_cast_silently_is_refused(tmp_path, images, labels, message):
     np.savez(tmp_path / "mnist.npz", x_test=images, y_test=np.array(labels))
     with pytest.raises(DataError, match=message):
@@ -184,7 +208,9 @@ def test_dev_pairs_come_from_training_images_outside_the_round_pairs(embedded):
     dev = dev_pairs(train, 500, 200, 3)
     seen = {d.tobytes() for d in pairs.x.reshape(-1, 14, 14)}
     assert len(dev) == 200 and not any(d.tobytes() in seen for d in dev.x.reshape(-1, 14, 14))
-    assert not {d.tobytes() for d in dev.x.reshape(-1, 14, 14)} & {d.tobytes() for d in test_pairs.x.reshape(-1, 14, 14)}
+    assert not {d.tobytes() for d in dev.x.reshape(-1, 14, 14)} & {
+        d.tobytes() for d in test_pairs.x.reshape(-1, 14, 14)
+    }
     np.testing.assert_array_equal(dev.target, comparison_target(dev.classes))
     np.testing.assert_array_equal(dev_pairs(train, 500, 200, 3).x, dev.x)  # the same for the same seed
     with pytest.raises(DataError, match="need"):

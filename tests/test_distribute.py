@@ -1,13 +1,14 @@
 """tf.distribute: MirroredStrategy over two logical CPUs, and MultiWorkerMirroredStrategy with
 two real worker processes on 127.0.0.1 (TF_CONFIG)."""
+
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from helpers import ROOT, clean_env, free_ports, run_python
+
 from keras_models.distribute import is_chief
 
 MIRRORED = r"""
@@ -61,11 +62,37 @@ def start_workers(tmp_path, n=2, **env):
     procs = []
     for i in range(n):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "cc_aux", "--hidden", "32",
-               "--comparer", "8", "--epochs", "2", "--pairs", "200", "--strategy", "multiworker",
-               "--out", str(tmp_path / "run"), "--export-dir", str(tmp_path / "saved_models"), "--quiet"]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=clean_env(TF_CONFIG=tf_config, **env),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        cmd = [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            "--model",
+            "cc_aux",
+            "--hidden",
+            "32",
+            "--comparer",
+            "8",
+            "--epochs",
+            "2",
+            "--pairs",
+            "200",
+            "--strategy",
+            "multiworker",
+            "--out",
+            str(tmp_path / "run"),
+            "--export-dir",
+            str(tmp_path / "saved_models"),
+            "--quiet",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=clean_env(TF_CONFIG=tf_config, **env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outs = []
     for p in procs:
         try:

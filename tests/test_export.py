@@ -1,10 +1,11 @@
 """The SavedModel contract: layout, signature, atomic export, predict.py, and bad input."""
+
 import json
 
 import numpy as np
 import pytest
-
 from helpers import run_python, run_script
+
 from keras_models.config import Config
 from keras_models.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
 from keras_models.files import atomic_save_model
@@ -52,8 +53,12 @@ def test_bad_inputs_leave_the_loaded_model_answering(exported, pairs):
 
     _, model, first, _ = exported
     _, sig = load_saved_model(first)
-    for bad in (np.zeros((3, 14, 14), np.float32), np.zeros((3, 2, 28, 28), np.float32),
-                np.zeros((3, 2, 14, 14), np.int32), np.zeros((3, 2, 14, 14), np.float64)):
+    for bad in (
+        np.zeros((3, 14, 14), np.float32),
+        np.zeros((3, 2, 28, 28), np.float32),
+        np.zeros((3, 2, 14, 14), np.int32),
+        np.zeros((3, 2, 14, 14), np.float64),
+    ):
         with pytest.raises(tf.errors.InvalidArgumentError, match="to be a float tensor|is not compatible"):
             sig(pair=tf.constant(bad))
     for bad in (np.full((1, 2, 14, 14), np.nan, np.float32), np.full((1, 2, 14, 14), np.inf, np.float32)):
@@ -95,8 +100,9 @@ def test_an_export_answers_alike_under_both_kernel_libraries(exported, pairs, tm
     np.save(tmp_path / "pairs.npy", pairs.x)
     found = {}
     for setting in ("0", "1"):
-        proc = run_python(["-c", ANSWER_BATCHES, str(first), str(tmp_path / "pairs.npy")],
-                          TF_ENABLE_ONEDNN_OPTS=setting)
+        proc = run_python(
+            ["-c", ANSWER_BATCHES, str(first), str(tmp_path / "pairs.npy")], TF_ENABLE_ONEDNN_OPTS=setting
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         found[setting] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found["0"]["onednn"] is False and found["1"]["onednn"] is True
@@ -154,8 +160,9 @@ def test_export_script_and_wrong_architecture(exported, tmp_path):
     proc = run_script("export.py", "--model-file", str(root / "model.keras"), "--export-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "cnn_cc" / "1" / "saved_model.pb").is_file()
-    proc = run_script("export.py", "--model-file", str(root / "model.keras"), "--model", "mlp",
-                      "--export-dir", str(tmp_path))
+    proc = run_script(
+        "export.py", "--model-file", str(root / "model.keras"), "--model", "mlp", "--export-dir", str(tmp_path)
+    )
     assert proc.returncode == 2 and proc.stderr.strip().endswith("holds a cnn_cc model, not mlp")
     assert sorted(p.name for p in (tmp_path / "cnn_cc").iterdir()) == ["1"]
 
@@ -186,11 +193,14 @@ def test_predict_script(exported, pairs, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "missing.npy", "no such file"),
-    (lambda d: (np.save(d / "w.npy", np.zeros((2, 14, 14))), d / "w.npy")[1], "must have shape (N, 2, 14, 14)"),
-    (lambda d: ((d / "x.png").write_bytes(b"not a png"), d / "x.png")[1], "cannot decode the image"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.npy", "no such file"),
+        (lambda d: (np.save(d / "w.npy", np.zeros((2, 14, 14))), d / "w.npy")[1], "must have shape (N, 2, 14, 14)"),
+        (lambda d: ((d / "x.png").write_bytes(b"not a png"), d / "x.png")[1], "cannot decode the image"),
+    ],
+)
 def test_predict_bad_input_is_one_line(exported, tmp_path, make, message):
     _, _, first, _ = exported
     path = make(tmp_path)
@@ -226,8 +236,16 @@ def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(t
     from keras_models.export import read_metadata
     from keras_models.training import run
 
-    cfg = Config(model="cc_aux", hidden=(16,), comparer=(8,), epochs=1, pairs=100, out=str(tmp_path / "run"),
-                 export_dir=str(tmp_path / "saved_models"), quiet=True)
+    cfg = Config(
+        model="cc_aux",
+        hidden=(16,),
+        comparer=(8,),
+        epochs=1,
+        pairs=100,
+        out=str(tmp_path / "run"),
+        export_dir=str(tmp_path / "saved_models"),
+        quiet=True,
+    )
     results = run(cfg, log=lambda *_: None)
     card = read_metadata(results["export"])
     assert card["model"] == "cc_aux" and card["spec"]["hidden"] == [16] and card["recipe"]["epochs"] == 1
@@ -249,6 +267,11 @@ def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_pa
     _, _, first, _ = exported
     np.save(tmp_path / "p.npy", pairs.x[:2])
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
-    proc = subprocess.run([sys.executable, "-m", "keras_models.cli.predict", str(first), str(tmp_path / "p.npy")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_models.cli.predict", str(first), str(tmp_path / "p.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "cuInit" not in proc.stderr

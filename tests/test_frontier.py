@@ -1,32 +1,54 @@
 """The small-model ablation: the rule that names --recipe speedrun and best, its table, the
 recipes against the committed results, and a tiny run end to end."""
+
 import json
 
 import pytest
+from helpers import ROOT
 
 from experiments.frontier import FRONTIER, chosen, frontier_config, frontier_markdown, paired_dev_difference
-from helpers import ROOT
 from keras_models.cli import train as train_script
 from keras_models.config import Config, load_config
 
 
 def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98):
-    return {"key": key, "label": key, "changes": {}, "rounds": rounds, "mflop": mflop, "params": 1,
-            "dev_accuracy_mean": dev, "dev_accuracy_std": 0.01, "test_accuracy_mean": test,
-            "test_accuracy_std": 0.01, "test_accuracy_min": test - 0.01, "seconds_per_round": seconds,
-            "seconds_max": seconds + 1, "onednn": "off"}
+    return {
+        "key": key,
+        "label": key,
+        "changes": {},
+        "rounds": rounds,
+        "mflop": mflop,
+        "params": 1,
+        "dev_accuracy_mean": dev,
+        "dev_accuracy_std": 0.01,
+        "test_accuracy_mean": test,
+        "test_accuracy_std": 0.01,
+        "test_accuracy_min": test - 0.01,
+        "seconds_per_round": seconds,
+        "seconds_max": seconds + 1,
+        "onednn": "off",
+    }
 
 
 def test_rule_takes_the_best_dev_row_within_each_budget():
-    rows = [row("quick", 0.980, 50), row("slow", 0.990, 300), row("best_but_big", 0.999, 100, mflop=80),
-            row("best_but_unfinished", 0.999, 100, rounds=3), row("too_slow", 0.999, 1000),
-            row("quicker_worse", 0.970, 20)]
+    rows = [
+        row("quick", 0.980, 50),
+        row("slow", 0.990, 300),
+        row("best_but_big", 0.999, 100, mflop=80),
+        row("best_but_unfinished", 0.999, 100, rounds=3),
+        row("too_slow", 0.999, 1000),
+        row("quicker_worse", 0.970, 20),
+    ]
     assert chosen(rows, 10) == {"speedrun": "quick", "best": "slow"}
     assert chosen(rows[2:5], 10) == {"speedrun": None, "best": None}
 
 
 def test_table_reports_test_accuracy_of_the_chosen_rows_only():
-    rows = [row("quick", 0.980, 50, test=0.9712), row("slow", 0.990, 300, test=0.9934), row("other", 0.985, 200, test=0.9555)]
+    rows = [
+        row("quick", 0.980, 50, test=0.9712),
+        row("slow", 0.990, 300, test=0.9934),
+        row("other", 0.985, 200, test=0.9555),
+    ]
     md = frontier_markdown(rows, chosen(rows, 10), Config(rounds=10))
     assert "| quick (**speedrun**) |" in md and "| slow (**best**) |" in md
     assert "97.12 ± 1.00" in md and "99.34 ± 1.00" in md and "95.55" not in md
@@ -72,7 +94,9 @@ def test_reproduce_refuses_rows_of_the_other_ablation_and_mixed_modes(capsys):
 def test_paired_dev_difference_compares_rounds_of_the_same_seed(tmp_path):
     def results(name, devs):
         path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps({"rounds": [{"seed": s, "status": "ok", "dev_accuracy": d} for s, d in devs.items()]}))
+        path.write_text(
+            json.dumps({"rounds": [{"seed": s, "status": "ok", "dev_accuracy": d} for s, d in devs.items()]})
+        )
         return path
 
     off = results("off", {0: 0.98, 1: 0.97, 2: 0.99})
@@ -90,8 +114,22 @@ def test_a_tiny_frontier_end_to_end(tmp_path):
     from keras_models.machine import onednn_enabled
 
     out = tmp_path / "results"
-    argv = ["--frontier", "--rows", "oc30_shift1,oc40_swap_shift1", "--rounds", "1", "--pairs", "100", "--epochs-scale", "0.05",
-            "--quiet", "--out", str(out), "--earlier", str(ROOT / "results")]
+    argv = [
+        "--frontier",
+        "--rows",
+        "oc30_shift1,oc40_swap_shift1",
+        "--rounds",
+        "1",
+        "--pairs",
+        "100",
+        "--epochs-scale",
+        "0.05",
+        "--quiet",
+        "--out",
+        str(out),
+        "--earlier",
+        str(ROOT / "results"),
+    ]
     assert reproduce.main(argv) == 0
     found = json.loads((out / "frontier.json").read_text())
     assert [r["key"] for r in found["rows"]] == ["oc30_shift1", "oc40_swap_shift1"]

@@ -1,4 +1,5 @@
 """The registered layers and loss: what each computes, and that they survive a save."""
+
 import keras
 import numpy as np
 import pytest
@@ -108,30 +109,55 @@ def test_elastic_distortion_moves_ink_in_training_only_and_keeps_it_roughly():
 def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
     """The options train, and a model built with them saves and loads like any other; with
     use_ema, fit ends with the averaged weights in the model."""
-    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), comparer_type="expected", augment=True, elastic=True,
-                 ema=True, lr_schedule="onecycle", lr=3e-3, epochs=2)
+    cfg = Config(
+        model="cnn_aux",
+        filters=(4,),
+        hidden=(8,),
+        comparer_type="expected",
+        augment=True,
+        elastic=True,
+        ema=True,
+        lr_schedule="onecycle",
+        lr=3e-3,
+        epochs=2,
+    )
     model = compile_model(build_model(cfg), cfg, steps_per_epoch=2)
     assert model.get_layer("augment_elastic") and model.optimizer.use_ema
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
     digits = rng.integers(0, 10, (8, 2))
-    y = {"compare": (digits[:, 0] <= digits[:, 1]).astype(np.float32)[:, None], "digit1": digits[:, 0],
-         "digit2": digits[:, 1]}
+    y = {
+        "compare": (digits[:, 0] <= digits[:, 1]).astype(np.float32)[:, None],
+        "digit1": digits[:, 0],
+        "digit2": digits[:, 1],
+    }
     model.fit(x, y, batch_size=4, epochs=2, verbose=0)
     averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
     for v, a in zip(model.trainable_variables, averages):
         np.testing.assert_allclose(v.numpy(), a, rtol=1e-6)  # the model holds the average
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
-    np.testing.assert_allclose(again.predict(x, verbose=0)["compare"], model.predict(x, verbose=0)["compare"], rtol=1e-5)
+    np.testing.assert_allclose(
+        again.predict(x, verbose=0)["compare"], model.predict(x, verbose=0)["compare"], rtol=1e-5
+    )
 
 
 def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the_teacher():
     from keras_models.layers import Distillation
     from keras_models.models import DISTILL_WEIGHT, student_of
 
-    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), comparer_type="expected", augment=True, shift=1,
-                 rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
+    cfg = Config(
+        model="cnn_aux",
+        filters=(4,),
+        hidden=(8,),
+        comparer_type="expected",
+        augment=True,
+        shift=1,
+        rotation=0.0,
+        teachers=1,
+        distill_temperature=2.0,
+        epochs=1,
+    )
     teacher = build_model(cfg)
     classifier = teacher.get_layer("classifier")
     rng = np.random.default_rng(2)
@@ -149,8 +175,9 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
 
     # In a training model the teacher is frozen (its dropout and batch norm in inference mode),
     # the student learns, and the student alone is what comes out.
-    model = compile_model(build_model(cfg, teachers=[teacher], temperature=cfg.distill_temperature), cfg,
-                          steps_per_epoch=2)
+    model = compile_model(
+        build_model(cfg, teachers=[teacher], temperature=cfg.distill_temperature), cfg, steps_per_epoch=2
+    )
     assert model.get_layer("distillation").weight == DISTILL_WEIGHT
     before = [w.copy() for w in teacher.get_weights()]
     student_before = model.get_layer("classifier").get_weights()[0].copy()

@@ -1,5 +1,6 @@
 """What a timing ran on: the CPU's widest vector extension, and the kernel library as
 TensorFlow reports it."""
+
 import pytest
 
 from keras_models.machine import cpu, cpu_flags, describe, onednn_enabled, summary, vector_extension
@@ -14,9 +15,16 @@ flags\t\t: fpu sse4_2 avx avx2 avx512f avx512_bf16 amx_tile amx_bf16
 """
 
 
-@pytest.mark.parametrize("flags, name", [
-    ({"avx2", "avx512f", "amx_tile"}, "AMX"), ({"avx2", "avx512f"}, "AVX-512"), ({"avx", "avx2"}, "AVX2"),
-    ({"sse4_2"}, "SSE4.2"), (set(), "unknown")])
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        ({"avx2", "avx512f", "amx_tile"}, "AMX"),
+        ({"avx2", "avx512f"}, "AVX-512"),
+        ({"avx", "avx2"}, "AVX2"),
+        ({"sse4_2"}, "SSE4.2"),
+        (set(), "unknown"),
+    ],
+)
 def test_the_widest_vector_extension_is_named(flags, name):
     assert vector_extension(flags) == name
 

@@ -1,4 +1,5 @@
 """predict.py's inputs: what is refused, and in which words."""
+
 import struct
 import zlib
 
@@ -11,6 +12,7 @@ from keras_models.predict import load_image, load_pairs_array
 
 def png_header_only(width, height) -> bytes:
     """A PNG whose header claims width x height pixels (and holds none)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -65,7 +67,7 @@ def render(digit28: np.ndarray, size: int, canvas: tuple[int, int], at: tuple[in
 
     big = np.asarray(Image.fromarray(digit28.astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
     page = np.zeros(canvas, np.float32)
-    page[at[0]: at[0] + size, at[1]: at[1] + size] = big
+    page[at[0] : at[0] + size, at[1] : at[1] + size] = big
     return (255 - page).astype(np.uint8)
 
 
@@ -90,9 +92,30 @@ def test_predict_reads_re_rendered_mnist_digits(tmp_path, embedded_raw, capsys):
     from keras_models.data import pool
     from keras_models.export import load_saved_model
 
-    assert train.main(["--model", "cnn_aux", "--filters", "16,32", "--hidden", "64", "--comparer-type", "expected",
-                       "--epochs", "10", "--lr", "2e-3", "--out", str(tmp_path / "run"), "--export-dir",
-                       str(tmp_path / "saved_models"), "--quiet"]) == 0
+    assert (
+        train.main(
+            [
+                "--model",
+                "cnn_aux",
+                "--filters",
+                "16,32",
+                "--hidden",
+                "64",
+                "--comparer-type",
+                "expected",
+                "--epochs",
+                "10",
+                "--lr",
+                "2e-3",
+                "--out",
+                str(tmp_path / "run"),
+                "--export-dir",
+                str(tmp_path / "saved_models"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     base = tmp_path / "saved_models" / "cnn_aux"
     _, signature = load_saved_model(base / "1")
     images, labels = embedded_raw
@@ -103,7 +126,7 @@ def test_predict_reads_re_rendered_mnist_digits(tmp_path, embedded_raw, capsys):
     rng, right = np.random.default_rng(1), 0
     for k in range(0, 20, 2):
         files = []
-        for i in chosen[k: k + 2]:
+        for i in chosen[k : k + 2]:
             size = int(rng.integers(30, 90))
             canvas = (size + int(rng.integers(10, 60)), size + int(rng.integers(10, 60)))
             at = (int(rng.integers(0, canvas[0] - size)), int(rng.integers(0, canvas[1] - size)))
@@ -132,4 +155,3 @@ def test_an_empty_array_of_pairs_is_refused(tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((0, 2, 14, 14), np.float32))
     with pytest.raises(DataError, match=r"empty.npy: holds no pairs \(shape \(0, 2, 14, 14\)\); nothing to answer"):
         load_pairs_array(tmp_path / "empty.npy")
-

@@ -1,4 +1,5 @@
 """README.md speaks to a user on a fresh machine: its commands run as written after its first one."""
+
 import re
 
 from helpers import ROOT
@@ -16,8 +17,11 @@ def test_every_later_command_runs_the_projects_environment():
     """A bare `python` after the set-up command is the system's Python, without the project's
     packages: every command names .venv/bin/python."""
     readme = ROOT.joinpath("README.md").read_text()
-    bare = [line for line in readme.splitlines()
-            if re.search(r"(?<![\w/.-])python3? (?!-m venv)", line) and SETUP not in line]
+    bare = [
+        line
+        for line in readme.splitlines()
+        if re.search(r"(?<![\w/.-])python3? (?!-m venv)", line) and SETUP not in line
+    ]
     assert bare == []
 
 

@@ -1,5 +1,6 @@
 """Faults on purpose: a training process killed mid-round, NaN losses, unwritable outputs,
 and determinism of a seeded run."""
+
 import json
 import signal
 import subprocess
@@ -7,27 +8,45 @@ import sys
 import time
 
 import pytest
-
 from helpers import ROOT, clean_env
+
+from keras_models.callbacks import read_history
 from keras_models.config import Config
 from keras_models.errors import RunError
-from keras_models.callbacks import read_history
 from keras_models.training import run
 
 EPOCHS = 60
 
 
 def train_cmd(out):
-    return [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "mlp", "--hidden", "16",
-            "--epochs", str(EPOCHS), "--rounds", "2", "--pairs", "200", "--out", str(out), "--no-export", "--quiet",
-            "--backup-interval", "0"]
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--model",
+        "mlp",
+        "--hidden",
+        "16",
+        "--epochs",
+        str(EPOCHS),
+        "--rounds",
+        "2",
+        "--pairs",
+        "200",
+        "--out",
+        str(out),
+        "--no-export",
+        "--quiet",
+        "--backup-interval",
+        "0",
+    ]
 
 
 @pytest.mark.slow
 def test_sigkill_mid_round_then_resume(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(out), cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        train_cmd(out), cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     history = out / "round-01" / "history.csv"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -61,8 +80,19 @@ def test_sigkill_mid_round_then_resume(tmp_path):
 
 
 def tiny(tmp_path, name, **kw):
-    return Config(model="cnn_aux", filters=(4, 8), hidden=(16,), comparer=(8,), epochs=2, pairs=100, lr=1e-3,
-                  out=str(tmp_path / name), export=False, quiet=True, **kw)
+    return Config(
+        model="cnn_aux",
+        filters=(4, 8),
+        hidden=(16,),
+        comparer=(8,),
+        epochs=2,
+        pairs=100,
+        lr=1e-3,
+        out=str(tmp_path / name),
+        export=False,
+        quiet=True,
+        **kw,
+    )
 
 
 @pytest.mark.slow
@@ -71,17 +101,28 @@ def test_same_seed_same_results(tmp_path):
     b = run(tiny(tmp_path, "b"), log=lambda *_: None)
     run(tiny(tmp_path, "c", seed=1), log=lambda *_: None)
     assert [r["test_accuracy"] for r in a["rounds"]] == [r["test_accuracy"] for r in b["rounds"]]
-    assert read_history(tmp_path / "a" / "round-00" / "history.csv") == \
-        read_history(tmp_path / "b" / "round-00" / "history.csv")
-    assert read_history(tmp_path / "a" / "round-00" / "history.csv") != \
-        read_history(tmp_path / "c" / "round-00" / "history.csv")
+    assert read_history(tmp_path / "a" / "round-00" / "history.csv") == read_history(
+        tmp_path / "b" / "round-00" / "history.csv"
+    )
+    assert read_history(tmp_path / "a" / "round-00" / "history.csv") != read_history(
+        tmp_path / "c" / "round-00" / "history.csv"
+    )
 
 
 @pytest.mark.slow
 def test_nan_loss_fails_the_round_and_is_not_averaged(tmp_path):
     # An absurd learning rate overflows the weights within a few steps.
-    cfg = Config(model="mlp", hidden=(16,), epochs=3, rounds=1, pairs=100, lr=1e30, out=str(tmp_path / "nan"),
-                 export=False, quiet=True)
+    cfg = Config(
+        model="mlp",
+        hidden=(16,),
+        epochs=3,
+        rounds=1,
+        pairs=100,
+        lr=1e30,
+        out=str(tmp_path / "nan"),
+        export=False,
+        quiet=True,
+    )
     results = run(cfg, log=lambda *_: None)
     assert results["rounds"][0]["status"] == "failed" and "NaN" in results["rounds"][0]["message"]
     assert results["rounds_failed"] == 1 and results["test_accuracy_mean"] is None
@@ -101,11 +142,15 @@ def test_unwritable_out_is_one_line(tmp_path, capsys):
     from keras_models.cli import train as train_script
 
     (tmp_path / "file").write_text("not a folder")
-    code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out",
-                              str(tmp_path / "file" / "run"), "--quiet"])
+    code = train_script.main(
+        ["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(tmp_path / "file" / "run"), "--quiet"]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
-    assert err == f"train.py: error: --out {tmp_path / 'file' / 'run'}: cannot write there, {tmp_path / 'file'} is a file, not a folder"
+    assert (
+        err == f"train.py: error: --out {tmp_path / 'file' / 'run'}: cannot write there, "
+        f"{tmp_path / 'file'} is a file, not a folder"
+    )
 
 
 def test_unwritable_export_dir_is_refused_before_anything_trains(tmp_path, capsys):
@@ -113,8 +158,21 @@ def test_unwritable_export_dir_is_refused_before_anything_trains(tmp_path, capsy
 
     (tmp_path / "file").write_text("not a folder")
     out = tmp_path / "run"
-    code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(out),
-                              "--export-dir", str(tmp_path / "file" / "exports"), "--quiet"])
+    code = train_script.main(
+        [
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--pairs",
+            "50",
+            "--out",
+            str(out),
+            "--export-dir",
+            str(tmp_path / "file" / "exports"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith(f"train.py: error: --export-dir {tmp_path / 'file' / 'exports'}: cannot write")
     assert "\n" not in err and not (out / "round-00").exists() and not (out / "results.json").exists()
@@ -158,13 +216,30 @@ def test_a_run_killed_in_its_first_round_refuses_other_settings_before_touching_
 
 @pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_and_names_the_command_that_resumes(tmp_path):
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "mlp", "--hidden", "16", "--epochs",
-           str(EPOCHS), "--pairs", "200", "--no-export", "--quiet", "--backup-interval", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--model",
+        "mlp",
+        "--hidden",
+        "16",
+        "--epochs",
+        str(EPOCHS),
+        "--pairs",
+        "200",
+        "--no-export",
+        "--quiet",
+        "--backup-interval",
+        "0",
+    ]
     histories = lambda: list(tmp_path.glob("runs/mlp-*/round-00/history.csv"))  # noqa: E731
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not (histories() and len(read_history(histories()[0])) >= 2):
+    while (
+        time.time() < deadline and proc.poll() is None and not (histories() and len(read_history(histories()[0])) >= 2)
+    ):
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -174,16 +249,29 @@ def test_sigterm_stops_like_ctrl_c_and_names_the_command_that_resumes(tmp_path):
     assert line.startswith("train.py: terminated; to resume: python scripts/train.py --model mlp")
     assert line.endswith(f"--out {out.relative_to(tmp_path)}")
     resume = line.split("to resume: ")[1].split()
-    again = subprocess.run([sys.executable, str(ROOT / resume[1]), *resume[2:]], cwd=tmp_path, env=clean_env(),
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, str(ROOT / resume[1]), *resume[2:]],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert [r["epoch"] for r in read_history(histories()[0])] == list(range(1, EPOCHS + 1))
 
 
 @pytest.mark.slow
 def test_a_finished_run_rerun_exports_once(tmp_path):
-    cfg = Config(model="mlp", hidden=(8,), epochs=1, pairs=50, out=str(tmp_path / "r"), quiet=True,
-                 export_dir=str(tmp_path / "saved_models"))
+    cfg = Config(
+        model="mlp",
+        hidden=(8,),
+        epochs=1,
+        pairs=50,
+        out=str(tmp_path / "r"),
+        quiet=True,
+        export_dir=str(tmp_path / "saved_models"),
+    )
     lines = []
     first = run(cfg, log=lines.append)
     again = run(cfg, log=lines.append)
@@ -201,8 +289,9 @@ def test_a_second_run_on_the_same_folder_names_the_process_holding_it(tmp_path, 
     (tmp_path / "run").mkdir()
     held = lock_folder(tmp_path / "run")
     try:
-        code = train_script.main(["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(tmp_path / "run"),
-                                  "--quiet"])
+        code = train_script.main(
+            ["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(tmp_path / "run"), "--quiet"]
+        )
     finally:
         held.close()
     err = capsys.readouterr().err.strip()

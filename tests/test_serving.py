@@ -1,5 +1,6 @@
 """The HTTP server: request parsing, and scripts/serve.py as a real process answering real HTTP
 on 127.0.0.1 (TF Serving's REST API through KServe), with new versions picked up while it runs."""
+
 import json
 import shutil
 import signal
@@ -8,9 +9,9 @@ import time
 
 import numpy as np
 import pytest
+from helpers import clean_env
 
 from experiments.serve_load import free_port, post, row_request, run_load, start_server, wait_ready
-from helpers import clean_env
 from keras_models.config import Config
 from keras_models.export import export_saved_model, load_saved_model
 from keras_models.models import build_model
@@ -26,7 +27,10 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
     with pytest.raises(SystemExit) as stop:
         serve.main([str(tmp_path / "no-such-model"), "--http-port", port])
     err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2 and err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
+    assert (
+        stop.value.code == 2
+        and err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
+    )
 
 
 def test_both_request_formats_give_the_same_pairs():
@@ -41,20 +45,23 @@ def test_both_request_formats_give_the_same_pairs():
     np.testing.assert_array_equal(parse_request({"instances": x.tolist()})[0], x)  # plain rows
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"{bad", "not valid JSON"),
-    ({"signature_name": "other", "instances": []}, "unknown signature_name"),
-    ({"pairs": []}, "exactly one of"),
-    ({"instances": [], "inputs": []}, "exactly one of"),
-    ({"instances": []}, "non-empty list"),
-    ({"instances": [{"image": []}]}, "the one input `pair`"),
-    ({"instances": [[1, 2]]}, "pairs must have shape (N, 2, 14, 14), got (1, 2)"),
-    ({"inputs": [[[[1] * 14] * 14] * 2, [[[1] * 14] * 13] * 2]}, "ragged"),
-    ({"inputs": [[[["a"] * 14] * 14] * 2]}, "pairs must be real numbers"),
-    ({"inputs": [[[[None] * 14] * 14] * 2]}, "pairs must be real numbers"),
-    ({"inputs": [[[[float("nan")] * 14] * 14] * 2]}, "NaN or infinite"),
-    ({"inputs": [[[[1e39] * 14] * 14] * 2]}, "beyond float32"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"{bad", "not valid JSON"),
+        ({"signature_name": "other", "instances": []}, "unknown signature_name"),
+        ({"pairs": []}, "exactly one of"),
+        ({"instances": [], "inputs": []}, "exactly one of"),
+        ({"instances": []}, "non-empty list"),
+        ({"instances": [{"image": []}]}, "the one input `pair`"),
+        ({"instances": [[1, 2]]}, "pairs must have shape (N, 2, 14, 14), got (1, 2)"),
+        ({"inputs": [[[[1] * 14] * 14] * 2, [[[1] * 14] * 13] * 2]}, "ragged"),
+        ({"inputs": [[[["a"] * 14] * 14] * 2]}, "pairs must be real numbers"),
+        ({"inputs": [[[[None] * 14] * 14] * 2]}, "pairs must be real numbers"),
+        ({"inputs": [[[[float("nan")] * 14] * 14] * 2]}, "NaN or infinite"),
+        ({"inputs": [[[[1e39] * 14] * 14] * 2]}, "beyond float32"),
+    ],
+)
 def test_bad_requests_are_one_line_reasons(body, message):
     with pytest.raises(BadRequest) as e:
         parse_request(body)
@@ -62,6 +69,7 @@ def test_bad_requests_are_one_line_reasons(body, message):
 
 
 # --------------------------------------------------------------------------- the real server
+
 
 @pytest.fixture(scope="module")
 def pool(embedded):

@@ -1,4 +1,5 @@
 """Every setting declared once: its flag, check and --help come from the declaration."""
+
 import argparse
 import dataclasses
 
@@ -28,16 +29,27 @@ def test_every_declared_setting_has_its_flag_and_help_shows_its_default_once():
     assert "[study lever" in elastic and "[study lever" not in text.rsplit("--swap ", 1)[1].split(" --", 1)[0]
 
 
-@pytest.mark.parametrize("argv, name, value", [
-    (["--shift", "3"], "shift", 3), (["--no-batch-norm"], "batch_norm", False), (["--no-export"], "export", False),
-    (["--hidden", "8,8"], "hidden", (8, 8)), (["--lr-schedule", "cosine"], "lr_schedule", "cosine"),
-    (["--test-curve"], "test_curve", True), (["--swap"], "swap", True), (["--out", "x"], "out", "x")])
+@pytest.mark.parametrize(
+    "argv, name, value",
+    [
+        (["--shift", "3"], "shift", 3),
+        (["--no-batch-norm"], "batch_norm", False),
+        (["--no-export"], "export", False),
+        (["--hidden", "8,8"], "hidden", (8, 8)),
+        (["--lr-schedule", "cosine"], "lr_schedule", "cosine"),
+        (["--test-curve"], "test_curve", True),
+        (["--swap"], "swap", True),
+        (["--out", "x"], "out", "x"),
+    ],
+)
 def test_flags_parse_into_their_settings(argv, name, value):
     assert getattr(parser().parse_args(argv), name) == value
 
 
-@pytest.mark.parametrize("argv", [["--shift", "7"], ["--dropout", "1"], ["--lr", "0"], ["--seed", "-1"],
-                                  ["--optimizer", "sgd"], ["--hidden", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--shift", "7"], ["--dropout", "1"], ["--lr", "0"], ["--seed", "-1"], ["--optimizer", "sgd"], ["--hidden", "0"]],
+)
 def test_flags_refuse_what_the_declaration_refuses(argv, capsys):
     with pytest.raises(SystemExit):
         parser().parse_args(argv)

@@ -1,10 +1,11 @@
 """reproduce.py end to end at tiny size: two models, one round, two epochs."""
+
 import json
 
 import pytest
+from helpers import ROOT
 
 from experiments.cli import reproduce
-from helpers import ROOT
 from experiments.study import FIGURES, TABLE, plan
 
 
@@ -18,8 +19,23 @@ def test_plan_runs_each_experiment_once_and_narrows_figures():
 def test_reproduce_two_models_one_round_two_epochs(tmp_path):
     out = tmp_path / "results"
     # fast recipe: 50 epochs for the MLP family, x 0.04 = 2 epochs
-    argv = ["--recipe", "fast", "--models", "mlp,cc_aux", "--figures", "5", "--rounds", "1",
-            "--epochs-scale", "0.04", "--pairs", "200", "--out", str(out), "--quiet"]
+    argv = [
+        "--recipe",
+        "fast",
+        "--models",
+        "mlp,cc_aux",
+        "--figures",
+        "5",
+        "--rounds",
+        "1",
+        "--epochs-scale",
+        "0.04",
+        "--pairs",
+        "200",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert reproduce.main(argv) == 0
     table = json.loads((out / "table.json").read_text())
     assert [r["model"] for r in table["rows"]] == ["mlp", "cc_aux"]
@@ -43,8 +59,14 @@ def test_bad_model_list_is_a_usage_error(capsys):
 def test_a_folder_holding_another_study_is_refused_and_the_same_study_resumes(tmp_path, capsys):
     from experiments.study import claim_folder
 
-    settings = {"recipe": "report", "epochs_scale": 1.0, "pairs": 1000, "seed": 0, "data": "embedded",
-                "test_data": None}
+    settings = {
+        "recipe": "report",
+        "epochs_scale": 1.0,
+        "pairs": 1000,
+        "seed": 0,
+        "data": "embedded",
+        "test_data": None,
+    }
     claim_folder(tmp_path, "table", settings)
     claim_folder(tmp_path, "table", settings)  # the same study, resumed
     claim_folder(tmp_path, "ablation", {k: v for k, v in settings.items() if k != "recipe"})  # another kind
@@ -63,8 +85,7 @@ def test_the_committed_study_refuses_a_quick_look_and_the_default_is_a_new_folde
     from keras_models.errors import RunError
 
     assert parse_args(["--models", "mlp"]).out is None  # the command picks runs/study-<time>
-    quick = {"recipe": "report", "epochs_scale": 0.1, "pairs": 1000, "seed": 0, "data": "embedded",
-             "test_data": None}
+    quick = {"recipe": "report", "epochs_scale": 0.1, "pairs": 1000, "seed": 0, "data": "embedded", "test_data": None}
     with pytest.raises(RunError, match="other settings"):
         claim_folder(ROOT / "results", "table", quick)
 
@@ -79,6 +100,7 @@ def test_an_interrupted_study_names_the_command_that_resumes_it(tmp_path, monkey
     monkeypatch.setattr(experiments.study, "run_study", interrupted)
     assert reproduce.main(["--models", "mlp", "--rounds", "1"]) == 130
     err = capsys.readouterr().err.strip()
-    assert err.startswith("reproduce.py: interrupted; to resume: python scripts/reproduce.py --models mlp --rounds 1 "
-                          "--out runs/study-")
+    assert err.startswith(
+        "reproduce.py: interrupted; to resume: python scripts/reproduce.py --models mlp --rounds 1 --out runs/study-"
+    )
     assert (tmp_path / err.split("--out ")[1] / "reproduce.json").is_file()

@@ -3,8 +3,8 @@ import re
 
 import numpy as np
 import pytest
-
 from helpers import LOAD_SAVED_MODEL, run_python, run_script
+
 from keras_models.cli import train as train_script
 from keras_models.export import load_keras_model
 
@@ -13,9 +13,31 @@ from keras_models.export import load_keras_model
 def tiny_run(tmp_path_factory):
     """One short real run of train.py through main([...]): 2 rounds of 2 epochs on 200 pairs."""
     base = tmp_path_factory.mktemp("train")
-    code = train_script.main(["--model", "cc_aux", "--hidden", "64", "--comparer", "16", "--epochs", "2",
-                              "--rounds", "2", "--pairs", "200", "--lr", "1e-3", "--dev-pairs", "100", "--out", str(base / "run"),
-                              "--export-dir", str(base / "saved_models"), "--quiet"])
+    code = train_script.main(
+        [
+            "--model",
+            "cc_aux",
+            "--hidden",
+            "64",
+            "--comparer",
+            "16",
+            "--epochs",
+            "2",
+            "--rounds",
+            "2",
+            "--pairs",
+            "200",
+            "--lr",
+            "1e-3",
+            "--dev-pairs",
+            "100",
+            "--out",
+            str(base / "run"),
+            "--export-dir",
+            str(base / "saved_models"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return base
 
@@ -40,7 +62,7 @@ def test_run_folder_has_results_history_and_model(tiny_run):
         lines = (run / f"round-{r:02d}" / "history.csv").read_text().splitlines()
         header = lines[0].split(",")
         assert {"epoch", "loss", "compare_accuracy", "test_compare_accuracy", "test_loss"} <= set(header)
-        assert [int(l.split(",")[0]) for l in lines[1:]] == [1, 2]
+        assert [int(line.split(",")[0]) for line in lines[1:]] == [1, 2]
     assert json.loads((run / "config.json").read_text())["spec"]["model"] == "cc_aux"
     assert load_keras_model(run / "model.keras").name == "cc_aux"
     # The run's model.keras is the last round's file under a second name, not a copy of it.
@@ -77,13 +99,16 @@ def test_export_loads_in_a_fresh_process_and_matches_keras(tiny_run, embedded):
         np.testing.assert_allclose(np.array(served[key]), keras_out[key], atol=1e-5)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "resnet"], "invalid choice: 'resnet'"),
-    (["--epochs", "0"], "expected a positive integer, got '0'"),
-    (["--rounds", "-1"], "expected a positive integer"),
-    (["--hidden", "500,x"], "expected comma-separated integers"),
-    (["--batch-size", "abc"], "expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "resnet"], "invalid choice: 'resnet'"),
+        (["--epochs", "0"], "expected a positive integer, got '0'"),
+        (["--rounds", "-1"], "expected a positive integer"),
+        (["--hidden", "500,x"], "expected comma-separated integers"),
+        (["--batch-size", "abc"], "expected a positive integer"),
+    ],
+)
 def test_bad_flags_are_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         train_script.main(argv)
@@ -118,8 +143,9 @@ def test_too_many_pairs_for_the_source(tmp_path, capsys):
 
 def test_pretraining_without_spare_images_is_one_line_and_writes_nothing(tmp_path, capsys):
     # The embedded training half has 2500 images: 1250 pairs leave none outside the pairs.
-    code = train_script.main(["--model", "cnn_aux", "--pairs", "1250", "--pretrain-epochs", "1",
-                              "--out", str(tmp_path / "run"), "--quiet"])
+    code = train_script.main(
+        ["--model", "cnn_aux", "--pairs", "1250", "--pretrain-epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]
+    )
     assert code == 2
     assert "no training images outside the 1250 pairs" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -127,8 +153,21 @@ def test_pretraining_without_spare_images_is_one_line_and_writes_nothing(tmp_pat
 
 @pytest.mark.slow
 def test_train_script_runs_as_a_command(tmp_path):
-    proc = run_script("train.py", "--model", "mlp", "--hidden", "32", "--epochs", "1", "--pairs", "100",
-                      "--out", str(tmp_path / "run"), "--no-export", "--quiet")
+    proc = run_script(
+        "train.py",
+        "--model",
+        "mlp",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+        "--pairs",
+        "100",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-export",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "mlp: test accuracy" in proc.stdout
     assert not (tmp_path / "saved_models").exists()
@@ -138,19 +177,37 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     args = train_script.parse_args(["--recipe", "fast", "--model", "cnn"])
     cfg = train_script.build_config(args)
     assert (cfg.lr, cfg.num_epochs) == (1e-3, 25)
-    assert train_script.build_config(train_script.parse_args(["--recipe", "report", "--model", "mlp"])).num_epochs == 500
+    assert (
+        train_script.build_config(train_script.parse_args(["--recipe", "report", "--model", "mlp"])).num_epochs == 500
+    )
     stacked = train_script.build_config(train_script.parse_args(["--recipe", "stacked", "--model", "cnn_aux"]))
     assert (stacked.lr, stacked.num_epochs, stacked.comparer_type, stacked.augment) == (1.72e-3, 25, "expected", True)
     assert (stacked.filters, stacked.lr_schedule) == ((64, 128, 128), "cosine")
     best = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux"]))
-    assert (best.lr, best.num_epochs, best.lr_schedule, best.swap, best.filters, best.shift, best.rotation) == \
-        (3e-3, 40, "onecycle", True, (32, 64), 1, 0.0)
-    flag = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"]))
+    assert (best.lr, best.num_epochs, best.lr_schedule, best.swap, best.filters, best.shift, best.rotation) == (
+        3e-3,
+        40,
+        "onecycle",
+        True,
+        (32, 64),
+        1,
+        0.0,
+    )
+    flag = train_script.build_config(
+        train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"])
+    )
     assert flag.lr == 1e-3
     speedrun = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux"]))
-    assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift, speedrun.optimizer, speedrun.lr) == \
-        (30, False, 1, "nesterov", 0.1)
-    curve = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"]))
+    assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift, speedrun.optimizer, speedrun.lr) == (
+        30,
+        False,
+        1,
+        "nesterov",
+        0.1,
+    )
+    curve = train_script.build_config(
+        train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"])
+    )
     assert curve.test_curve is True
     best = tmp_path / "best_hparams.json"
     best.write_text(json.dumps({"config": {"model": "cc", "hidden": [64, 64], "lr": 0.003}}))
@@ -167,9 +224,9 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     the pair model's digit outputs far better than chance."""
     from keras_models.config import Config
     from keras_models.data import draw_round, unused_images
+    from keras_models.fitting import pretrain_classifier
     from keras_models.models import build_model
     from keras_models.pipeline import pixel_stats
-    from keras_models.fitting import pretrain_classifier
 
     train, test = embedded
     pairs, test_pairs = draw_round(train, test, 500, seed=0)
@@ -186,9 +243,31 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
     import shutil
 
     out = tmp_path / "run"
-    argv = ["--model", "cnn_aux", "--filters", "8", "--hidden", "16", "--comparer-type", "expected", "--epochs", "1",
-            "--pairs", "100", "--lr", "1e-3", "--members", "2", "--member", "3", "--tta", "--out", str(out),
-            "--no-export", "--quiet"]
+    argv = [
+        "--model",
+        "cnn_aux",
+        "--filters",
+        "8",
+        "--hidden",
+        "16",
+        "--comparer-type",
+        "expected",
+        "--epochs",
+        "1",
+        "--pairs",
+        "100",
+        "--lr",
+        "1e-3",
+        "--members",
+        "2",
+        "--member",
+        "3",
+        "--tta",
+        "--out",
+        str(out),
+        "--no-export",
+        "--quiet",
+    ]
     assert train_script.main(argv) == 0
     r = json.loads((out / "results.json").read_text())["rounds"][0]
     assert [m["member"] for m in r["members"]] == [3, 4] and r["status"] == "ok"
@@ -215,8 +294,21 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
 @pytest.mark.slow
 def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["--model", "mlp", "--hidden", "16", "--epochs", "2", "--rounds", "2", "--pairs", "100", "--out", str(out),
-            "--no-export"]
+    argv = [
+        "--model",
+        "mlp",
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--rounds",
+        "2",
+        "--pairs",
+        "100",
+        "--out",
+        str(out),
+        "--no-export",
+    ]
     assert train_script.main(argv) == 0
     printed = capsys.readouterr().out
     epochs = [line for line in printed.splitlines() if line.startswith("epoch ")]
@@ -230,8 +322,28 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
 @pytest.mark.slow
 def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(tmp_path):
     out = tmp_path / "run"
-    argv = ["--model", "cnn_aux", "--filters", "4", "--hidden", "8", "--comparer-type", "expected", "--epochs", "1",
-            "--pairs", "100", "--lr", "1e-3", "--teachers", "1", "--out", str(out), "--no-export", "--quiet"]
+    argv = [
+        "--model",
+        "cnn_aux",
+        "--filters",
+        "4",
+        "--hidden",
+        "8",
+        "--comparer-type",
+        "expected",
+        "--epochs",
+        "1",
+        "--pairs",
+        "100",
+        "--lr",
+        "1e-3",
+        "--teachers",
+        "1",
+        "--out",
+        str(out),
+        "--no-export",
+        "--quiet",
+    ]
     assert train_script.main(argv) == 0
     r = json.loads((out / "results.json").read_text())["rounds"][0]
     (teacher,) = r["teachers"]
@@ -241,8 +353,9 @@ def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(
     first_teacher = load_keras_model(out / "round-00" / "teacher-0" / "model.keras")
     assert "distillation" not in {layer.name for layer in student.layers}
     assert student.count_params() == first_teacher.count_params()
-    assert not np.allclose(student.get_layer("classifier").get_weights()[0],
-                           first_teacher.get_layer("classifier").get_weights()[0])
+    assert not np.allclose(
+        student.get_layer("classifier").get_weights()[0], first_teacher.get_layer("classifier").get_weights()[0]
+    )
 
     # A round stopped after its teacher resumes with it: loaded, not refitted.
     mtime = (out / "round-00" / "teacher-0" / "model.keras").stat().st_mtime_ns

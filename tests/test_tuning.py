@@ -1,5 +1,6 @@
 """keras-tuner: the HyperModels sample into the plain builders; real searches, resumed; a chief
 and two workers as real processes on 127.0.0.1; a search whose every trial fails."""
+
 import contextlib
 import json
 import subprocess
@@ -8,9 +9,9 @@ import sys
 import keras
 import keras_tuner as kt
 import pytest
+from helpers import ROOT, clean_env
 
 from experiments.serve_load import free_port
-from helpers import ROOT, clean_env
 from keras_models.config import Config
 from keras_models.errors import RunError
 from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
@@ -33,8 +34,16 @@ def test_hp_values_reach_the_plain_builder(embedded):
     cfg = hm.sample(hp)
     assert cfg.filters == (16, 32, 32) and cfg.hidden == (64,) and cfg.comparer == (32, 32, 8)
     model = hm.build(hp)
-    assert [l.filters for l in model.get_layer("classifier").layers if isinstance(l, keras.layers.Conv2D)] == \
-        [16, 16, 32, 32, 32, 32]
+    assert [
+        layer.filters for layer in model.get_layer("classifier").layers if isinstance(layer, keras.layers.Conv2D)
+    ] == [
+        16,
+        16,
+        32,
+        32,
+        32,
+        32,
+    ]
     assert model.get_compile_config()["loss_weights"] == {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 
 
@@ -124,9 +133,11 @@ def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_p
 def test_tune_cli_refuses_executions_without_dev_pairs_and_dev_pairs_with_hyperband(tmp_path, capsys):
     from tuning import cli
 
-    for argv, message in ((["--executions", "2"], "it needs --dev-pairs"),
-                          (["--dev-pairs", "100", "--tuner", "hyperband"], "use random or bayesian"),
-                          (["--max-mflop", "0"], "expected a positive number")):
+    for argv, message in (
+        (["--executions", "2"], "it needs --dev-pairs"),
+        (["--dev-pairs", "100", "--tuner", "hyperband"], "use random or bayesian"),
+        (["--max-mflop", "0"], "expected a positive number"),
+    ):
         with pytest.raises(SystemExit) if argv[0] == "--max-mflop" else contextlib.nullcontext():
             assert cli.main([*argv, "--directory", str(tmp_path)]) == 2
         err = capsys.readouterr().err
@@ -160,14 +171,31 @@ def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_chief_and_two_workers_share_one_search(tmp_path):
     port = free_port()
-    cmd = [sys.executable, str(ROOT / "scripts" / "tune.py"), "--model", "cc_aux", "--pairs", "200",
-           "--hidden", "32", "--max-trials", "6", "--epochs", "2", "--directory", str(tmp_path), "--quiet"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "tune.py"),
+        "--model",
+        "cc_aux",
+        "--pairs",
+        "200",
+        "--hidden",
+        "32",
+        "--max-trials",
+        "6",
+        "--epochs",
+        "2",
+        "--directory",
+        str(tmp_path),
+        "--quiet",
+    ]
     procs = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
-        env = clean_env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                        KERASTUNER_ORACLE_PORT=str(port))
-        procs[tuner_id] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, text=True)
+        env = clean_env(
+            KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port)
+        )
+        procs[tuner_id] = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     outs = {}
     try:
         for name in ("tuner0", "tuner1", "chief"):

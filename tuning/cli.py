@@ -8,6 +8,7 @@ best_hparams.json, trials.md and trials.png.
 
 Rerunning the same command resumes the search (finished trials are kept).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,26 +17,47 @@ import sys
 from keras_models.cli import DefaultsFormatter, add_config_args, config_from_args, positive_float, positive_int, run_cli
 from keras_models.config import Config
 
-
 # What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training,
 # distillation, outputs.
-TRAIN_ONLY = ("rounds", "member", "members", "tta", "swap", "repair", "pretrain_epochs", "teachers",
-              "distill_temperature", "out", "export_dir", "export", "tensorboard", "backup_interval", "test_curve")
+TRAIN_ONLY = (
+    "rounds",
+    "member",
+    "members",
+    "tta",
+    "swap",
+    "repair",
+    "pretrain_epochs",
+    "teachers",
+    "distill_temperature",
+    "out",
+    "export_dir",
+    "export",
+    "tensorboard",
+    "backup_interval",
+    "test_curve",
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=DefaultsFormatter)
+    p = argparse.ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     s = p.add_argument_group("search")
     s.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
     s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")
     s.add_argument("--directory", default="tuner_runs", help="where keras-tuner keeps its trials and the report")
     s.add_argument("--project-name", help="subfolder of --directory (default <model>-<tuner>)")
-    s.add_argument("--executions", type=positive_int, default=1,
-                   help="with --dev-pairs: train each trial this many times, each on another round's pairs, "
-                        "and score the mean of their dev accuracies")
-    s.add_argument("--max-mflop", type=positive_float, metavar="MFLOP",
-                   help="fail, untrained, the trials whose model costs more per pair (default: no limit)")
+    s.add_argument(
+        "--executions",
+        type=positive_int,
+        default=1,
+        help="with --dev-pairs: train each trial this many times, each on another round's pairs, "
+        "and score the mean of their dev accuracies",
+    )
+    s.add_argument(
+        "--max-mflop",
+        type=positive_float,
+        metavar="MFLOP",
+        help="fail, untrained, the trials whose model costs more per pair (default: no limit)",
+    )
     add_config_args(p, skip=TRAIN_ONLY)
     args = p.parse_args(argv)
     if args.epochs is None:
@@ -52,8 +74,16 @@ def main(argv=None) -> int:
         from .search import search
 
         base = config_from_args(args, Config(validation_split=0.2))
-        search(base, args.tuner, args.max_trials, base.num_epochs, args.directory, args.project_name,
-               executions=args.executions, max_mflop=args.max_mflop)
+        search(
+            base,
+            args.tuner,
+            args.max_trials,
+            base.num_epochs,
+            args.directory,
+            args.project_name,
+            executions=args.executions,
+            max_mflop=args.max_mflop,
+        )
 
     return run_cli(job, "tune.py")
 

@@ -4,6 +4,7 @@ calls the plain builders of `keras_models`; `fit(hp, model, ...)` trains through
 batching, shuffling from the round's seed, and callbacks. What stays fixed for a search (the
 base settings, the rounds' pairs, the cost limit) goes to the constructor.
 """
+
 from __future__ import annotations
 
 import keras_tuner as kt
@@ -61,15 +62,23 @@ class PairHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         cfg = self.sample(hp)
         if self.max_mflop is not None and (cost := config_mflops(cfg)) > self.max_mflop:
-            raise kt.errors.FailedTrialError(f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; "
-                                             "not trained")
+            raise kt.errors.FailedTrialError(
+                f"{cost:.1f} MFLOP per pair, over the limit of {self.max_mflop:g}; not trained"
+            )
         if "epochs" in kwargs:  # Hyperband sets each bracket's epochs
             cfg = cfg.replace(epochs=kwargs["epochs"])
         shown = [] if cfg.quiet else [EpochLog(0)]
         if not self.base.dev_pairs:
             data = self.rounds[0]
-            return fit_model(model, cfg, data.train, data.val, data.seed, [*callbacks, *shown],
-                             initial_epoch=kwargs.get("initial_epoch", 0))
+            return fit_model(
+                model,
+                cfg,
+                data.train,
+                data.val,
+                data.seed,
+                [*callbacks, *shown],
+                initial_epoch=kwargs.get("initial_epoch", 0),
+            )
         scores = []
         for i, data in enumerate(self.rounds):
             # keras-tuner built the first round's model; each later round bakes in its own statistics.
@@ -107,6 +116,7 @@ class CNNHyperModel(PairHyperModel):
 HYPERMODELS = {"mlp": MLPHyperModel, "cnn": CNNHyperModel}
 
 
-def hypermodel_for(base: Config, rounds: list[RoundData], sync_bn: bool = False,
-                   max_mflop: float | None = None) -> PairHyperModel:
+def hypermodel_for(
+    base: Config, rounds: list[RoundData], sync_bn: bool = False, max_mflop: float | None = None
+) -> PairHyperModel:
     return HYPERMODELS[base.arch.hypermodel](base, rounds, sync_bn, max_mflop)

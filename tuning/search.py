@@ -11,6 +11,7 @@ Distributed: with KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE
 the chief serves the oracle and the workers run trials; only the chief writes the report,
 after every trial has ended (a worker's view of the best trial is only a snapshot).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,26 +21,17 @@ import time
 from pathlib import Path
 
 import keras_tuner as kt
-import numpy as np
 
 from keras_models.config import Config, check_resumable
 from keras_models.data import load_data, require_images
 from keras_models.errors import ConfigError, RunError
-from keras_models.files import atomic_write_json, atomic_write_text
+from keras_models.files import atomic_write_json
 from keras_models.rounds import RoundData
 
-from .hypermodels import DEV_OBJECTIVE, hypermodel_for
+from .hypermodels import hypermodel_for
+from .report import OBJECTIVE, objective_of, write_report
 
-OBJECTIVE = "val_compare_accuracy"
-CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
 MAX_FAILED_TRIALS = 3
-
-
-def trial_number(trial_id: str) -> int:
-    """The number keras-tuner shows for a trial ("Search: Running Trial #2", "Trial 2 Complete"):
-    its ids count from "0" in the order trials are created, its console from 1. The report, its
-    files and this project's lines use the console's number."""
-    return int(trial_id) + 1
 
 
 class TimedTrials:
@@ -73,15 +65,31 @@ def is_chief_oracle() -> bool:
     return os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
 
 
-def make_tuner(kind: str, hypermodel, max_trials: int, epochs: int, directory: str, project: str,
-               seed: int, strategy=None, objective: str = OBJECTIVE, limited: bool = False):
+def make_tuner(
+    kind: str,
+    hypermodel,
+    max_trials: int,
+    epochs: int,
+    directory: str,
+    project: str,
+    seed: int,
+    strategy=None,
+    objective: str = OBJECTIVE,
+    limited: bool = False,
+):
     if kind not in TUNERS:
         raise RunError(f"unknown tuner {kind!r}")
     # Trials over a cost limit fail at once and may come in a row: with a limit (`limited`),
     # the search ends after its trials, whatever failed.
     failures = max_trials + 1 if limited else MAX_FAILED_TRIALS
-    common = dict(objective=kt.Objective(objective, direction="max"), directory=directory, project_name=project,
-                  overwrite=False, seed=seed, max_consecutive_failed_trials=failures)
+    common = dict(
+        objective=kt.Objective(objective, direction="max"),
+        directory=directory,
+        project_name=project,
+        overwrite=False,
+        seed=seed,
+        max_consecutive_failed_trials=failures,
+    )
     if strategy is not None:
         common["distribution_strategy"] = strategy
     if kind == "hyperband":
@@ -108,22 +116,35 @@ def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, m
             raise RunError(f"{folder}: holds a search with other settings ({', '.join(differ)}); {instead}")
         check_resumable(old, base, folder, instead)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"config": base.to_dict(), "epochs": epochs, "executions": executions, "max_mflop": max_mflop})
+    atomic_write_json(
+        path, {"config": base.to_dict(), "epochs": epochs, "executions": executions, "max_mflop": max_mflop}
+    )
 
 
 def check_search(base: Config, kind: str, executions: int, max_mflop: float | None) -> None:
     if executions < 1:
         raise ConfigError(f"executions must be a positive integer, got {executions}")
     if executions > 1 and not base.dev_pairs:
-        raise ConfigError("--executions trains each trial on several rounds and scores their dev pairs; it needs --dev-pairs")
+        raise ConfigError(
+            "--executions trains each trial on several rounds and scores their dev pairs; it needs --dev-pairs"
+        )
     if base.dev_pairs and kind == "hyperband":
         raise ConfigError("--dev-pairs scores whole trials; hyperband resumes trials by epochs: use random or bayesian")
     if max_mflop is not None and not (max_mflop > 0 and math.isfinite(max_mflop)):
         raise ConfigError(f"the cost limit must be a positive number of MFLOP, got {max_mflop}")
 
 
-def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str, project: str | None = None,
-           log=print, executions: int = 1, max_mflop: float | None = None) -> dict | None:
+def search(
+    base: Config,
+    kind: str,
+    max_trials: int,
+    epochs: int,
+    directory: str,
+    project: str | None = None,
+    log=print,
+    executions: int = 1,
+    max_mflop: float | None = None,
+) -> dict | None:
     """Run (or resume) the search; on the chief, write the report and return best_hparams."""
     import tensorflow as tf
 
@@ -147,11 +168,23 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
         rounds = [RoundData.draw(base.replace(validation_split=base.validation_split or 0.2), images, 0)]
         what = f"{len(rounds[0].train)} training and {len(rounds[0].val)} validation pairs"
     hypermodel = hypermodel_for(base, rounds, sync_bn=replicated, max_mflop=max_mflop)
-    tuner = make_tuner(kind, hypermodel, max_trials, epochs, directory, project, base.seed,
-                       strategy if replicated else None, objective_of(base), max_mflop is not None)
+    tuner = make_tuner(
+        kind,
+        hypermodel,
+        max_trials,
+        epochs,
+        directory,
+        project,
+        base.seed,
+        strategy if replicated else None,
+        objective_of(base),
+        max_mflop is not None,
+    )
     limit = f"; at most {max_mflop:g} MFLOP per pair" if max_mflop is not None else ""
-    log(f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
-        f"{epochs if kind == 'hyperband' else max_trials}); {what}{limit}")
+    log(
+        f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
+        f"{epochs if kind == 'hyperband' else max_trials}); {what}{limit}"
+    )
     try:
         tuner.search(epochs=epochs, verbose=0 if base.quiet else 1)
     except RuntimeError as e:
@@ -160,97 +193,9 @@ def search(base: Config, kind: str, max_trials: int, epochs: int, directory: str
         if "consecutive failures" not in str(e):
             raise
         last = str(e).strip().splitlines()[-1]
-        raise RunError(f"{Path(directory) / project}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}") from None
+        raise RunError(
+            f"{Path(directory) / project}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}"
+        ) from None
     if not is_chief_oracle():
         return None
     return write_report(tuner, base, kind, epochs, Path(directory) / project, log, executions)
-
-
-def objective_of(base: Config) -> str:
-    return DEV_OBJECTIVE if base.dev_pairs else OBJECTIVE
-
-
-# --------------------------------------------------------------------------- report
-
-def trial_rows(tuner, base: Config) -> list[dict]:
-    from keras_models.models import build_model, config_mflops
-
-    rows = []
-    for trial in tuner.oracle.trials.values():
-        info_path = Path(tuner.get_trial_dir(trial.trial_id)) / "run_info.json"
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        cfg = tuner.hypermodel.sample(trial.hyperparameters)
-        rows.append({
-            "trial": trial_number(trial.trial_id), "trial_id": trial.trial_id, "status": trial.status,
-            "score": trial.score,
-            "hyperparameters": dict(trial.hyperparameters.values),
-            "params": int(build_model(cfg).count_params()), "mflop": round(config_mflops(cfg), 2),
-            "depth": trial.hyperparameters.values.get("depth"),
-            "width": trial.hyperparameters.values.get("filters" if base.family == "cnn" else "units"),
-            "seconds": info.get("seconds"), "tuner_id": info.get("tuner_id"),
-            "config": {k: v for k, v in cfg.to_dict().items() if k in CONFIG_KEYS},
-        })
-    return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0)))
-
-
-def write_report(tuner, base: Config, kind: str, epochs: int, folder: Path, log=print, executions: int = 1) -> dict:
-    objective = objective_of(base)
-    rows = trial_rows(tuner, base)
-    done = [r for r in rows if r["status"] == "COMPLETED" and r["score"] is not None]
-    names = sorted({k for r in rows for k in r["hyperparameters"]})
-    lines = [f"# {kind} search for {base.model}: {len(done)} of {len(rows)} trials completed", "",
-             f"Objective: {objective} (max) on " + (
-                 f"{base.dev_pairs} dev pairs per round, the mean over {executions} round(s) (seeds {base.seed}"
-                 f"-{base.seed + executions - 1}), each trained on all its {base.pairs} pairs"
-                 if base.dev_pairs else f"{base.validation_split or 0.2:.0%} of the training pairs") +
-             f"; {epochs} epochs per trial. Failed trials include those over the cost limit (untrained).", "",
-             f"| trial | status | {objective.split('_')[0]} acc. % | " + " | ".join(names) +
-             " | parameters | MFLOP / pair | seconds | tuner |",
-             "| --- | --- |" + " ---: |" * (len(names) + 4) + " --- |"]
-    for r in rows:
-        hp = " | ".join(fmt(r["hyperparameters"].get(n)) for n in names)
-        score = "-" if r["score"] is None else f"{100 * r['score']:.1f}"
-        lines.append(f"| {r['trial']} | {r['status']} | {score} | {hp} | {r['params']:,} | {r['mflop']:.1f} | "
-                     f"{fmt(r['seconds'])} | {r['tuner_id'] or '-'} |")
-    atomic_write_text(folder / "trials.md", "\n".join(lines) + "\n")
-    atomic_write_json(folder / "trials.json", rows)
-    if not done:
-        statuses = ", ".join(sorted({r["status"] for r in rows})) or "none ran"
-        raise RunError(f"{folder}: no trial completed ({statuses}); see trials.md")
-    best = done[0]
-    result = {"config": best["config"], objective: best["score"], "trial": best["trial"], "tuner": kind,
-              "epochs": epochs, "hyperparameters": best["hyperparameters"]}
-    atomic_write_json(folder / "best_hparams.json", result)
-    plot_trials(done, folder / "trials.png", base.model, "dev" if base.dev_pairs else "validation")
-    log(f"best: Trial {best['trial']}, {objective} {100 * best['score']:.2f}% with {best['hyperparameters']}")
-    log(f"wrote {folder / 'best_hparams.json'}, {folder / 'trials.md'}, {folder / 'trials.png'}")
-    return result
-
-
-def fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
-def plot_trials(rows: list[dict], path: Path, model: str, scored_on: str = "validation") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    depth = np.array([r["depth"] for r in rows])
-    width = np.array([r["width"] for r in rows])
-    score = 100 * np.array([r["score"] for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, x, other, label, other_label in ((axes[0], depth, width, "depth", "width"),
-                                             (axes[1], width, depth, "width", "depth")):
-        points = ax.scatter(x, score, c=other, cmap="viridis")
-        ax.set(xlabel=label, ylabel=f"{scored_on} accuracy of compare (%)")
-        fig.colorbar(points, ax=ax, label=other_label)
-    fig.suptitle(f"{model}: {scored_on} accuracy of each trial")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -6,6 +6,7 @@
 
 The last line with --json is one JSON object (ms_per_step, pairs_per_s, gflops_per_s, ...).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from keras_models.cli import DefaultsFormatter, positive_int, run_cli
 from keras_models.architectures import NAMES
+from keras_models.cli import DefaultsFormatter, positive_int, run_cli
 from keras_models.config import Config
 
 # The PyTorch peer, in the shared/ folder beside a checkout of the project.
@@ -22,8 +23,9 @@ DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=DefaultsFormatter)
+    p = argparse.ArgumentParser(
+        prog="benchmark.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
+    )
     p.add_argument("--model", choices=NAMES, default="cnn_aux")
     p.add_argument("--batch", type=positive_int, default=100)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
@@ -32,27 +34,49 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compare-torch", action="store_true", help="alternate with the PyTorch peer, print ratios")
     p.add_argument("--reps", type=positive_int, default=5, help="A/B repetitions with --compare-torch")
     p.add_argument("--torch-reference", type=Path, default=DEFAULT_REFERENCE)
-    p.add_argument("--all", action="store_true",
-                   help="also: time per epoch, seconds to --target test accuracy (fast recipe), "
-                        "SavedModel serving speed, peak memory of train.py")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also: time per epoch, seconds to --target test accuracy (fast recipe), "
+        "SavedModel serving speed, peak memory of train.py",
+    )
     p.add_argument("--target", type=float, default=0.98)
     p.add_argument("--max-epochs", type=positive_int, default=25)
     p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
-    p.add_argument("--breakdown", action="store_true",
-                   help="time TensorFlow's convolution kernels alone at the model's shapes")
-    p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="run TensorFlow's profiler over --steps training steps; the trace goes to DIR "
-                        "(TensorBoard's Profile tab), the self time per op type is printed")
-    p.add_argument("--serving-load", type=positive_int, metavar="REQUESTS",
-                   help="also: this many REST requests of 1-100 pairs from 8 concurrent clients to "
-                        "scripts/serve.py on 127.0.0.1 serving the model, beside the SavedModel in process")
-    p.add_argument("--saved-model", type=Path, metavar="PATH",
-                   help="also: MFLOP per pair and serving speed of this export (a base path serves its highest "
-                        "version), beside a fresh --model's SavedModel timed in the same run")
-    p.add_argument("--matmul", action="store_true",
-                   help="also: the CPU's matmul peak as TensorFlow reaches it (2048^3, float32 and bfloat16)")
-    p.add_argument("--compare-precision", action="store_true",
-                   help="alternate training steps under the float32 and mixed_bfloat16 dtype policies, print ratios")
+    p.add_argument(
+        "--breakdown", action="store_true", help="time TensorFlow's convolution kernels alone at the model's shapes"
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run TensorFlow's profiler over --steps training steps; the trace goes to DIR "
+        "(TensorBoard's Profile tab), the self time per op type is printed",
+    )
+    p.add_argument(
+        "--serving-load",
+        type=positive_int,
+        metavar="REQUESTS",
+        help="also: this many REST requests of 1-100 pairs from 8 concurrent clients to "
+        "scripts/serve.py on 127.0.0.1 serving the model, beside the SavedModel in process",
+    )
+    p.add_argument(
+        "--saved-model",
+        type=Path,
+        metavar="PATH",
+        help="also: MFLOP per pair and serving speed of this export (a base path serves its highest "
+        "version), beside a fresh --model's SavedModel timed in the same run",
+    )
+    p.add_argument(
+        "--matmul",
+        action="store_true",
+        help="also: the CPU's matmul peak as TensorFlow reaches it (2048^3, float32 and bfloat16)",
+    )
+    p.add_argument(
+        "--compare-precision",
+        action="store_true",
+        help="alternate training steps under the float32 and mixed_bfloat16 dtype policies, print ratios",
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
 
@@ -61,8 +85,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from .. import benchmark as b
         from keras_models.errors import ConfigError
+
+        from .. import benchmark as b
+        from .. import profile
 
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
@@ -70,50 +96,61 @@ def main(argv=None) -> int:
 
         cfg = Config(model=args.model, jit_compile=args.jit_compile)
         machine = describe()
-        print(f"machine: {summary(machine)}; TensorFlow threads intra-op {machine['intra_op_threads']}, "
-              f"inter-op {machine['inter_op_threads']} (0: its default)")
+        print(
+            f"machine: {summary(machine)}; TensorFlow threads intra-op {machine['intra_op_threads']}, "
+            f"inter-op {machine['inter_op_threads']} (0: its default)"
+        )
         exported = None
         if args.saved_model:  # first: a wrong path is refused before anything is timed
             exported = b.saved_model_speed(args.saved_model)
             baseline = b.serving_speed(cfg)
             exported["baseline_pairs_per_s_batch1000"] = baseline["serving_pairs_per_s_batch1000"]
-            print(f"{exported['saved_model']}: {exported['mflops_per_pair']:.1f} MFLOP per pair, "
-                  f"{exported['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
-                  f"{exported['serving_ms_batch1']:.2f} ms median at batch 1; a fresh {args.model} in the same run: "
-                  f"{baseline['serving_pairs_per_s_batch1000']:.0f} pairs/s")
+            print(
+                f"{exported['saved_model']}: {exported['mflops_per_pair']:.1f} MFLOP per pair, "
+                f"{exported['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                f"{exported['serving_ms_batch1']:.2f} ms median at batch 1; a fresh {args.model} in the same run: "
+                f"{baseline['serving_pairs_per_s_batch1000']:.0f} pairs/s"
+            )
         result = {**b.keras_throughput(cfg, args.batch, args.steps, args.warmup), "machine": machine}
         if exported:
             result["saved_model"] = exported
-        print(f"{args.model}: {result['ms_per_step']:.1f} ms/step, {result['pairs_per_s']:.0f} pairs/s, "
-              f"{result['gflops_per_s']:.1f} GFLOP/s ({result['mflops_per_pair_forward']} MFLOP/pair forward)")
+        print(
+            f"{args.model}: {result['ms_per_step']:.1f} ms/step, {result['pairs_per_s']:.0f} pairs/s, "
+            f"{result['gflops_per_s']:.1f} GFLOP/s ({result['mflops_per_pair_forward']} MFLOP/pair forward)"
+        )
         if args.compare_torch:
             cmp = b.compare_with_torch(cfg, args.torch_reference, args.reps, args.batch, args.steps, args.warmup)
             result["torch_comparison"] = cmp
             print(f"ratio keras/torch per repetition: {cmp['ratios']}; median {cmp['ratio_median']:.3f}")
         if args.compare_precision:
-            cmp = result["precision_comparison"] = b.compare_precision(cfg, args.reps, args.batch, args.steps,
-                                                                       args.warmup)
+            cmp = result["precision_comparison"] = b.compare_precision(
+                cfg, args.reps, args.batch, args.steps, args.warmup
+            )
             print(f"ratio mixed_bfloat16/float32 per repetition: {cmp['ratios']}; median {cmp['ratio_median']:.3f}")
         if args.matmul:
             peak = result["matmul"] = b.matmul_gflops()
-            print(f"tf.matmul {peak['n']}^3: {peak['float32_gflops_per_s']:.0f} GFLOP/s float32, "
-                  f"{peak['bfloat16_gflops_per_s']:.0f} GFLOP/s bfloat16")
+            print(
+                f"tf.matmul {peak['n']}^3: {peak['float32_gflops_per_s']:.0f} GFLOP/s float32, "
+                f"{peak['bfloat16_gflops_per_s']:.0f} GFLOP/s bfloat16"
+            )
         if args.breakdown:
             from keras_models.models import build_model
 
-            rows = b.conv_breakdown(build_model(cfg), args.batch)
+            rows = profile.conv_breakdown(build_model(cfg), args.batch)
             result["conv_breakdown"] = rows
             total = sum(r["forward"] + r["backprop_input"] + r["backprop_filter"] for r in rows)
             for r in rows:
-                print(f"  {r['layer']:14s} {r['shape']:14s} forward {r['forward']:6.2f} ms, backprop input "
-                      f"{r['backprop_input']:6.2f} ms, backprop filter {r['backprop_filter']:6.2f} ms")
+                print(
+                    f"  {r['layer']:14s} {r['shape']:14s} forward {r['forward']:6.2f} ms, backprop input "
+                    f"{r['backprop_input']:6.2f} ms, backprop filter {r['backprop_filter']:6.2f} ms"
+                )
             result["conv_kernels_ms"] = round(total, 2)
             print(f"convolution kernels: {total:.1f} ms of a {result['ms_per_step']:.1f} ms step")
         if args.profile:
             from keras_models.models import build_model, compile_model
 
             model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
-            rows = b.profile_op_types(model, args.batch, args.steps, args.profile)
+            rows = profile.profile_op_types(model, args.batch, args.steps, args.profile)
             result["profile"] = rows
             print(f"profile of {args.steps} steps (trace in {args.profile}); self time per op type:")
             for r in rows[:12]:
@@ -128,20 +165,26 @@ def main(argv=None) -> int:
             result["time_to_accuracy"] = b.seconds_to_accuracy(fast, args.target, args.max_epochs)
             print(f"seconds to {args.target:.0%} test accuracy: {result['time_to_accuracy']['seconds_to_target']}")
             result.update(b.serving_speed(cfg))
-            print(f"SavedModel: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
-                  f"{result['serving_ms_batch1']:.2f} ms median at batch 1")
+            print(
+                f"SavedModel: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                f"{result['serving_ms_batch1']:.2f} ms median at batch 1"
+            )
             result["train_peak_memory_mb"] = b.train_peak_memory_mb(args.model)
             print(f"peak resident memory of train.py --model {args.model}: {result['train_peak_memory_mb']:.0f} MB")
         if args.serving_load:
             from ..serve_load import server_load
 
             result.update(b.serving_speed(cfg))
-            print(f"SavedModel in process: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
-                  f"{result['serving_ms_batch1']:.2f} ms median at batch 1")
+            print(
+                f"SavedModel in process: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
+                f"{result['serving_ms_batch1']:.2f} ms median at batch 1"
+            )
             load = result["serving_load"] = server_load(cfg, requests=args.serving_load)
-            print(f"serve.py, {load['clients']} clients, {load['requests']} requests ({load['pairs']} pairs): "
-                  f"{load['requests_per_s']:.0f} requests/s, {load['pairs_per_s']:.0f} pairs/s, latency p50 "
-                  f"{load['latency_ms_p50']:.0f} ms, p99 {load['latency_ms_p99']:.0f} ms, {load['failures']} failed")
+            print(
+                f"serve.py, {load['clients']} clients, {load['requests']} requests ({load['pairs']} pairs): "
+                f"{load['requests_per_s']:.0f} requests/s, {load['pairs_per_s']:.0f} pairs/s, latency p50 "
+                f"{load['latency_ms_p50']:.0f} ms, p99 {load['latency_ms_p99']:.0f} ms, {load['failures']} failed"
+            )
         if args.json:
             print(json.dumps(result))
 

@@ -7,6 +7,7 @@
 Rerunning a command with the same --out continues a stopped study: finished rounds are kept.
 Interrupted, it prints that command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,19 +33,31 @@ def name_list(choices, convert=str):
         except ValueError:
             values = None
         if not values or any(v not in choices for v in values):
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(map(str, choices))}; got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {', '.join(map(str, choices))}; got {text!r}"
+            )
         return values
+
     return parse
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=DefaultsFormatter)
-    p.add_argument("--recipe", choices=sorted(RECIPES), default="report",
-                   help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs")
+    p = argparse.ArgumentParser(
+        prog="reproduce.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
+    )
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="report",
+        help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs",
+    )
     p.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="Table I models to run")
-    p.add_argument("--figures", type=name_list(sorted(FIGURES), int), default=sorted(FIGURES),
-                   help="figures to draw (their curves of the --models only), or 'none'")
+    p.add_argument(
+        "--figures",
+        type=name_list(sorted(FIGURES), int),
+        default=sorted(FIGURES),
+        help="figures to draw (their curves of the --models only), or 'none'",
+    )
     p.add_argument("--rounds", type=positive_int, default=10, help="rounds per model, each with fresh pairs")
     p.add_argument("--epochs-scale", type=positive_float, default=1.0, help="multiply every recipe's epochs")
     p.add_argument("--pairs", type=positive_int, default=1000)
@@ -52,19 +65,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", default="embedded")
     p.add_argument("--test-data", default=None)
     p.add_argument("--strategy", choices=choices("strategy"), default="auto")
-    p.add_argument("--out", help="results folder (tables, figures, runs/); default: a new runs/study-<time> "
-                                 "or runs/ablation-<time>. A folder that holds a study of other settings is refused")
+    p.add_argument(
+        "--out",
+        help="results folder (tables, figures, runs/); default: a new runs/study-<time> "
+        "or runs/ablation-<time>. A folder that holds a study of other settings is refused",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    p.add_argument("--ablation", action="store_true",
-                   help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)")
-    p.add_argument("--frontier", action="store_true",
-                   help="instead of Table I: the small-model ablation that chooses --recipe speedrun and best "
-                        "on dev pairs (results in <out>/frontier.md and frontier.png)")
-    p.add_argument("--rows", default=None,
-                   help="with --ablation or --frontier: the rows to train (default all), or 'none'; the table "
-                        "shows every finished row")
-    p.add_argument("--earlier", default="results",
-                   help="with --frontier: the folder of the published study whose points the figure also shows")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="instead of Table I: the cnn_aux ablation (results in <out>/ablation.md)",
+    )
+    p.add_argument(
+        "--frontier",
+        action="store_true",
+        help="instead of Table I: the small-model ablation that chooses --recipe speedrun and best "
+        "on dev pairs (results in <out>/frontier.md and frontier.png)",
+    )
+    p.add_argument(
+        "--rows",
+        default=None,
+        help="with --ablation or --frontier: the rows to train (default all), or 'none'; the table "
+        "shows every finished row",
+    )
+    p.add_argument(
+        "--earlier",
+        default="results",
+        help="with --frontier: the folder of the published study whose points the figure also shows",
+    )
     return p.parse_args(argv)
 
 
@@ -90,11 +118,24 @@ def main(argv=None) -> int:
         from ..study import claim_folder, run_study
 
         # What makes two invocations the same study; models, figures, rows and rounds may grow.
-        settings = {"epochs_scale": args.epochs_scale, "pairs": args.pairs, "seed": args.seed, "data": args.data,
-                    "test_data": args.test_data, **({"recipe": args.recipe} if kind == "table" else {})}
+        settings = {
+            "epochs_scale": args.epochs_scale,
+            "pairs": args.pairs,
+            "seed": args.seed,
+            "data": args.data,
+            "test_data": args.test_data,
+            **({"recipe": args.recipe} if kind == "table" else {}),
+        }
         claim_folder(out, kind, settings)
-        base = Config(rounds=args.rounds, pairs=args.pairs, seed=args.seed, data=args.data,
-                      test_data=args.test_data, strategy=args.strategy, quiet=args.quiet)
+        base = Config(
+            rounds=args.rounds,
+            pairs=args.pairs,
+            seed=args.seed,
+            data=args.data,
+            test_data=args.test_data,
+            strategy=args.strategy,
+            quiet=args.quiet,
+        )
         if args.ablation:
             from ..ablation import run_ablation
 

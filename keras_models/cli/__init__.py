@@ -2,6 +2,7 @@
 `Config`, and turning the library's one-line errors into a message and exit code 2 instead of
 a traceback. Each command is a module here with `main(argv=None)`; `scripts/` and the console
 entry points of pyproject.toml call them."""
+
 from __future__ import annotations
 
 import argparse
@@ -69,6 +70,7 @@ def int_list(text: str) -> tuple[int, ...]:
 def number(convert, accept, what: str):
     """An argparse type: `convert` the text, keep it if `accept(value)`, else a one-line error.
     Infinity and NaN are never accepted."""
+
     def parse(text: str):
         try:
             value = convert(text)
@@ -77,6 +79,7 @@ def number(convert, accept, what: str):
         if value is None or not math.isfinite(value) or not accept(value):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
+
     return parse
 
 

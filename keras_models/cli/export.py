@@ -3,6 +3,7 @@
 
     python scripts/export.py --model-file runs/cc_aux-.../model.keras
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ def main(argv=None) -> int:
         if args.model and model.name != args.model:
             raise ModelFileError(f"{args.model_file}: holds a {model.name} model, not {args.model}")
         # A run folder's model.keras (or round-NN/model.keras) has its config.json above it.
-        found = [p / "config.json" for p in Path(args.model_file).resolve().parents[:2] if (p / "config.json").is_file()]
+        found = [
+            p / "config.json" for p in Path(args.model_file).resolve().parents[:2] if (p / "config.json").is_file()
+        ]
         cfg = load_config(found[0]) if found else None
         check_contract(model, args.model_file, cfg if cfg and cfg.members == 1 and not cfg.tta else None)
         print(f"exported SavedModel: {export_saved_model(model, args.export_dir, model.name)}")

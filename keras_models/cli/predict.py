@@ -1,8 +1,9 @@
 """Ask an exported SavedModel whether digit1 <= digit2, one JSON line per pair.
 
-    python scripts/predict.py saved_models/cc_aux/1 pairs.npy          # (N, 2, 14, 14) pixels 0-255
-    python scripts/predict.py saved_models/cc_aux/1 three.png seven.jpg [--invert]
+python scripts/predict.py saved_models/cc_aux/1 pairs.npy          # (N, 2, 14, 14) pixels 0-255
+python scripts/predict.py saved_models/cc_aux/1 three.png seven.jpg [--invert]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,13 +15,24 @@ from . import run_cli
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("saved_model", help="a SavedModel folder, e.g. saved_models/cc_aux/1, or a base path "
-                                       "(saved_models/cc_aux), whose highest version answers")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="one .npy/.npz of shape (N, 2, 14, 14), or two image files (PNG, JPEG, ...)")
-    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
-                   help="the images are black digits on white (--no-invert: white on black); "
-                        "by default told from each image's border")
+    p.add_argument(
+        "saved_model",
+        help="a SavedModel folder, e.g. saved_models/cc_aux/1, or a base path "
+        "(saved_models/cc_aux), whose highest version answers",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="one .npy/.npz of shape (N, 2, 14, 14), or two image files (PNG, JPEG, ...)",
+    )
+    p.add_argument(
+        "--invert",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the images are black digits on white (--no-invert: white on black); "
+        "by default told from each image's border",
+    )
     args = p.parse_args(argv)
     if len(args.inputs) > 2:
         p.error("give one array file or two image files")

@@ -7,6 +7,7 @@ REST predict API (KServe's V1 protocol).
 The highest numeric version is served, and a newer one is picked up within --poll-seconds of
 appearing, as TF Serving does. SIGTERM or Ctrl-C stop the server after the requests in flight.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +19,16 @@ from . import DefaultsFormatter, port, positive_float, positive_int, run_cli
 def parse_args(argv=None) -> argparse.Namespace:
     from ..serving import POLL_SECONDS
 
-    p = argparse.ArgumentParser(prog="serve.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=DefaultsFormatter)
+    p = argparse.ArgumentParser(
+        prog="serve.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
+    )
     p.add_argument("saved_model_base_path", help="the folder of numbered versions, e.g. saved_models/cnn_aux")
     p.add_argument("--model-name", help="the name in the URL (default: the base path's folder name)")
     p.add_argument("--http-port", type=port, default=8080)
     p.add_argument("--workers", type=positive_int, default=1, help="server processes, each with its own model")
-    p.add_argument("--poll-seconds", type=positive_float, default=POLL_SECONDS,
-                   help="how often to look for a new version")
+    p.add_argument(
+        "--poll-seconds", type=positive_float, default=POLL_SECONDS, help="how often to look for a new version"
+    )
     return p.parse_args(argv)
 
 

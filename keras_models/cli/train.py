@@ -4,6 +4,7 @@ report mean ± std test accuracy, and export the last round's model as a SavedMo
     python scripts/train.py --model cc_aux
     python scripts/train.py --model cnn_aux --epochs 25 --rounds 3 --lr 1e-3 --test-data ../shared/mnist
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,16 +18,23 @@ from . import DefaultsFormatter, add_config_args, command_line, config_from_args
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=DefaultsFormatter)
-    p.add_argument("--recipe", choices=TRAIN_RECIPES,
-                   help="report (lr 1e-4; 500 epochs MLP family, 100 CNN family), fast (lr 1e-3; 50 / 25 epochs); "
-                        "for cnn_aux only: speedrun (within 60 s on 2 CPU cores) and best (within 15 min), the "
-                        "default-size winners of results/frontier.md, and stacked (the tuned 600k-parameter "
-                        "classifier of results/ablation.md); flags given here still override it")
-    p.add_argument("--hparams", metavar="JSON",
-                   help="start from the architecture and learning rate of a tune.py best_hparams.json; "
-                        "flags given here still override it")
+    p = argparse.ArgumentParser(
+        prog="train.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
+    )
+    p.add_argument(
+        "--recipe",
+        choices=TRAIN_RECIPES,
+        help="report (lr 1e-4; 500 epochs MLP family, 100 CNN family), fast (lr 1e-3; 50 / 25 epochs); "
+        "for cnn_aux only: speedrun (within 60 s on 2 CPU cores) and best (within 15 min), the "
+        "default-size winners of results/frontier.md, and stacked (the tuned 600k-parameter "
+        "classifier of results/ablation.md); flags given here still override it",
+    )
+    p.add_argument(
+        "--hparams",
+        metavar="JSON",
+        help="start from the architecture and learning rate of a tune.py best_hparams.json; "
+        "flags given here still override it",
+    )
     add_config_args(p)
     return p.parse_args(argv)
 
