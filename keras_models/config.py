@@ -35,32 +35,17 @@ def last_seed(c: Config) -> int:
     return c.seed + c.rounds - 1 + MEMBER_SEED_STRIDE * (c.member + c.members - 1 + c.teachers)
 
 
-# What no single declaration can say: a message for each combination that cannot train.
+# What no single declaration can say: a message for each combination that cannot train (the
+# levers' own rules are in keras_models.levers).
 RULES = (
-    (
-        lambda c: c.loss_weighting == "learned" and not c.arch.aux,
-        "--loss-weighting learned weighs the compare and digit losses; it needs an aux model",
-    ),
     (lambda c: c.optimizer != "adam" and c.weight_decay, "--weight-decay is AdamW's decay; it needs --optimizer adam"),
     (
-        lambda c: (c.augment or c.elastic or c.comparer_type != "learned") and not c.arch.shared,
-        "--augment, --elastic and --comparer-type expected need a weight-sharing model",
+        lambda c: c.comparer_type != "learned" and not c.arch.shared,
+        "--comparer-type expected compares the digit distributions; it needs a weight-sharing model",
     ),
     (
         lambda c: c.label_smoothing and not c.arch.shared,
         "--label-smoothing smooths the digit targets; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.pretrain_epochs and not c.arch.shared,
-        "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.teachers and not c.arch.shared,
-        "--teachers distils the digit classifier; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.teachers and c.strategy in ("mirrored", "multiworker"),
-        "--teachers trains its teachers and the model in one process; use --strategy default",
     ),
     (
         lambda c: c.members > 1 and c.strategy == "multiworker",
@@ -93,9 +78,14 @@ class Config:
         for group in GROUPS:
             changes = {k: v for k, v in settings.items() if FIELDS[k][0] == group}
             object.__setattr__(self, group, dataclasses.replace(parts[group], **changes) if changes else parts[group])
+        from .levers import LEVERS
+
         for broken, message in RULES:
             if broken(self):
                 raise ConfigError(message(self) if callable(message) else message)
+        for lever in LEVERS:  # each lever's own rule
+            if message := lever.rule(self):
+                raise ConfigError(message)
 
     def __getattr__(self, name):
         if name in FIELDS:
@@ -113,15 +103,13 @@ class Config:
 
     @property
     def arch(self) -> architectures.Architecture:
-        return architectures.get(self.model)
+        return self.spec.arch
 
     @property
-    def family(self) -> str:
-        return self.arch.family
+    def family(self) -> str:  # the spec's, as hidden_units
+        return self.spec.family
 
-    @property
-    def hidden_units(self) -> tuple[int, ...]:
-        return self.spec.hidden_units
+    hidden_units = property(lambda self: self.spec.hidden_units)
 
     @property
     def num_epochs(self) -> int:

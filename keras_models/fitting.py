@@ -14,6 +14,7 @@ import keras
 from .callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
 from .config import Config
 from .data import Images, Pairs
+from .levers import LEVERS
 from .pipeline import as_dataset, pixel_stats
 
 
@@ -63,40 +64,13 @@ def fit_model(
     from .models import targets_for
 
     return model.fit(
-        as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, repair=cfg.repair),
+        as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, **batch_options(cfg)),
         epochs=cfg.num_epochs,
         initial_epoch=initial_epoch,
         validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
         callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=0,
         shuffle=False,
-    )
-
-
-def pretrain_classifier(model: keras.Model, cfg: Config, images: Images) -> None:
-    """Fits the model's shared classifier (through its normalisation and augmentation layers,
-    so on the inputs it will see) on single labelled digits. The pair model shares these
-    layers, so it starts from the result."""
-    from .layers import ElasticDistortion
-    from .models import digit_loss
-
-    augmentations = (keras.layers.RandomTranslation, keras.layers.RandomRotation, ElasticDistortion)
-    digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
-    x = model.get_layer("normalize")(digit)
-    for layer in model.layers:  # in the pair model's order
-        if isinstance(layer, augmentations):
-            x = layer(x)
-    probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
-    single = keras.Model(digit, probs, name="pretrain")
-    single.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=digit_loss(cfg, "digit_loss"), metrics=["accuracy"])
-    # Two digits per pair: the same number of images per step as the pair model sees.
-    single.fit(
-        images.images[..., None],
-        images.labels,
-        batch_size=2 * cfg.batch_size,
-        epochs=cfg.pretrain_epochs,
-        shuffle=True,
-        verbose=0 if cfg.quiet else 2,
     )
 
 
@@ -119,7 +93,7 @@ def fit_member(
 ) -> tuple[keras.Model, FitResult]:
     """A fresh model, its weights, augmentation and batch order drawn from `fit.seed`, fitted on
     `train` (and on the digit distributions of `teachers`, if any), resumable from its backup."""
-    from .models import student_of, targets_for
+    from .models import targets_for
 
     cfg = fit.cfg
     keras.utils.set_random_seed(fit.seed)
@@ -135,14 +109,17 @@ def fit_member(
     if not cfg.quiet:
         callbacks.append(EpochLog(fit.fits_after))
     start = time.perf_counter()
-    if cfg.pretrain_epochs:
-        with strategy.scope():
-            pretrain_classifier(model, cfg, unused)
+    for lever in LEVERS:
+        lever.before_fit(model, cfg, unused, strategy)
     losses = fit_model(model, cfg, train, val, fit.seed, callbacks).history.get("loss", [])
     seconds = time.perf_counter() - start
     result = FitResult("ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows))
     if any(not math.isfinite(v) for v in losses):
         result.status, result.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; round stopped"
-    if teachers:
-        model = student_of(model, cfg.spec, *pixel_stats(train))
+    for lever in LEVERS:
+        model = lever.after_fit(model, cfg, train, teachers)
     return model, result
+
+
+def batch_options(cfg: Config) -> dict:
+    return {k: v for lever in LEVERS for k, v in lever.batches(cfg).items()}

@@ -15,15 +15,13 @@ from .config import PAIR_SHAPE, TTA_VIEWS, Config
 from .layers import (
     BatchToDigits,
     DigitsToBatch,
-    Distillation,
-    ElasticDistortion,
     ExpectedLeq,
-    LearnedTemperature,
     MeanOverViews,
     OneCycle,
     ShiftedViews,
     SmoothedSparseCrossentropy,
 )
+from .levers import LEVERS, Graph
 from .settings import ModelSpec
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
@@ -113,29 +111,13 @@ def build_model(
         return keras.Model(pair, {"compare": compare}, name=cfg.model)
 
     classifier = build_classifier(cfg, sync_bn)
+    graph = Graph(mean, variance, tuple(teachers or ()), temperature)
     digits = DigitsToBatch(name="digits_to_batch")(x)
-    if cfg.augment:
-        # Active in training only. Fill with the normalised background, what a black pixel becomes.
-        background = -mean / max(variance, 1e-12) ** 0.5
-        if cfg.shift:
-            digits = keras.layers.RandomTranslation(
-                cfg.shift / 14, cfg.shift / 14, fill_mode="constant", fill_value=background, name="augment_shift"
-            )(digits)
-        if cfg.rotation:
-            digits = keras.layers.RandomRotation(
-                cfg.rotation / 360, fill_mode="constant", fill_value=background, name="augment_rotate"
-            )(digits)
-    if cfg.elastic:
-        digits = ElasticDistortion(name="augment_elastic")(digits)
+    for lever in LEVERS:
+        digits = lever.digits(cfg, digits, graph)
     logits = classifier(digits)
-    if teachers:
-        # The teachers were trained on the same pairs, so the student's normalisation is theirs.
-        logits = Distillation(
-            [t.get_layer("classifier") for t in teachers], temperature, DISTILL_WEIGHT, name="distillation"
-        )([digits, logits])
-    learned_weights = cfg.loss_weighting == "learned"
-    if learned_weights:
-        logits = LearnedTemperature(tasks=2, name="digit_temperature")(logits)
+    for lever in LEVERS:
+        logits = lever.digit_logits(cfg, logits, digits, graph)
     logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
     digit1 = keras.layers.Softmax(name="digit1")(logits1)
     digit2 = keras.layers.Softmax(name="digit2")(logits2)
@@ -145,11 +127,8 @@ def build_model(
         h = keras.layers.Concatenate(name="digit_probabilities")([digit1, digit2])
         for i, units in enumerate(cfg.comparer, 1):
             h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}")(h)
-        if learned_weights:
-            logit = keras.layers.Dense(1, name="compare_logit")(h)
-            logit = LearnedTemperature(name="compare_temperature")(logit)
-            compare = keras.layers.Activation("sigmoid", name="compare")(logit)
-        else:
+        compare = next((c for lever in LEVERS if (c := lever.compare(cfg, h)) is not None), None)
+        if compare is None:
             compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
     outputs = {"compare": compare, "digit1": digit1, "digit2": digit2}
     return keras.Model(pair, outputs, name=cfg.model)
@@ -193,10 +172,10 @@ def ensemble_model(members: list[keras.Model], views=((0, 0),), name: str = "ens
 def loss_weights(cfg: Config) -> dict:
     if not cfg.arch.shared:
         return {"compare": 1.0}
-    if cfg.loss_weighting == "learned":
-        # The temperatures learn the weights; the parameter-free comparer's loss keeps weight 1.
-        return {"compare": 1.0, "digit1": 1.0, "digit2": 1.0}
-    return dict(AUX_LOSS_WEIGHTS if cfg.arch.aux else SHARED_LOSS_WEIGHTS)
+    weights = dict(AUX_LOSS_WEIGHTS if cfg.arch.aux else SHARED_LOSS_WEIGHTS)
+    for lever in LEVERS:
+        weights = lever.loss_weights(cfg, weights)
+    return weights
 
 
 def learning_rate(cfg: Config, steps_per_epoch: int):
@@ -214,9 +193,7 @@ def digit_loss(cfg: Config, name: str) -> keras.losses.Loss:
 
 
 def optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    # With use_ema, fit() ends by copying the averaged weights into the model
-    # (Optimizer.finalize_variable_values), so evaluation and export see the average.
-    lr, ema = learning_rate(cfg, steps_per_epoch), {"use_ema": cfg.ema, "ema_momentum": 0.99}
+    lr, ema = learning_rate(cfg, steps_per_epoch), {k: v for lever in LEVERS for k, v in lever.optimizer(cfg).items()}
     if cfg.optimizer == "nesterov":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema)
     if not cfg.weight_decay:

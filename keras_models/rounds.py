@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
-from .data import Images, Pairs, concat, dev_pairs, draw_round, swapped, unused_images
+from .data import Images, Pairs, dev_pairs, draw_round, unused_images
 from .fitting import Fit, FitResult, fit_member
+from .levers import LEVERS
 from .machine import describe as describe_machine
 from .pipeline import split_validation
 from .results import evaluate_pairs
@@ -29,17 +30,18 @@ class RoundData:
     val: Pairs | None
     test: Pairs
     dev: Pairs | None  # pairs of training images outside the round's pairs (cfg.dev_pairs)
-    unused: Images | None  # those images themselves, for cfg.pretrain_epochs
+    unused: Images | None  # those images themselves, for the levers that ask (pre-training)
 
     @classmethod
     def draw(cls, cfg: Config, images: tuple[Images, Images], index: int) -> RoundData:
         seed = cfg.seed + index
         pairs, test = draw_round(*images, cfg.pairs, seed)
-        unused = unused_images(images[0], cfg.pairs, seed) if cfg.pretrain_epochs else None
+        outside = any(lever.outside_images(cfg) for lever in LEVERS)
+        unused = unused_images(images[0], cfg.pairs, seed) if outside else None
         dev = dev_pairs(images[0], cfg.pairs, cfg.dev_pairs, seed) if cfg.dev_pairs else None
         train, val = split_validation(pairs, cfg.validation_split)
-        if cfg.swap:
-            train = concat(train, swapped(train))
+        for lever in LEVERS:
+            train = lever.train_pairs(cfg, train)
         return cls(index, seed, train, val, test, dev, unused)
 
 
@@ -85,35 +87,23 @@ class RoundRunner:
         """(model, RoundResult). With several members (or cfg.tta) the model is their ensemble."""
         from .models import ensemble_model
 
-        cfg, round_dir = self.cfg, self.work / f"round-{data.index:02d}"
-        backup_dir = self.work / "backup" / f"round-{data.index:02d}"
-        teachers, teacher_parts = [], []
-        for k in range(cfg.teachers):
-            # Seeds after the members': a teacher never shares its initial weights with a student.
-            seed = data.seed + MEMBER_SEED_STRIDE * (cfg.member + cfg.members + k)
-            fit = self._fit(
-                cfg.replace(teachers=0), seed, round_dir / f"teacher-{k}", backup_dir / f"teacher-{k}", data
-            )
-            model, part = self._fit_kept(fit, data)
-            if part.status != "ok":
-                return model, self._failed(data, part, f"teacher {k}: {part.message}")
-            part = {
-                **part.to_dict(),
-                **({"dev_accuracy": evaluate_pairs(model, data.dev)["accuracy"]} if data.dev is not None else {}),
-            }
-            teachers.append(model)
-            teacher_parts.append(part)
+        cfg, helpers, helper_parts = self.cfg, [], []
+        for lever in LEVERS:  # teachers, fitted before the members
+            models, parts, failed = lever.before_members(self, data)
+            if failed is not None:
+                return models[-1], failed
+            helpers, helper_parts = helpers + models, helper_parts + parts
         alone, fitted, parts = cfg.members == 1, [], []
         for m in range(cfg.member, cfg.member + cfg.members):
-            where = (round_dir, backup_dir) if alone else (round_dir / f"member-{m}", backup_dir / f"member-{m}")
-            fit = self._fit(cfg, data.seed + MEMBER_SEED_STRIDE * m, *where, data)
-            model, part = self._fit_now(fit, data, teachers) if alone else self._fit_kept(fit, data, teachers)
+            seed = data.seed + MEMBER_SEED_STRIDE * m
+            fit = self._fit(cfg, seed, None if alone else f"member-{m}", data)
+            model, part = self._fit_now(fit, data, helpers) if alone else self._keep(fit, data, helpers)
             if part.status != "ok":
-                return model, self._failed(data, part, part.message if alone else f"member {m}: {part.message}")
+                return model, self.failed(data, part, part.message if alone else f"member {m}: {part.message}")
             fitted.append(model)
             parts.append(part.to_dict())
         # The teachers' training counts in the round's seconds: the model could not exist without it.
-        every = parts + teacher_parts
+        every = parts + helper_parts
         result = RoundResult(
             data.index,
             data.seed,
@@ -122,7 +112,7 @@ class RoundRunner:
             parts[-1]["epochs_run"],
             round(sum(p["seconds_total"] for p in every), 2),
             parts[-1]["epochs_total"],
-            teachers=[{"teacher": k, **p} for k, p in enumerate(teacher_parts)] or None,
+            teachers=helper_parts or None,
         )
         model = fitted[0]
         if cfg.members > 1 or cfg.tta:
@@ -137,15 +127,24 @@ class RoundRunner:
             result.dev_accuracy = evaluate_pairs(model, data.dev)["accuracy"]
         return model, result
 
-    def _fit(self, cfg: Config, seed: int, history_dir: Path, backup_dir: Path, data: RoundData) -> Fit:
+    def fit_kept(self, cfg: Config, seed: int, name: str, data: RoundData):
+        """A fit of its own in the round's folder `name` (a teacher, say), kept there."""
+        return self._keep(self._fit(cfg, seed, name, data), data)
+
+    def _fit(self, cfg: Config, seed: int, name: str | None, data: RoundData) -> Fit:
+        """The next fit of the run: in the round's own folder (name None), or in round-NN/<name>."""
         self.fits_left -= 1
-        return Fit(cfg, seed, history_dir, backup_dir, data.test, self.fits_left)
+        round_dir = self.work / f"round-{data.index:02d}"
+        backup_dir = self.work / "backup" / f"round-{data.index:02d}"
+        if name is not None:
+            round_dir, backup_dir = round_dir / name, backup_dir / name
+        return Fit(cfg, seed, round_dir, backup_dir, data.test, self.fits_left)
 
     def _fit_now(self, fit: Fit, data: RoundData, teachers=None):
         fit.history_dir.mkdir(parents=True, exist_ok=True)
         return fit_member(fit, data.train, data.val, data.unused, self.strategy, teachers)
 
-    def _fit_kept(self, fit: Fit, data: RoundData, teachers=None):
+    def _keep(self, fit: Fit, data: RoundData, teachers=None):
         """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
         there instead of refitted when a resumed round finds it."""
         from .export import load_keras_model
@@ -161,7 +160,7 @@ class RoundRunner:
         return model, part
 
     @staticmethod
-    def _failed(data: RoundData, part: FitResult, message: str) -> RoundResult:
+    def failed(data: RoundData, part: FitResult, message: str) -> RoundResult:
         return RoundResult(
             data.index,
             data.seed,

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from .config import Config, check_folder, check_resumable, default_out, save_config
 from .data import Images, load_data, require_images
-from .errors import ConfigError, RunError
+from .errors import RunError
 from .files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
+from .levers import LEVERS
 from .results import pct, pm, summarise
 from .rounds import RoundData, RoundRunner
 
@@ -55,11 +56,9 @@ def prepare(cfg: Config, images: tuple[Images, Images] | None):
         require_images(
             len(train_images.images) - 2 * cfg.pairs, cfg.dev_pairs, f"{train_images.source} outside the pairs"
         )
-    if cfg.pretrain_epochs and len(train_images.images) == 2 * cfg.pairs:
-        raise ConfigError(f"{train_images.source}: no training images outside the {cfg.pairs} pairs to pre-train on")
     strategy = get_strategy(cfg.strategy)
-    if cfg.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
-        raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
+    for lever in LEVERS:
+        lever.check_run(cfg, (train_images, test_images), strategy)
     # Where the run will write, checked before it trains: a folder refused after a 15-minute
     # round costs the round.
     if cfg.out:

@@ -106,21 +106,14 @@ def test_elastic_distortion_moves_ink_in_training_only_and_keeps_it_roughly():
     np.testing.assert_array_equal(shifted[:, :13], x[:, 1:])
 
 
+# A small augmented cnn_aux with the parameter-free comparer.
+TINY = Config(model="cnn_aux", filters=(4,), hidden=(8,), comparer_type="expected", augment=True)
+
+
 def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
     """The options train, and a model built with them saves and loads like any other; with
     use_ema, fit ends with the averaged weights in the model."""
-    cfg = Config(
-        model="cnn_aux",
-        filters=(4,),
-        hidden=(8,),
-        comparer_type="expected",
-        augment=True,
-        elastic=True,
-        ema=True,
-        lr_schedule="onecycle",
-        lr=3e-3,
-        epochs=2,
-    )
+    cfg = TINY.replace(elastic=True, ema=True, lr_schedule="onecycle", lr=3e-3, epochs=2)
     model = compile_model(build_model(cfg), cfg, steps_per_epoch=2)
     assert model.get_layer("augment_elastic") and model.optimizer.use_ema
     rng = np.random.default_rng(0)
@@ -146,18 +139,7 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
     from keras_models.layers import Distillation
     from keras_models.models import DISTILL_WEIGHT, student_of
 
-    cfg = Config(
-        model="cnn_aux",
-        filters=(4,),
-        hidden=(8,),
-        comparer_type="expected",
-        augment=True,
-        shift=1,
-        rotation=0.0,
-        teachers=1,
-        distill_temperature=2.0,
-        epochs=1,
-    )
+    cfg = TINY.replace(shift=1, rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
     teacher = build_model(cfg)
     classifier = teacher.get_layer("classifier")
     rng = np.random.default_rng(2)

@@ -89,3 +89,16 @@ def test_resuming_compares_spec_and_recipe_only(tmp_path):
         check_resumable(old, Config(model="cnn_aux", lr=1.0, filters=(4,)), tmp_path)
     with pytest.raises(RunError, match="cannot resume .*unknown config keys"):
         check_resumable({"config": {**old["config"], "gone": 1}}, Config(model="cnn_aux"), tmp_path)
+
+
+def test_settings_and_their_checks_load_no_tensorflow():
+    """A bad flag or resumed folder is refused before TensorFlow's start-up costs seconds."""
+    from helpers import run_python
+
+    code = (
+        "import sys; from keras_models.cli import train; "
+        "cfg = train.build_config(train.parse_args(['--model', 'cnn_aux', '--augment', '--teachers', '1'])); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    proc = run_python(["-c", code])
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]

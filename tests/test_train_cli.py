@@ -219,51 +219,13 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretraining_teaches_the_shared_classifier(embedded):
-    """A few epochs on single digits outside the pairs, before any pair is seen, already make
-    the pair model's digit outputs far better than chance."""
-    from keras_models.config import Config
-    from keras_models.data import draw_round, unused_images
-    from keras_models.fitting import pretrain_classifier
-    from keras_models.models import build_model
-    from keras_models.pipeline import pixel_stats
-
-    train, test = embedded
-    pairs, test_pairs = draw_round(train, test, 500, seed=0)
-    rest = unused_images(train, 500, seed=0)
-    cfg = Config(model="cc_aux", hidden=(64,), lr=1e-3, pretrain_epochs=3, comparer_type="expected")
-    model = build_model(cfg, *pixel_stats(pairs))
-    pretrain_classifier(model, cfg.replace(quiet=True), rest)
-    out = model.predict(test_pairs.x, verbose=0)
-    assert np.mean(np.argmax(out["digit1"], axis=1) == test_pairs.classes[:, 0]) > 0.5  # chance: 0.1
-
-
-@pytest.mark.slow
 def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
     import shutil
 
     out = tmp_path / "run"
     argv = [
-        "--model",
-        "cnn_aux",
-        "--filters",
-        "8",
-        "--hidden",
-        "16",
-        "--comparer-type",
-        "expected",
-        "--epochs",
-        "1",
-        "--pairs",
-        "100",
-        "--lr",
-        "1e-3",
-        "--members",
-        "2",
-        "--member",
-        "3",
-        "--tta",
-        "--out",
+        *"--model cnn_aux --filters 8 --hidden 16 --comparer-type expected --epochs 1 --pairs 100".split(),
+        *"--lr 1e-3 --members 2 --member 3 --tta --out".split(),
         str(out),
         "--no-export",
         "--quiet",
@@ -294,21 +256,7 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
 @pytest.mark.slow
 def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = [
-        "--model",
-        "mlp",
-        "--hidden",
-        "16",
-        "--epochs",
-        "2",
-        "--rounds",
-        "2",
-        "--pairs",
-        "100",
-        "--out",
-        str(out),
-        "--no-export",
-    ]
+    argv = [*"--model mlp --hidden 16 --epochs 2 --rounds 2 --pairs 100 --out".split(), str(out), "--no-export"]
     assert train_script.main(argv) == 0
     printed = capsys.readouterr().out
     epochs = [line for line in printed.splitlines() if line.startswith("epoch ")]
@@ -323,23 +271,8 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
 def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(tmp_path):
     out = tmp_path / "run"
     argv = [
-        "--model",
-        "cnn_aux",
-        "--filters",
-        "4",
-        "--hidden",
-        "8",
-        "--comparer-type",
-        "expected",
-        "--epochs",
-        "1",
-        "--pairs",
-        "100",
-        "--lr",
-        "1e-3",
-        "--teachers",
-        "1",
-        "--out",
+        *"--model cnn_aux --filters 4 --hidden 8 --comparer-type expected --epochs 1 --pairs 100".split(),
+        *"--lr 1e-3 --teachers 1 --out".split(),
         str(out),
         "--no-export",
         "--quiet",
