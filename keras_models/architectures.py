@@ -22,6 +22,12 @@ FAMILIES = ("mlp", "cnn")  # dense layers on the flattened digits; conv blocks, 
 
 @dataclass(frozen=True)
 class Architecture:
+    """One architecture's traits. A variant of the report's cnn_aux, say:
+
+    >>> register(Architecture("cnn_aux_wide", family="cnn", shared=True, aux=True, hidden=(512,),
+    ...                       epochs=100, hypermodel="cnn"))
+    """
+
     name: str
     family: str  # one of FAMILIES: the body of the network, and of its digit classifier
     shared: bool  # one digit classifier applied to both digits, with outputs digit1 and digit2
@@ -48,6 +54,11 @@ NAMES = _REGISTRY.keys()  # a live view: argparse's choices and the settings' ch
 
 
 def register(arch: Architecture) -> Architecture:
+    """Adds `arch` to the registry: `Config(model=arch.name)` and every command then take it.
+
+    >>> register(Architecture("cc_aux_narrow", family="mlp", shared=True, aux=True, hidden=(128, 128),
+    ...                       epochs=200, hypermodel="mlp"))
+    """
     if arch.name in _REGISTRY:
         raise ConfigError(f"architecture {arch.name!r} is registered already")
     _REGISTRY[arch.name] = arch

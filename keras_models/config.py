@@ -64,7 +64,11 @@ RULES = (
 
 class Config:
     """Every setting of a run. `Config(model="cnn_aux", lr=1e-3)` sets settings by name, each
-    checked against its declaration; the rest keep their defaults."""
+    checked against its declaration; the rest keep their defaults.
+
+        >>> cfg = Config(model="cnn_aux", lr=1e-3).replace(epochs=10)
+        >>> cfg.spec.model, cfg.recipe.lr, cfg.run.rounds  # the three groups
+    """
 
     __slots__ = ("spec", "recipe", "run")
 

@@ -104,7 +104,11 @@ def concat(a: Pairs, b: Pairs) -> Pairs:
 
 
 def draw_round(train: Images, test: Images, n: int, seed: int) -> tuple[Pairs, Pairs]:
-    """The pairs of one round: every round redraws both sets from its own seed."""
+    """The pairs of one round: every round redraws both sets from its own seed.
+
+    >>> train, test = draw_round(*load_data(), n=1000, seed=0)
+    >>> train.x.shape, train.target[:3], train.classes[:3]  # (1000, 2, 14, 14), 1 if d1 <= d2
+    """
     rng = np.random.default_rng(seed)
     return (
         make_pairs(train.images, train.labels, n, rng, train.source),
@@ -274,7 +278,11 @@ def load_images(spec: str, split: str, whole: bool = False) -> Images:
 
 
 def load_data(data: str = EMBEDDED, test_data: str | None = None) -> tuple[Images, Images]:
-    """Training and test images; they never share an image."""
+    """Training and test images; they never share an image.
+
+    >>> train_images, test_images = load_data()  # the embedded 5,000-image subset, halved
+    >>> train_images, test_images = load_data("embedded", "../shared/mnist")  # MNIST's test set
+    """
     if test_data is None:
         return load_images(data, "train"), load_images(data, "test")
     test = load_images(test_data, "test")

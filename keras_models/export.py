@@ -101,7 +101,10 @@ def check_contract(model, where: str, cfg=None) -> None:
 def export_saved_model(model, root: str | Path, name: str | None = None, metadata: dict | None = None) -> Path:
     """Export to the next free version. Written to a temporary folder beside the target and
     renamed into place, so a kill half-way leaves no version folder for TF Serving to load.
-    `metadata` (the model card: config, run, accuracy, pixel range, versions) goes beside it."""
+    `metadata` (the model card: config, run, accuracy, pixel range, versions) goes beside it.
+
+        >>> export_saved_model(model, "saved_models")  # saved_models/<model.name>/<next version>
+    """
     base = Path(root) / (name or model.name)
     base.mkdir(parents=True, exist_ok=True)
     version = (versions(base) or [0])[-1] + 1
@@ -123,7 +126,11 @@ def export_saved_model(model, root: str | Path, name: str | None = None, metadat
 
 
 def load_keras_model(path: str | Path):
-    """A `.keras` file loaded with safe_mode=True; anything else is one clear line."""
+    """A `.keras` file loaded with safe_mode=True, the project's layers registered first;
+    anything else is one clear line.
+
+        >>> model = load_keras_model("runs/cnn_aux-20261201-101500/model.keras")
+    """
     import keras
 
     from . import layers  # noqa: F401  (registers the custom layers before deserialising)

@@ -93,6 +93,10 @@ def build_model(
 ) -> keras.Model:
     """The model of `spec` (a Config's spec, given a Config). `mean`/`variance`: pixel
     statistics of the training pairs, baked into the model.
+
+        >>> model = build_model(Config(model="cnn_aux"), mean=33.0, variance=80.0**2)
+        >>> model(pairs)["compare"]  # P(digit1 <= digit2); also "digit1", "digit2"
+
     `sync_bn`: batch statistics over the global batch when training on several replicas, so
     that every replica keeps the same moving statistics and a replicated run computes what
     one device with the global batch would. `teachers`: trained models of the same kind whose
@@ -205,7 +209,12 @@ def optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int = 10, replicated: bool = False) -> keras.Model:
-    """`replicated`: under a strategy with several replicas, where Keras 3 cannot run several
+    """The losses keyed by output name, their weights, metrics and optimizer of `cfg`.
+
+        >>> cfg = Config(model="cnn_aux", lr=1e-3)
+        >>> model = compile_model(build_model(cfg), cfg, steps_per_epoch=10)
+
+    `replicated`: under a strategy with several replicas, where Keras 3 cannot run several
     steps per execution (keras-team/keras#19246: "You must feed a value for placeholder
     tensor" from the multi-step loop), one step per execution is used."""
     names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]

@@ -12,9 +12,9 @@ from .contract import check_pairs
 from .errors import DataError
 
 
-def load_pairs_array(path: str | Path, pixel_range: tuple[float, float] | None = None) -> np.ndarray:
+def load_pairs_array(path: str | Path) -> np.ndarray:
     """(N, 2, 14, 14) float32 from a .npy, or from the `pair` (or only) array of a .npz, checked
-    against the pair contract (and against the training pairs' `pixel_range`, if given)."""
+    against the pair contract."""
     path = Path(path)
     check_file(path)
     if path.suffix.lower() not in (".npy", ".npz"):
@@ -30,7 +30,7 @@ def load_pairs_array(path: str | Path, pixel_range: tuple[float, float] | None =
                 arr = arr[key]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npy/.npz array ({str(e).splitlines()[0]})") from None
-    return check_pairs(arr, str(path), DataError, pixel_range)
+    return check_pairs(arr, str(path), DataError)
 
 
 def check_file(path: Path) -> None:

@@ -7,6 +7,8 @@ base settings, the rounds' pairs, the cost limit) goes to the constructor.
 
 from __future__ import annotations
 
+import math
+
 import keras_tuner as kt
 import numpy as np
 
@@ -57,7 +59,9 @@ class PairHyperModel(kt.HyperModel):
     def model_for(self, cfg: Config, data: RoundData):
         """The model of `cfg` with the pixel statistics of `data`'s training pairs, as train.py builds it."""
         model = build_model(cfg.spec, *pixel_stats(data.train), sync_bn=self.sync_bn)
-        return compile_model(model, cfg, replicated=self.sync_bn)
+        # A schedule spans the fit's steps, as in train.py.
+        steps = math.ceil(len(data.train) / cfg.batch_size)
+        return compile_model(model, cfg, steps_per_epoch=steps, replicated=self.sync_bn)
 
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         cfg = self.sample(hp)

@@ -1,0 +1,65 @@
+"""What `import keras_models` offers beyond the builders: a run from settings, as train.py runs
+it, and an exported model that answers pairs or images, as predict.py does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+
+
+def train(cfg: Config, log=print) -> dict:
+    """Train `cfg.rounds` rounds of fresh pairs, write the run folder (`cfg.out`, or a new
+    runs/<model>-<time>) and export the last round's model: what `scripts/train.py` does with
+    the same settings. Returns results.json's contents; `results["export"]` is the export.
+
+        >>> import keras_models as km
+        >>> results = km.train(km.Config(model="cnn_aux", epochs=3, pairs=500, out="runs/demo"))
+        >>> results["test_accuracy_mean"], results["export"]
+    """
+    from .training import run
+
+    return run(cfg, log=log)
+
+
+class Predictor:
+    """An exported SavedModel, loaded once, that answers as predict.py does: one dict per pair
+    with P(digit1 <= digit2), the answer, and each digit's class and confidence. A base path
+    (saved_models/cnn_aux) loads its highest version.
+
+        >>> import keras_models as km
+        >>> predictor = km.Predictor("saved_models/cnn_aux")
+        >>> predictor.answer(pairs)  # (N, 2, 14, 14), pixels 0-255
+        [{'compare': 0.00723, 'leq': False, 'digit1': 7, 'digit1_confidence': 0.8569, ...}]
+        >>> predictor.answer_images("three.png", "seven.jpg")  # any size, gray or RGB
+    """
+
+    def __init__(self, path: str | Path):
+        from .export import load_saved_model, read_metadata, resolve_version
+
+        self.path = resolve_version(path)
+        self.card = read_metadata(self.path)
+        self._loaded, self.signature = load_saved_model(self.path)
+
+    @property
+    def version(self) -> int | None:
+        return int(self.path.name) if self.path.name.isdigit() else None
+
+    def answer(self, pairs, where: str = "pairs") -> list[dict]:
+        """Pairs (N, 2, 14, 14) in the training pairs' pixel units, checked by the pair
+        contract first (against the export's pixel range); a DataError names `where` and says
+        what is wrong with them."""
+        from .contract import check_pairs
+        from .errors import DataError
+        from .predict import answers
+
+        pixel_range = tuple(self.card.get("pixel_range", (0.0, 255.0)))
+        return answers(self.signature, check_pairs(np.asarray(pairs), where, DataError, pixel_range))
+
+    def answer_images(self, first, second, invert: bool | None = None) -> dict:
+        """Two image files, read as MNIST made its digits (predict.mnist_digit)."""
+        from .predict import answers, pair_from_images
+
+        return answers(self.signature, pair_from_images(first, second, invert=invert))[0]
