@@ -8,35 +8,58 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 import warnings
 from pathlib import Path
 
 import kserve
+import numpy as np
 from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 from kserve.logging import logger as kserve_logger
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from .errors import ModelFileError
-from .export import versions
-from .serving import MAX_BODY_BYTES, POLL_SECONDS, BadRequest, BodyLimit, Served, answer, load_version, parse_request
+from .export import run_signature, versions
+from .serving import (
+    MAX_BODY_BYTES,
+    POLL_SECONDS,
+    BadRequest,
+    BodyLimit,
+    ProtocolRoutes,
+    Served,
+    answer,
+    load_version,
+    parse_request,
+    v2_metadata,
+    v2_pairs,
+)
 
 
 class OneLineBadRequests(logging.Filter):
-    """KServe logs every refused request with its traceback; a client's mistake is one line."""
+    """KServe logs every refused request at ERROR with its traceback; a client's mistake is one
+    line at WARNING, which leaves ERROR to the server's own faults."""
 
     def filter(self, record):
         if record.exc_info and isinstance(record.exc_info[1], (InvalidInput, ModelNotFound)):
             record.msg, record.args, record.exc_info = "bad request: %s", (record.exc_info[1],), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
 _installed = threading.Lock()
 
 
-def install_limits() -> None:
-    """Once per process: the body-size limit on KServe's app, and one-line bad-request logs."""
+_MODELS: dict[str, PairModel] = {}  # this process's models, for ProtocolRoutes
+
+
+def install_limits(model: PairModel) -> None:
+    """Once per process: the body-size limit and the protocol routes on KServe's app, and
+    one-line bad-request logs; `model` is the one this process serves."""
+    _MODELS[model.name] = model
     if not _installed.acquire(blocking=False):
         return
+    model_server.app.add_middleware(ProtocolRoutes, served=lambda name: _MODELS[name].served)
     model_server.app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     kserve_logger.addFilter(OneLineBadRequests())
     # KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.
@@ -62,8 +85,8 @@ class PairModel(kserve.Model):
         return {"name": self.name, "base": str(self.base), "poll_seconds": self.poll_seconds}
 
     def __setstate__(self, state):
-        install_limits()
         self.__init__(state["name"], state["base"], state["poll_seconds"])
+        install_limits(self)
         threading.Thread(target=self.load, name="load", daemon=True).start()
 
     def load(self) -> bool:
@@ -101,7 +124,15 @@ class PairModel(kserve.Model):
     def stop(self) -> None:
         self._stop.set()
 
+    def get_input_types(self):
+        return v2_metadata(self.served, self.name)["inputs"]
+
+    def get_output_types(self):
+        return v2_metadata(self.served, self.name)["outputs"]
+
     async def predict(self, payload, headers=None):
+        if isinstance(payload, InferRequest):
+            return await self._predict_v2(payload)
         served = self.served
         try:
             pairs, columnar = parse_request(payload, served.pixel_range)
@@ -110,3 +141,33 @@ class PairModel(kserve.Model):
         # TensorFlow releases the GIL: running the signature off the event loop keeps the
         # server answering readiness checks and other requests meanwhile.
         return await asyncio.get_running_loop().run_in_executor(None, answer, served, pairs, columnar)
+
+    async def _predict_v2(self, request: InferRequest) -> InferResponse:
+        """The Open Inference Protocol: the one FP32 input `pair`, as JSON or as the binary
+        tensor extension (KServe decodes either), answered by one version."""
+        served = self.served
+        try:
+            if len(request.inputs) != 1:
+                raise BadRequest(f"the request must hold the one input `pair`, got {[i.name for i in request.inputs]}")
+            tensor = request.inputs[0]
+            try:
+                data = tensor.as_numpy()
+            except Exception as e:  # data that does not fill the declared shape, say
+                raise BadRequest(f"`pair`: its data does not match shape {tensor.shape} ({e})") from None
+            pairs = v2_pairs(tensor.name, tensor.datatype, tensor.shape, data, served.pixel_range)
+        except BadRequest as e:
+            raise InvalidInput(str(e)) from None
+        out = await asyncio.get_running_loop().run_in_executor(None, run_signature, served.signature, pairs)
+        outputs = []
+        for name in served.outputs:
+            output = InferOutput(name=name, shape=list(out[name].shape), datatype="FP32")
+            output.set_data_from_numpy(out[name].astype(np.float32), binary_data=request.use_binary_outputs)
+            outputs.append(output)
+        return InferResponse(
+            response_id=request.id or str(uuid.uuid4()),
+            model_name=self.name,
+            model_version=str(served.version),
+            infer_outputs=outputs,
+            use_binary_outputs=request.use_binary_outputs,
+            requested_outputs=request.request_outputs,
+        )

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .serving import POLL_SECONDS
+
+ALL_INTERFACES = "0.0.0.0"  # TF Serving's default, and KServe's
 
 
 def serve(
@@ -16,19 +18,33 @@ def serve(
     http_port: int = 8080,
     workers: int = 1,
     poll_seconds: float = POLL_SECONDS,
+    host: str = ALL_INTERFACES,
+    grpc_port: int | None = None,
 ) -> None:
-    """Load the highest version under `base_path` and serve it until SIGTERM or SIGINT."""
+    """Load the highest version under `base_path` and serve it until SIGTERM or SIGINT: REST
+    (V1 and V2) on `host`:`http_port`, and gRPC V2 on `grpc_port` when one is given."""
     base = Path(base_path)
     if not base.is_dir():
         raise ModelFileError(f"{base}: no such folder (give a base path such as saved_models/cnn_aux)")
     if (base / "saved_model.pb").is_file():
         raise ModelFileError(f"{base}: is one version; give its base path {base.parent}, as TF Serving takes")
+    if host != ALL_INTERFACES and workers > 1:
+        raise ConfigError("--host binds one server process; with --workers above 1 KServe binds all interfaces")
     import kserve
 
     from .kserve_model import PairModel, install_limits
 
-    install_limits()
+    class BoundModelServer(kserve.ModelServer):
+        # KServe binds its REST server to 0.0.0.0 itself (kserve/kserve#4558); its uvicorn
+        # config is read when the server starts, after this hook.
+        def setup_event_loop(self):
+            super().setup_event_loop()
+            if getattr(self, "_rest_server", None) is not None:
+                self._rest_server.config.host = host
+
     model = PairModel(name or base.name, base, poll_seconds)
+    install_limits(model)
     model.load()
-    kserve.ModelServer(http_port=http_port, workers=workers, enable_grpc=False).start([model])
+    grpc = {"enable_grpc": grpc_port is not None, **({"grpc_port": grpc_port} if grpc_port else {})}
+    BoundModelServer(http_port=http_port, workers=workers, **grpc).start([model])
     model.stop()

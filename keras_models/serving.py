@@ -22,6 +22,7 @@ before it is checked, so no request can change later answers.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,42 @@ def answer(served: Served, pairs: np.ndarray, columnar: bool) -> dict:
     return {"predictions": [{k: out[k][i].tolist() for k in served.outputs} for i in range(len(pairs))]}
 
 
+def output_shape(name: str) -> list[int]:
+    return [-1, 1] if name == "compare" else [-1, 10]
+
+
+def v1_status(served: Served | None, name: str) -> dict:
+    """GET /v1/models/<name>: KServe's readiness, and TF Serving's model_version_status."""
+    status = {"name": name, "ready": served is not None}
+    if served is not None:
+        ok = {"error_code": "OK", "error_message": ""}
+        status["model_version_status"] = [{"version": str(served.version), "state": "AVAILABLE", "status": ok}]
+    return status
+
+
+def v2_metadata(served: Served, name: str) -> dict:
+    """GET /v2/models/<name>: the Open Inference Protocol's model metadata, with the served version."""
+    return {
+        "name": name,
+        "versions": [str(served.version)],
+        "platform": "tensorflow_savedmodel",
+        "inputs": [{"name": "pair", "datatype": "FP32", "shape": [-1, *PAIR_SHAPE]}],
+        "outputs": [{"name": k, "datatype": "FP32", "shape": output_shape(k)} for k in served.outputs],
+    }
+
+
+def v2_pairs(name: str, datatype: str, shape, data, pixel_range) -> np.ndarray:
+    """The one V2 input tensor `pair` (its name, datatype, shape and decoded data) as checked
+    pairs, or a one-line BadRequest."""
+    if name != "pair":
+        raise BadRequest(f"the input must be `pair`, got {name!r}")
+    if datatype != "FP32":
+        raise BadRequest(f"`pair` must be FP32, got {datatype}")
+    if len(shape) != 4 or tuple(shape[1:]) != PAIR_SHAPE:
+        raise BadRequest(f"`pair` must have shape [N, 2, 14, 14], got {list(shape)}")
+    return check_pairs(data, "pair", BadRequest, pixel_range)
+
+
 class BodyLimit:
     """ASGI middleware: refuses a request body over `limit` bytes with 413 before it is parsed,
     whether the client declares its length or streams it in chunks."""
@@ -138,16 +175,57 @@ class BodyLimit:
             await self._refuse(send)
 
     async def _refuse(self, send):
-        body = b'{"error": "request body over %d bytes"}' % self.limit
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 413, {"error": f"request body over {self.limit} bytes"})
 
 
 class _TooLarge(Exception):
     pass
+
+
+JSON = b"application/json"
+
+
+class ProtocolRoutes:
+    """ASGI middleware before KServe's routes, for what they answer wrongly or not at all: a GET
+    on :predict, :infer or /infer (405, Allow: POST), the V1 status with TF Serving's
+    model_version_status, and the V2 metadata with the served version. Every other request
+    passes on; a V2 body that declares no binary part is JSON, as the protocol has it.
+    `served(name)` is the Served version of the model of that name (None while it
+    has none); an unknown name raises KeyError and is left to KServe's 404."""
+
+    VERB = re.compile(r"^/v1/models/[^/]+:(predict|infer)$|^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+    V1_STATUS = re.compile(r"^/v1/models/([^/:]+)$")
+    V2_METADATA = re.compile(r"^/v2/models/([^/]+)(/versions/[^/]+)?$")
+
+    def __init__(self, app, served):
+        self.app, self.served = app, served
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" and self.VERB.match(scope["path"]):
+            headers = dict(scope["headers"])
+            if b"inference-header-content-length" not in headers and headers.get(b"content-type") != JSON:
+                # The protocol's body without that header is JSON, which KServe parses only as
+                # JSON when told so (tritonclient's JSON requests name no content type).
+                headers[b"content-type"] = JSON
+                scope = {**scope, "headers": list(headers.items())}
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            if self.VERB.match(path):
+                return await send_json(send, 405, {"error": f"{path} takes POST"}, [(b"allow", b"POST")])
+            for pattern, answer in ((self.V1_STATUS, v1_status), (self.V2_METADATA, v2_metadata)):
+                found = pattern.match(path)
+                if found:
+                    try:
+                        served = self.served(found.group(1))
+                    except KeyError:
+                        break
+                    if served is not None or answer is v1_status:
+                        return await send_json(send, 200, answer(served, found.group(1)))
+        return await self.app(scope, receive, send)
+
+
+async def send_json(send, status: int, body: dict, headers=()) -> None:
+    data = json.dumps(body).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": data})

@@ -6,6 +6,8 @@ import shutil
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -103,13 +105,22 @@ def same(answer: dict, expected: dict, atol=1e-6) -> bool:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     first = export_saved_model(tiny_model(1), root / "saved_models", "cnn_aux")
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     log = root / "server.log"
-    proc = start_server(first.parent, port, log, "--poll-seconds", str(POLL), cwd=root, env=clean_env())
+    flags = ("--poll-seconds", str(POLL), "--host", "127.0.0.1", "--grpc-port", str(grpc_port))
+    proc = start_server(first.parent, port, log, *flags, cwd=root, env=clean_env())
     url = f"http://127.0.0.1:{port}/v1/models/cnn_aux"
     try:
         wait_ready(url, proc)
-        yield {"root": root, "base": first.parent, "url": url, "proc": proc, "log": log}
+        yield {
+            "root": root,
+            "base": first.parent,
+            "url": url,
+            "proc": proc,
+            "log": log,
+            "http": f"127.0.0.1:{port}",
+            "grpc": f"127.0.0.1:{grpc_port}",
+        }
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -168,6 +179,91 @@ def test_bad_requests_get_400_and_the_server_keeps_answering_the_same(server, po
     status, after = post(predict, good)
     assert status == 200 and after == before
     assert server["proc"].poll() is None
+
+
+def served_version(server) -> str:
+    status = json.loads(urllib.request.urlopen(server["url"], timeout=30).read())
+    (entry,) = status["model_version_status"]
+    assert status["ready"] and entry["state"] == "AVAILABLE"
+    return entry["version"]
+
+
+@pytest.mark.slow
+def test_status_and_v2_metadata_name_the_served_version_and_the_contract(server):
+    version = served_version(server)
+    meta = json.loads(urllib.request.urlopen(server["url"].replace("/v1/", "/v2/"), timeout=30).read())
+    assert meta["versions"] == [version] and meta["name"] == "cnn_aux"
+    assert meta["inputs"] == [{"name": "pair", "datatype": "FP32", "shape": [-1, 2, 14, 14]}]
+    assert meta["outputs"] == [
+        {"name": "compare", "datatype": "FP32", "shape": [-1, 1]},
+        {"name": "digit1", "datatype": "FP32", "shape": [-1, 10]},
+        {"name": "digit2", "datatype": "FP32", "shape": [-1, 10]},
+    ]
+    assert f"Uvicorn running on http://{server['http']}" in server["log"].read_text()  # --host
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [":predict", ":infer", "/infer"])
+def test_get_on_a_verb_is_405(server, path):
+    url = server["url"] + path if path.startswith(":") else server["url"].replace("/v1/", "/v2/") + path
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url, timeout=30)
+    assert e.value.code == 405 and e.value.headers["allow"] == "POST"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["http-json", "http-binary", "grpc"])
+def test_the_inference_protocols_client_gets_the_savedmodels_answers(server, pool, client):
+    """tritonclient, the Open Inference Protocol's own client, over REST (JSON tensors and the
+    binary tensor extension) and gRPC: the answers of the in-process SavedModel, within 1e-6."""
+    import tritonclient.grpc as grpc
+    import tritonclient.http as http
+
+    pairs = pool[:7]
+    lib = grpc if client == "grpc" else http
+    binary = client != "http-json"
+    with_version = served_version(server)
+    c = lib.InferenceServerClient(server[client.split("-")[0]])
+    tensor = lib.InferInput("pair", list(pairs.shape), "FP32")
+    tensor.set_data_from_numpy(pairs, **({} if client == "grpc" else {"binary_data": binary}))
+    outputs = [
+        lib.InferRequestedOutput(k, **({} if client == "grpc" else {"binary_data": binary}))
+        for k in ("compare", "digit1", "digit2")
+    ]
+    result = c.infer("cnn_aux", [tensor], outputs=outputs)
+    expected = in_process(server["base"] / with_version, pairs)
+    for k in expected:
+        np.testing.assert_allclose(result.as_numpy(k), expected[k], atol=1e-6)
+    assert result.get_response(**({"as_json": True} if client == "grpc" else {}))["model_version"] == with_version
+
+
+@pytest.mark.slow
+def test_bad_v2_tensors_are_refused_in_one_line_and_later_answers_are_unchanged(server, pool):
+    import tritonclient.http as http
+    from tritonclient.utils import InferenceServerException
+
+    c = http.InferenceServerClient(server["http"])
+
+    def ask(name, array, datatype="FP32"):
+        tensor = http.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array, binary_data=False)
+        return c.infer("cnn_aux", [tensor])
+
+    before = ask("pair", pool[:3]).as_numpy("compare")
+    for name, array, datatype, message in (
+        ("pair", pool[:2, :, :13], "FP32", "must have shape [N, 2, 14, 14]"),
+        ("pair", pool[:2].astype(np.int32), "INT32", "must be FP32"),
+        ("image", pool[:2], "FP32", "the input must be `pair`"),
+        ("pair", np.full((1, 2, 14, 14), np.nan, np.float32), "FP32", "NaN or infinite"),
+        ("pair", np.zeros((0, 2, 14, 14), np.float32), "FP32", "holds no pairs"),
+    ):
+        with pytest.raises(InferenceServerException) as e:
+            ask(name, array, datatype)
+        assert e.value.status() == "400" and message in e.value.message() and "\n" not in e.value.message()
+    np.testing.assert_array_equal(ask("pair", pool[:3]).as_numpy("compare"), before)
+    # A client's mistake is logged below ERROR, in one line.
+    refused = [line for line in server["log"].read_text().splitlines() if "bad request:" in line]
+    assert refused and all(" WARNING " in line for line in refused)
 
 
 @pytest.mark.slow

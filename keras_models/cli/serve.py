@@ -1,5 +1,6 @@
 """Serve the SavedModels of one base path over HTTP with KServe's model server: TF Serving's
-REST predict API (KServe's V1 protocol).
+REST predict API (KServe's V1 protocol) and the Open Inference Protocol (V2) over REST, with
+its binary tensor extension, and over gRPC with --grpc-port.
 
     python scripts/serve.py saved_models/cnn_aux --http-port 8080
     curl -s localhost:8080/v1/models/cnn_aux:predict -d @request.json
@@ -17,6 +18,7 @@ from . import DefaultsFormatter, port, positive_float, positive_int, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from ..server import ALL_INTERFACES
     from ..serving import POLL_SECONDS
 
     p = argparse.ArgumentParser(
@@ -24,7 +26,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("saved_model_base_path", help="the folder of numbered versions, e.g. saved_models/cnn_aux")
     p.add_argument("--model-name", help="the name in the URL (default: the base path's folder name)")
-    p.add_argument("--http-port", type=port, default=8080)
+    p.add_argument("--http-port", type=port, default=8080, help="REST: V1 (TF Serving's API) and V2")
+    p.add_argument(
+        "--host",
+        default=ALL_INTERFACES,
+        help="the address REST listens on; the default is every interface, as TF Serving's",
+    )
+    p.add_argument("--grpc-port", type=port, help="also serve the V2 protocol over gRPC on this port (all interfaces)")
     p.add_argument("--workers", type=positive_int, default=1, help="server processes, each with its own model")
     p.add_argument(
         "--poll-seconds", type=positive_float, default=POLL_SECONDS, help="how often to look for a new version"
@@ -38,7 +46,15 @@ def main(argv=None) -> int:
     def job():
         from ..server import serve
 
-        serve(args.saved_model_base_path, args.model_name, args.http_port, args.workers, args.poll_seconds)
+        serve(
+            args.saved_model_base_path,
+            args.model_name,
+            args.http_port,
+            args.workers,
+            args.poll_seconds,
+            args.host,
+            args.grpc_port,
+        )
 
     return run_cli(job, "serve.py")
 
