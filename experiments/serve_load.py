@@ -121,3 +121,58 @@ def server_load(cfg, clients: int = 8, requests: int = 2000, max_pairs: int = 10
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def protocol_speeds(cfg, batch: int = 1000, calls: int = 10) -> dict:
+    """Pairs per second at `batch` pairs a request, one client after another on 127.0.0.1,
+    through each path of a real `serve.py`: V1 JSON, V2 JSON, V2 with binary tensors, and gRPC;
+    beside the same SavedModel called in this process, in the same run."""
+    import tempfile
+
+    import tensorflow as tf
+    import tritonclient.grpc as grpc
+    import tritonclient.http as http
+
+    from keras_models.export import export_saved_model, load_saved_model
+    from keras_models.models import build_model
+
+    from .benchmark import synthetic_pairs
+
+    pairs = synthetic_pairs(batch).x
+    names = ("compare", "digit1", "digit2")
+
+    def rate(call) -> float:
+        call()  # warm: the first request traces the signature at this batch size
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return round(batch * calls / (time.perf_counter() - start), 1)
+
+    def triton(lib, address, binary):
+        client = lib.InferenceServerClient(address)
+        tensor = lib.InferInput("pair", list(pairs.shape), "FP32")
+        kw = {} if lib is grpc else {"binary_data": binary}
+        tensor.set_data_from_numpy(pairs, **kw)
+        outputs = [lib.InferRequestedOutput(k, **kw) for k in names]
+        return lambda: client.infer(cfg.model, [tensor], outputs=outputs).as_numpy("compare")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_saved_model(build_model(cfg, 33.0, 80.0**2), tmp)
+        _, signature = load_saved_model(path)
+        result = {"batch": batch, "calls": calls, "in_process": rate(lambda: signature(pair=tf.constant(pairs)))}
+        port, grpc_port = free_port(), free_port()
+        proc = start_server(path.parent, port, Path(tmp) / "server.log", "--grpc-port", str(grpc_port))
+        try:
+            url = f"http://127.0.0.1:{port}/v1/models/{cfg.model}"
+            wait_ready(url, proc)
+            body = json.dumps(row_request(pairs)).encode()
+            result["v1_json"] = rate(lambda: post(url + ":predict", body))
+            result["v2_json"] = rate(triton(http, f"127.0.0.1:{port}", binary=False))
+            result["v2_binary"] = rate(triton(http, f"127.0.0.1:{port}", binary=True))
+            result["grpc"] = rate(triton(grpc, f"127.0.0.1:{grpc_port}", binary=True))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    paths = ("v1_json", "v2_json", "v2_binary", "grpc")
+    result["ratios"] = {k: round(result[k] / result["in_process"], 3) for k in paths}
+    return result

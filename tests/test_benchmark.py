@@ -108,3 +108,12 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     proc = run_script("benchmark.py", "--steps", "2", "--warmup", "1", "--saved-model", str(tmp_path / "bare"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("benchmark.py: error:") and "no metadata.json" in proc.stderr
+
+
+@pytest.mark.slow
+def test_every_protocol_path_is_measured_beside_the_savedmodel_in_process():
+    from experiments.serve_load import protocol_speeds
+
+    speeds = protocol_speeds(Config(model="cnn_aux", filters=(4,), hidden=(8,)), batch=50, calls=2)
+    assert set(speeds["ratios"]) == {"v1_json", "v2_json", "v2_binary", "grpc"}
+    assert speeds["in_process"] > 0 and all(speeds[k] > 0 for k in speeds["ratios"])

@@ -35,6 +35,19 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
     )
 
 
+def test_a_host_for_several_workers_and_a_grpc_port_out_of_range_are_one_line(tmp_path, capsys):
+    from keras_models.cli import serve
+
+    (tmp_path / "cnn_aux" / "1").mkdir(parents=True)
+    assert serve.main([str(tmp_path / "cnn_aux"), "--host", "127.0.0.1", "--workers", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "serve.py: error: --host binds one server process; with --workers above 1 KServe binds all interfaces"
+    )
+    with pytest.raises(SystemExit):
+        serve.main([str(tmp_path / "cnn_aux"), "--grpc-port", "0"])
+    assert "--grpc-port: expected a TCP port in 1-65535" in capsys.readouterr().err
+
+
 def test_both_request_formats_give_the_same_pairs():
     x = np.arange(2 * 2 * 14 * 14, dtype=np.float32).reshape(2, 2, 14, 14)
     rows, columnar = parse_request(row_request(x))

@@ -68,6 +68,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "version), beside a fresh --model's SavedModel timed in the same run",
     )
     p.add_argument(
+        "--protocols",
+        action="store_true",
+        help="also: pairs/s at batch 1000 through each of serve.py's paths (V1 JSON, V2 JSON, V2 binary, gRPC) "
+        "on 127.0.0.1, beside the SavedModel in process",
+    )
+    p.add_argument(
         "--matmul",
         action="store_true",
         help="also: the CPU's matmul peak as TensorFlow reaches it (2048^3, float32 and bfloat16)",
@@ -171,6 +177,13 @@ def main(argv=None) -> int:
             )
             result["train_peak_memory_mb"] = b.train_peak_memory_mb(args.model)
             print(f"peak resident memory of train.py --model {args.model}: {result['train_peak_memory_mb']:.0f} MB")
+        if args.protocols:
+            from ..serve_load import protocol_speeds
+
+            speeds = result["protocols"] = protocol_speeds(cfg)
+            print(f"SavedModel in process: {speeds['in_process']:.0f} pairs/s at batch {speeds['batch']}")
+            for k, ratio in speeds["ratios"].items():
+                print(f"  serve.py {k:9s} {speeds[k]:7.0f} pairs/s, {ratio:.2f} of in process")
         if args.serving_load:
             from ..serve_load import server_load
 
