@@ -59,7 +59,10 @@ def install_limits(model: PairModel) -> None:
     _MODELS[model.name] = model
     if not _installed.acquire(blocking=False):
         return
-    model_server.app.add_middleware(ProtocolRoutes, served=lambda name: _MODELS[name].served)
+    from .demo import Demo
+
+    demo = Demo(model.name)
+    model_server.app.add_middleware(ProtocolRoutes, served=lambda name: _MODELS[name].served, demo=demo)
     model_server.app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     kserve_logger.addFilter(OneLineBadRequests())
     # KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.

@@ -83,8 +83,6 @@ def load_image(path: str | Path, invert: bool | None = None) -> np.ndarray:
     then pooled as the pairs are."""
     from PIL import Image, UnidentifiedImageError
 
-    from .data import pool
-
     path = Path(path)
     check_file(path)
     try:
@@ -94,7 +92,16 @@ def load_image(path: str | Path, invert: bool | None = None) -> np.ndarray:
         raise DataError(f"{path}: refused, too many pixels for a digit ({str(e).splitlines()[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: cannot decode the image ({str(e).splitlines()[0]})") from None
-    return pool(mnist_digit(pixels, invert, str(path))[None])[0]
+    return digit_from_pixels(pixels, invert, str(path))
+
+
+def digit_from_pixels(pixels: np.ndarray, invert: bool | None = None, where: str = "image") -> np.ndarray:
+    """A grayscale digit of any size (0-255) -> (14, 14) float32: MNIST's preprocessing
+    (mnist_digit), then pooled as the pairs are. predict.py's images and the demo page's
+    drawings both go through it."""
+    from .data import pool
+
+    return pool(mnist_digit(pixels, invert, where)[None])[0]
 
 
 def pair_from_images(first, second, invert: bool | None = None) -> np.ndarray:

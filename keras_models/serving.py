@@ -197,10 +197,12 @@ class ProtocolRoutes:
     V1_STATUS = re.compile(r"^/v1/models/([^/:]+)$")
     V2_METADATA = re.compile(r"^/v2/models/([^/]+)(/versions/[^/]+)?$")
 
-    def __init__(self, app, served):
-        self.app, self.served = app, served
+    def __init__(self, app, served, demo=None):
+        self.app, self.served, self.demo = app, served, demo
 
     async def __call__(self, scope, receive, send):
+        if self.demo is not None and scope["type"] == "http" and await self.answer_demo(scope, receive, send):
+            return
         if scope["type"] == "http" and scope["method"] == "POST" and self.VERB.match(scope["path"]):
             headers = dict(scope["headers"])
             if b"inference-header-content-length" not in headers and headers.get(b"content-type") != JSON:
@@ -222,6 +224,33 @@ class ProtocolRoutes:
                     if served is not None or answer is v1_status:
                         return await send_json(send, 200, answer(served, found.group(1)))
         return await self.app(scope, receive, send)
+
+    async def answer_demo(self, scope, receive, send) -> bool:
+        """The demo page at / (for a browser: KServe's liveness answers the rest), its random
+        pairs and its drawings (keras_models.demo); whether the request was one of those."""
+        from .errors import DataError
+
+        method, path = scope["method"], scope["path"]
+        accept = dict(scope["headers"]).get(b"accept", b"")
+        if method == "GET" and path == "/" and b"text/html" in accept:
+            page = self.demo.page()
+            head = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(page)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": page})
+        elif method == "GET" and path == "/demo/random":
+            await send_json(send, 200, self.demo.random_pair())
+        elif method == "POST" and path == "/demo/pair":
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body, more = body + message.get("body", b""), message.get("more_body", False)
+            try:
+                await send_json(send, 200, self.demo.pair(body))
+            except DataError as e:
+                await send_json(send, 400, {"error": str(e)})
+        else:
+            return False
+        return True
 
 
 async def send_json(send, status: int, body: dict, headers=()) -> None:

@@ -44,14 +44,14 @@ def main(argv=None) -> int:
 
     def job():
         from ..api import Predictor
-        from ..predict import load_pairs_array
+        from ..predict import load_pairs_array, pair_from_images
 
+        # The inputs are read and checked before the model loads (seconds), and against its pixel range after.
         if len(args.inputs) == 1:
-            # Checked before the model loads (seconds), and against its pixel range after.
             pairs = load_pairs_array(args.inputs[0])
-            rows = Predictor(args.saved_model).answer(pairs, args.inputs[0])
         else:
-            rows = [Predictor(args.saved_model).answer_images(*args.inputs, invert=args.invert)]
+            pairs = pair_from_images(*args.inputs, invert=args.invert)
+        rows = Predictor(args.saved_model).answer(pairs, args.inputs[0])
         for row in rows:
             print(json.dumps(row))
 
