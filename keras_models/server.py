@@ -44,7 +44,8 @@ def serve(
 
     model = PairModel(name or base.name, base, poll_seconds)
     install_limits(model)
-    model.load()
     grpc = {"enable_grpc": grpc_port is not None, **({"grpc_port": grpc_port} if grpc_port else {})}
-    BoundModelServer(http_port=http_port, workers=workers, **grpc).start([model])
+    server = BoundModelServer(http_port=http_port, workers=workers, **grpc)
+    model.load()  # after the server set up KServe's logging, so that the first version's line is kept
+    server.start([model])
     model.stop()

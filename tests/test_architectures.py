@@ -69,7 +69,7 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     from keras_models.cli import train as train_script
     from keras_models.data import make_pairs
     from keras_models.export import load_keras_model, load_saved_model
-    from tuning.search import search
+    from tuning.search import Search, search
 
     run, exports = tmp_path / "run", tmp_path / "saved_models"
     argv = [
@@ -112,5 +112,5 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
 
     # tune.py searches it with the hypermodel its entry names.
     base = Config(model="cnn_aux_small", pairs=100, validation_split=0.2, lr=1e-3, epochs=1, quiet=True)
-    best = search(base, "random", 1, 1, str(tmp_path / "tune"), "p", log=lambda *_: None)
+    best = search(base, Search("random", 1, 1, str(tmp_path / "tune"), "p"), log=lambda *_: None)
     assert best["config"]["model"] == "cnn_aux_small" and "filters" in best["hyperparameters"]

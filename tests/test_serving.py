@@ -309,6 +309,10 @@ def test_a_new_version_is_served_within_the_poll_interval_and_half_written_ones_
     assert all(status == 200 for status, _ in seen)
     assert all(same(answer, v1) or same(answer, v2) for _, answer in seen)
     assert any(same(answer, v1) for _, answer in seen) and same(seen[-1][1], v2)
+    # Each load and switch is logged with its version, and the status names the one served.
+    log = server["log"].read_text()
+    assert "serving cnn_aux version 1 from" in log and "serving cnn_aux version 2 from" in log
+    assert served_version(server) == "2"
     # An export being written (.tmp-*) and a broken version folder are never served.
     shutil.copytree(base / "1", base / ".tmp-3-12345")
     (base / "3").mkdir()

@@ -73,10 +73,10 @@ def test_trials_are_numbered_as_keras_tuner_shows_them(tmp_path, capsys):
     """One numbering: keras-tuner's console, trials.md, trials.json and the best-trial line."""
     import re
 
-    from tuning.search import search
+    from tuning.search import Search, search
 
     lines = []
-    best = search(tiny_base(quiet=False, epochs=1), "random", 2, 1, str(tmp_path), "p", log=lines.append)
+    best = search(tiny_base(quiet=False, epochs=1), Search("random", 2, 1, str(tmp_path), "p"), log=lines.append)
     shown = [int(n) for n in re.findall(r"^Trial (\d+) Complete", capsys.readouterr().out, re.M)]
     trials = json.loads((tmp_path / "p" / "trials.json").read_text())
     assert shown == [1, 2] and sorted(t["trial"] for t in trials) == shown
@@ -87,9 +87,9 @@ def test_trials_are_numbered_as_keras_tuner_shows_them(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_random_search_reports_and_resumes(tmp_path):
-    from tuning.search import search
+    from tuning.search import Search, search
 
-    best = search(tiny_base(), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
+    best = search(tiny_base(), Search("random", 2, 1, str(tmp_path), "p"), log=lambda *_: None)
     folder = tmp_path / "p"
     saved = json.loads((folder / "best_hparams.json").read_text())
     assert saved == json.loads(json.dumps(best))
@@ -99,23 +99,23 @@ def test_random_search_reports_and_resumes(tmp_path):
     assert saved["val_compare_accuracy"] == max(t["score"] for t in trials)
     assert (folder / "trials.png").stat().st_size > 0 and "| trial | status |" in (folder / "trials.md").read_text()
     # The same search again: the finished trials are kept, none is rerun.
-    search(tiny_base(), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
+    search(tiny_base(), Search("random", 2, 1, str(tmp_path), "p"), log=lambda *_: None)
     again = json.loads((folder / "trials.json").read_text())
     assert [(t["trial"], t["seconds"]) for t in again] == [(t["trial"], t["seconds"]) for t in trials]
     # Its trials are not reused by a search of other settings.
     with pytest.raises(RunError, match=r"other settings \(epochs\)"):
-        search(tiny_base(), "random", 2, 3, str(tmp_path), "p", log=lambda *_: None)
+        search(tiny_base(), Search("random", 2, 3, str(tmp_path), "p"), log=lambda *_: None)
     with pytest.raises(RunError, match=r"other settings \(pairs\); use another --directory"):
-        search(tiny_base(pairs=120), "random", 2, 1, str(tmp_path), "p", log=lambda *_: None)
+        search(tiny_base(pairs=120), Search("random", 2, 1, str(tmp_path), "p"), log=lambda *_: None)
     assert json.loads((folder / "trials.json").read_text()) == again
 
 
 @pytest.mark.slow
 def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_path):
-    from tuning.search import search
+    from tuning.search import Search, search
 
     base = tiny_base(pairs=100, dev_pairs=100, validation_split=0.0)
-    best = search(base, "random", 1, 1, str(tmp_path), "dev", log=lambda *_: None, executions=2, max_mflop=50.0)
+    best = search(base, Search("random", 1, 1, str(tmp_path), "dev", executions=2, max_mflop=50.0), log=lambda *_: None)
     folder = tmp_path / "dev"
     trials = json.loads((folder / "trials.json").read_text())
     assert all(t["status"] == "COMPLETED" and 0 <= t["score"] <= 1 and t["mflop"] <= 50 for t in trials)
@@ -123,10 +123,10 @@ def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_p
     assert "100 dev pairs per round, the mean over 2 round(s) (seeds 0-1)" in (folder / "trials.md").read_text()
     assert json.loads((folder / "search.json").read_text())["executions"] == 2
     with pytest.raises(RunError, match=r"other settings \(executions\)"):
-        search(base, "random", 1, 1, str(tmp_path), "dev", log=lambda *_: None, executions=3, max_mflop=50.0)
+        search(base, Search("random", 1, 1, str(tmp_path), "dev", executions=3, max_mflop=50.0), log=lambda *_: None)
     # Every trial over the limit fails untrained, and the search says that none completed.
     with pytest.raises(RunError, match="no trial completed"):
-        search(base, "random", 3, 1, str(tmp_path), "cheap", log=lambda *_: None, max_mflop=1e-3)
+        search(base, Search("random", 3, 1, str(tmp_path), "cheap", max_mflop=1e-3), log=lambda *_: None)
     assert [t["status"] for t in json.loads((tmp_path / "cheap" / "trials.json").read_text())] == ["FAILED"] * 3
 
 
@@ -150,7 +150,7 @@ def test_tune_cli_refuses_executions_without_dev_pairs_and_dev_pairs_with_hyperb
 
 def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):
     import tuning.hypermodels
-    from tuning.search import search
+    from tuning.search import Search, search
 
     real_build, calls = tuning.hypermodels.build_model, []
 
@@ -164,7 +164,7 @@ def test_a_search_whose_trials_all_fail_fails_loudly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tuning.hypermodels, "build_model", broken_in_trials)
     with pytest.raises(RunError, match=r"3 trials failed in a row; the last: ImportError: No module named 'sklearn'"):
-        search(tiny_base(), "random", 3, 1, str(tmp_path), "p", log=lambda *_: None)
+        search(tiny_base(), Search("random", 3, 1, str(tmp_path), "p"), log=lambda *_: None)
     assert not (tmp_path / "p" / "best_hparams.json").exists()
 
 

@@ -71,19 +71,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from .search import search
+        from .search import Search, search
 
         base = config_from_args(args, Config(validation_split=0.2))
-        search(
-            base,
+        plan = Search(
             args.tuner,
             args.max_trials,
             base.num_epochs,
             args.directory,
             args.project_name,
-            executions=args.executions,
-            max_mflop=args.max_mflop,
+            args.executions,
+            args.max_mflop,
         )
+        search(base, plan)
 
     return run_cli(job, "tune.py")
 

@@ -56,7 +56,9 @@ def trial_rows(tuner, base: Config) -> list[dict]:
     return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0)))
 
 
-def write_report(tuner, base: Config, kind: str, epochs: int, folder: Path, log=print, executions: int = 1) -> dict:
+def write_report(tuner, base: Config, plan, log=print) -> dict:
+    """The report of `plan` (a search.Search) into its folder; returns best_hparams.json's contents."""
+    kind, epochs, executions, folder = plan.kind, plan.epochs, plan.executions, plan.folder(base)
     objective = objective_of(base)
     rows = trial_rows(tuner, base)
     done = [r for r in rows if r["status"] == "COMPLETED" and r["score"] is not None]

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras_tuner as kt
@@ -29,7 +30,7 @@ from keras_models.files import atomic_write_json
 from keras_models.rounds import RoundData
 
 from .hypermodels import hypermodel_for
-from .report import OBJECTIVE, objective_of, write_report
+from .report import objective_of, write_report
 
 MAX_FAILED_TRIALS = 3
 
@@ -65,37 +66,43 @@ def is_chief_oracle() -> bool:
     return os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
 
 
-def make_tuner(
-    kind: str,
-    hypermodel,
-    max_trials: int,
-    epochs: int,
-    directory: str,
-    project: str,
-    seed: int,
-    strategy=None,
-    objective: str = OBJECTIVE,
-    limited: bool = False,
-):
-    if kind not in TUNERS:
-        raise RunError(f"unknown tuner {kind!r}")
-    # Trials over a cost limit fail at once and may come in a row: with a limit (`limited`),
-    # the search ends after its trials, whatever failed.
-    failures = max_trials + 1 if limited else MAX_FAILED_TRIALS
+@dataclass(frozen=True)
+class Search:
+    """What a search is: its tuner, trials, epochs per trial and folder, and with dev pairs the
+    rounds each trial trains on and the cost limit."""
+
+    kind: str = "random"
+    max_trials: int = 10
+    epochs: int = 10
+    directory: str = "tuner_runs"
+    project: str | None = None  # default <model>-<kind>
+    executions: int = 1
+    max_mflop: float | None = None
+
+    def folder(self, base: Config) -> Path:
+        return Path(self.directory) / (self.project or f"{base.model}-{self.kind}")
+
+
+def make_tuner(plan: Search, hypermodel, base: Config, strategy=None):
+    if plan.kind not in TUNERS:
+        raise RunError(f"unknown tuner {plan.kind!r}")
+    # Trials over a cost limit fail at once and may come in a row: with a limit, the search
+    # ends after its trials, whatever failed.
+    failures = plan.max_trials + 1 if plan.max_mflop is not None else MAX_FAILED_TRIALS
     common = dict(
-        objective=kt.Objective(objective, direction="max"),
-        directory=directory,
-        project_name=project,
+        objective=kt.Objective(objective_of(base), direction="max"),
+        directory=plan.directory,
+        project_name=plan.folder(base).name,
         overwrite=False,
-        seed=seed,
+        seed=base.seed,
         max_consecutive_failed_trials=failures,
     )
     if strategy is not None:
         common["distribution_strategy"] = strategy
-    if kind == "hyperband":
+    if plan.kind == "hyperband":
         # Hyperband sizes its own brackets from max_epochs; max_trials does not apply.
-        return TUNERS[kind](hypermodel, max_epochs=epochs, factor=3, **common)
-    return TUNERS[kind](hypermodel, max_trials=max_trials, **common)
+        return TUNERS[plan.kind](hypermodel, max_epochs=plan.epochs, factor=3, **common)
+    return TUNERS[plan.kind](hypermodel, max_trials=plan.max_trials, **common)
 
 
 def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, max_mflop: float | None = None) -> None:
@@ -121,81 +128,55 @@ def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, m
     )
 
 
-def check_search(base: Config, kind: str, executions: int, max_mflop: float | None) -> None:
-    if executions < 1:
-        raise ConfigError(f"executions must be a positive integer, got {executions}")
-    if executions > 1 and not base.dev_pairs:
+def check_search(base: Config, plan: Search) -> None:
+    if plan.executions < 1:
+        raise ConfigError(f"executions must be a positive integer, got {plan.executions}")
+    if plan.executions > 1 and not base.dev_pairs:
         raise ConfigError(
             "--executions trains each trial on several rounds and scores their dev pairs; it needs --dev-pairs"
         )
-    if base.dev_pairs and kind == "hyperband":
+    if base.dev_pairs and plan.kind == "hyperband":
         raise ConfigError("--dev-pairs scores whole trials; hyperband resumes trials by epochs: use random or bayesian")
-    if max_mflop is not None and not (max_mflop > 0 and math.isfinite(max_mflop)):
-        raise ConfigError(f"the cost limit must be a positive number of MFLOP, got {max_mflop}")
+    if plan.max_mflop is not None and not (plan.max_mflop > 0 and math.isfinite(plan.max_mflop)):
+        raise ConfigError(f"the cost limit must be a positive number of MFLOP, got {plan.max_mflop}")
 
 
-def search(
-    base: Config,
-    kind: str,
-    max_trials: int,
-    epochs: int,
-    directory: str,
-    project: str | None = None,
-    log=print,
-    executions: int = 1,
-    max_mflop: float | None = None,
-) -> dict | None:
+def search(base: Config, plan: Search, log=print) -> dict | None:
     """Run (or resume) the search; on the chief, write the report and return best_hparams."""
     import tensorflow as tf
 
     from keras_models.distribute import get_strategy
 
-    check_search(base, kind, executions, max_mflop)
+    check_search(base, plan)
     tf.get_logger().setLevel("ERROR")
-    project = project or f"{base.model}-{kind}"
     images = load_data(base.data, base.test_data)
     if base.dev_pairs:
         require_images(len(images[0].images) - 2 * base.pairs, base.dev_pairs, f"{images[0].source} outside the pairs")
     if is_chief_oracle():
-        claim_search(Path(directory) / project, base, epochs, executions, max_mflop)
+        claim_search(plan.folder(base), base, plan.epochs, plan.executions, plan.max_mflop)
     strategy = get_strategy(base.strategy)
     replicated = strategy.num_replicas_in_sync > 1
     if base.dev_pairs:
         # Each execution trains on all of another round's pairs and scores that round's dev pairs.
-        rounds = [RoundData.draw(base.replace(validation_split=0.0), images, i) for i in range(executions)]
-        what = f"{executions} round(s) of {base.pairs} training and {base.dev_pairs} dev pairs per trial"
+        rounds = [RoundData.draw(base.replace(validation_split=0.0), images, i) for i in range(plan.executions)]
+        what = f"{plan.executions} round(s) of {base.pairs} training and {base.dev_pairs} dev pairs per trial"
     else:
         rounds = [RoundData.draw(base.replace(validation_split=base.validation_split or 0.2), images, 0)]
         what = f"{len(rounds[0].train)} training and {len(rounds[0].val)} validation pairs"
-    hypermodel = hypermodel_for(base, rounds, sync_bn=replicated, max_mflop=max_mflop)
-    tuner = make_tuner(
-        kind,
-        hypermodel,
-        max_trials,
-        epochs,
-        directory,
-        project,
-        base.seed,
-        strategy if replicated else None,
-        objective_of(base),
-        max_mflop is not None,
-    )
-    limit = f"; at most {max_mflop:g} MFLOP per pair" if max_mflop is not None else ""
-    log(
-        f"tuning {base.model} with {kind} search ({'max_epochs' if kind == 'hyperband' else 'max_trials'} "
-        f"{epochs if kind == 'hyperband' else max_trials}); {what}{limit}"
-    )
+    hypermodel = hypermodel_for(base, rounds, sync_bn=replicated, max_mflop=plan.max_mflop)
+    tuner = make_tuner(plan, hypermodel, base, strategy if replicated else None)
+    limit = f"; at most {plan.max_mflop:g} MFLOP per pair" if plan.max_mflop is not None else ""
+    size = f"max_epochs {plan.epochs}" if plan.kind == "hyperband" else f"max_trials {plan.max_trials}"
+    log(f"tuning {base.model} with {plan.kind} search ({size}); {what}{limit}")
     try:
-        tuner.search(epochs=epochs, verbose=0 if base.quiet else 1)
+        tuner.search(epochs=plan.epochs, verbose=0 if base.quiet else 1)
     except RuntimeError as e:
         # keras-tuner ends a search after max_consecutive_failed_trials with a RuntimeError
         # that carries the last trial's traceback; its last line is the reason.
         if "consecutive failures" not in str(e):
             raise
         last = str(e).strip().splitlines()[-1]
-        raise RunError(
-            f"{Path(directory) / project}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}"
-        ) from None
+        raise RunError(f"{plan.folder(base)}: {MAX_FAILED_TRIALS} trials failed in a row; the last: {last}") from None
     if not is_chief_oracle():
         return None
-    return write_report(tuner, base, kind, epochs, Path(directory) / project, log, executions)
+    return write_report(tuner, base, plan, log)
