@@ -43,19 +43,8 @@ def test_a_runs_model_keras_loads_as_the_readme_says(tmp_path):
     from keras_models.config import Config
     from keras_models.training import run
 
-    run(
-        Config(
-            model="cnn_aux",
-            filters=(4,),
-            hidden=(8,),
-            epochs=1,
-            pairs=100,
-            out=str(tmp_path / "run"),
-            export=False,
-            quiet=True,
-        ),
-        log=lambda *_: None,
-    )
+    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), epochs=1, pairs=100, quiet=True)
+    run(cfg.replace(out=str(tmp_path / "run"), export=False), log=lambda *_: None)
     path = tmp_path / "run" / "model.keras"
     load = "import keras; {} m = keras.saving.load_model({!r}); print(m.name)"
     bare = run_python(["-c", load.format("", str(path))])
