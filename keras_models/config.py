@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import architectures
-from .contract import PAIR_SHAPE  # noqa: E402, F401  (the input `pair` of every model)
+from .contract import PAIR_SHAPE  # noqa: F401  (re-exported: the input `pair` of every model)
 from .errors import ConfigError, RunError
 from .settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
 

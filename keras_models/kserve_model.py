@@ -127,11 +127,12 @@ class PairModel(kserve.Model):
     def stop(self) -> None:
         self._stop.set()
 
+    # KServe's V2 metadata over gRPC; nothing while a worker is still loading its first version.
     def get_input_types(self):
-        return v2_metadata(self.served, self.name)["inputs"]
+        return v2_metadata(self.served, self.name)["inputs"] if self.served else []
 
     def get_output_types(self):
-        return v2_metadata(self.served, self.name)["outputs"]
+        return v2_metadata(self.served, self.name)["outputs"] if self.served else []
 
     async def predict(self, payload, headers=None):
         if isinstance(payload, InferRequest):

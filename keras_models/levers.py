@@ -87,7 +87,7 @@ class Augmentation(Lever):
 
     def rule(self, cfg):
         if cfg.augment and not cfg.arch.shared:
-            return "--augment and --elastic need a weight-sharing model"
+            return "--augment needs a weight-sharing model"
 
     def digits(self, spec, digits, graph):
         if not spec.augment:
@@ -112,7 +112,7 @@ class Elastic(Lever):
 
     def rule(self, cfg):
         if cfg.elastic and not cfg.arch.shared:
-            return "--augment and --elastic need a weight-sharing model"
+            return "--elastic needs a weight-sharing model"
 
     def digits(self, spec, digits, graph):
         from .layers import ElasticDistortion

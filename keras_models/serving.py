@@ -193,7 +193,8 @@ class ProtocolRoutes:
     `served(name)` is the Served version of the model of that name (None while it
     has none); an unknown name raises KeyError and is left to KServe's 404."""
 
-    VERB = re.compile(r"^/v1/models/[^/]+:(predict|infer)$|^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+    V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+    VERB = re.compile(r"^/v1/models/[^/]+:(predict|infer)$|" + V2_INFER.pattern)
     V1_STATUS = re.compile(r"^/v1/models/([^/:]+)$")
     V2_METADATA = re.compile(r"^/v2/models/([^/]+)(/versions/[^/]+)?$")
 
@@ -203,7 +204,7 @@ class ProtocolRoutes:
     async def __call__(self, scope, receive, send):
         if self.demo is not None and scope["type"] == "http" and await self.answer_demo(scope, receive, send):
             return
-        if scope["type"] == "http" and scope["method"] == "POST" and self.VERB.match(scope["path"]):
+        if scope["type"] == "http" and scope["method"] == "POST" and self.V2_INFER.match(scope["path"]):
             headers = dict(scope["headers"])
             if b"inference-header-content-length" not in headers and headers.get(b"content-type") != JSON:
                 # The protocol's body without that header is JSON, which KServe parses only as
