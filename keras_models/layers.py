@@ -9,6 +9,10 @@ import math
 import keras
 from keras import ops
 
+# Registered where they are defined; imported so that `import keras_models.layers` registers
+# every layer a saved model can hold.
+from .normalization import BackgroundTranslation, FusedBatchNormalization, PixelNormalization  # noqa: F401
+
 PACKAGE = "keras_models"
 
 

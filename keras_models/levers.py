@@ -97,9 +97,9 @@ class Augmentation(Lever):
         # Active in training only. Fill with the normalised background, what a black pixel becomes.
         background = -graph.mean / max(graph.variance, 1e-12) ** 0.5
         if spec.shift:
-            digits = keras.layers.RandomTranslation(
-                spec.shift / 14, spec.shift / 14, fill_mode="constant", fill_value=background, name="augment_shift"
-            )(digits)
+            from .normalization import BackgroundTranslation
+
+            digits = BackgroundTranslation(spec.shift / 14, spec.shift / 14, background, name="augment_shift")(digits)
         if spec.rotation:
             digits = keras.layers.RandomRotation(
                 spec.rotation / 360, fill_mode="constant", fill_value=background, name="augment_rotate"

@@ -22,6 +22,7 @@ from .layers import (
     SmoothedSparseCrossentropy,
 )
 from .levers import LEVERS, Graph
+from .normalization import FusedBatchNormalization, PixelNormalization
 from .settings import ModelSpec
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
@@ -36,7 +37,7 @@ BN = {"momentum": 0.9, "epsilon": 1e-5}
 
 
 def batch_norm(name: str, synchronized: bool):
-    return keras.layers.BatchNormalization(name=name, synchronized=synchronized, **BN)
+    return FusedBatchNormalization(name=name, synchronized=synchronized, **BN)
 
 
 def dense_stack(x, widths, cfg: Config, prefix: str, sync_bn: bool = False):
@@ -105,7 +106,7 @@ def build_model(
     the teachers."""
     cfg = spec.spec if isinstance(spec, Config) else spec
     pair = keras.Input(shape=PAIR_SHAPE, name="pair")
-    x = keras.layers.Normalization(axis=None, mean=mean, variance=variance, name="normalize")(pair)
+    x = PixelNormalization(mean, variance, name="normalize")(pair)
 
     if not cfg.arch.shared:
         if cfg.family == "cnn":

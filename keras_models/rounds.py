@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
 from .data import Images, Pairs, dev_pairs, draw_round, unused_images
-from .fitting import Fit, FitResult, fit_member
+from .fitting import Fit, FitResult, fit_member, reusable
 from .levers import LEVERS
 from .machine import describe as describe_machine
 from .pipeline import split_validation
@@ -82,6 +82,8 @@ class RoundRunner:
     def __init__(self, cfg: Config, strategy, work: Path, rounds_left: int):
         self.cfg, self.strategy, self.work = cfg, strategy, work
         self.fits_left = rounds_left * (cfg.members + cfg.teachers)
+        # The model of the last round, whose traced step the next round reuses (fitting.reusable).
+        self.traced = None
 
     def run(self, data: RoundData):
         """(model, RoundResult). With several members (or cfg.tta) the model is their ensemble."""
@@ -97,7 +99,7 @@ class RoundRunner:
         for m in range(cfg.member, cfg.member + cfg.members):
             seed = data.seed + MEMBER_SEED_STRIDE * m
             fit = self._fit(cfg, seed, None if alone else f"member-{m}", data)
-            model, part = self._fit_now(fit, data, helpers) if alone else self._keep(fit, data, helpers)
+            model, part = self._fit_alone(fit, data, helpers) if alone else self._keep(fit, data, helpers)
             if part.status != "ok":
                 return model, self.failed(data, part, part.message if alone else f"member {m}: {part.message}")
             fitted.append(model)
@@ -140,9 +142,17 @@ class RoundRunner:
             round_dir, backup_dir = round_dir / name, backup_dir / name
         return Fit(cfg, seed, round_dir, backup_dir, data.test, self.fits_left)
 
-    def _fit_now(self, fit: Fit, data: RoundData, teachers=None):
+    def _fit_now(self, fit: Fit, data: RoundData, teachers=None, traced=None):
         fit.history_dir.mkdir(parents=True, exist_ok=True)
-        return fit_member(fit, data.train, data.val, data.unused, self.strategy, teachers)
+        return fit_member(fit, data.train, data.val, data.unused, self.strategy, teachers, traced)
+
+    def _fit_alone(self, fit: Fit, data: RoundData, teachers):
+        """The round's one model, on the step traced by the round before when `reusable`."""
+        if not reusable(self.cfg, self.strategy):
+            return self._fit_now(fit, data, teachers)
+        model, part = self._fit_now(fit, data, traced=self.traced)
+        self.traced = model
+        return model, part
 
     def _keep(self, fit: Fit, data: RoundData, teachers=None):
         """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
