@@ -53,10 +53,10 @@ def dense_stack(x, widths, cfg: Config, prefix: str, sync_bn: bool = False):
 
 
 def conv_stack(x, cfg: Config, sync_bn: bool = False):
-    """Per block: 2 x (conv3x3-BN-ReLU), maxpool2. Channels last. A block that would pool an
+    """Per block: cfg.convs x (conv3x3-BN-ReLU), maxpool2. Channels last. A block that would pool an
     image of 1x1 (a 4th block: 14 -> 7 -> 3 -> 1) keeps it instead."""
     for b, filters in enumerate(cfg.filters, 1):
-        for c in (1, 2):
+        for c in range(1, cfg.convs + 1):
             name = f"block{b}_conv{c}"
             x = keras.layers.Conv2D(filters, 3, padding="same", name=name)(x)
             if cfg.batch_norm:

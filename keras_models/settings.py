@@ -73,7 +73,8 @@ class ModelSpec:
         default_text="the architecture's (500,500 for the MLP family, 256 for the CNN family)",
     )
     comparer: tuple[int, ...] = setting((80, 80, 20), "comparer widths of the weight-sharing models")
-    filters: tuple[int, ...] = setting((32, 64), "filters per conv block (each: 2 x conv3x3-BN-ReLU, maxpool2)")
+    filters: tuple[int, ...] = setting((32, 64), "filters per conv block (each: --convs x conv3x3-BN-ReLU, maxpool2)")
+    convs: int = setting(2, "conv layers per conv block", min=1, max=4)
     dropout: float = setting(0.5, "dropout rate after each dense layer; 0 leaves it out", min=0.0, below=1.0)
     batch_norm: bool = setting(True, "batch normalisation after each conv and dense layer")
     comparer_type: str = setting(

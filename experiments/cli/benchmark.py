@@ -3,6 +3,7 @@
     python scripts/benchmark.py --model cnn_aux --compare-torch
     python scripts/benchmark.py --model cnn_aux --all --test-data ../shared/mnist --json
     python scripts/benchmark.py --saved-model saved_models/cnn_aux      # an exported model's cost and speed
+    python scripts/benchmark.py --race sprint,speedrun --rounds 10 --test-data ../shared/mnist --out runs/race
 
 The last line with --json is one JSON object (ms_per_step, pairs_per_s, gflops_per_s, ...).
 """
@@ -18,8 +19,10 @@ from keras_models.architectures import NAMES
 from keras_models.cli import DefaultsFormatter, positive_int, run_cli
 from keras_models.config import Config
 
+from ..peer import DEFAULT_PEER
+
 # The PyTorch peer, in the shared/ folder beside a checkout of the project.
-DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "torch_reference.py"
+DEFAULT_REFERENCE = DEFAULT_PEER.parent / "torch_reference.py"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,8 +86,38 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="alternate training steps under the float32 and mixed_bfloat16 dtype policies, print ratios",
     )
+    p.add_argument(
+        "--race",
+        type=recipe_list,
+        default=None,
+        metavar="RECIPES",
+        help="instead: train.py's recipes (comma-separated) for --rounds rounds each, beside the peer "
+        "(../shared/bench/peer_lenet.py; needs torch) in the same invocation, test accuracy against training "
+        "seconds (needs --test-data; writes --out/race.json and race.png)",
+    )
+    p.add_argument("--rounds", type=positive_int, default=10, help="with --race: rounds per entry")
+    p.add_argument("--peer", type=Path, default=DEFAULT_PEER, help="with --race: the peer's script")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="with --race: a checkout of the project (the code before a change) whose train.py also runs each recipe",
+    )
+    p.add_argument("--out", type=Path, default=None, help="with --race: its folder (default a new runs/race-TIME)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
+
+
+def recipe_list(text: str) -> list[str]:
+    from keras_models.recipes import TRAIN_RECIPES
+
+    names = [t for t in text.split(",") if t]
+    unknown = [n for n in names if n not in TRAIN_RECIPES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown recipe {unknown[0] if unknown else text!r}; choose from {', '.join(TRAIN_RECIPES)}"
+        )
+    return names
 
 
 def main(argv=None) -> int:
@@ -100,6 +133,18 @@ def main(argv=None) -> int:
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
         from keras_models.machine import describe, summary
 
+        if args.race:
+            from datetime import datetime
+
+            from ..race import race
+
+            if not args.test_data:
+                raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")
+            out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
+            result = race(args.race, args.rounds, args.test_data, out, args.peer, args.baseline)
+            if args.json:
+                print(json.dumps(result))
+            return
         cfg = Config(model=args.model, jit_compile=args.jit_compile)
         machine = describe()
         print(

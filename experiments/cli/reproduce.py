@@ -21,7 +21,10 @@ from keras_models.recipes import RECIPES
 
 from ..ablation import ABLATION
 from ..frontier import FRONTIER
+from ..peer import DEFAULT_PEER
 from ..study import FIGURES, MODELS
+
+DEFAULT_PEER_TEXT = "../shared/bench/peer_lenet.py"
 
 
 def name_list(choices, convert=str):
@@ -89,6 +92,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "shows every finished row",
     )
     p.add_argument(
+        "--peer",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_PEER,
+        default=None,
+        help="with --frontier: first run the peer (needs torch and --test-data), whose training seconds set "
+        f"the budgets of the sprint and the speedrun (default script: {DEFAULT_PEER_TEXT})",
+    )
+    p.add_argument(
         "--earlier",
         default="results",
         help="with --frontier: the folder of the published study whose points the figure also shows",
@@ -100,6 +112,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.ablation and args.frontier:
         print("reproduce.py: error: choose one of --ablation and --frontier", file=sys.stderr)
+        return 2
+    if args.peer is not None and not args.frontier:
+        print("reproduce.py: error: --peer needs --frontier", file=sys.stderr)
         return 2
     if args.rows is not None:
         if not (args.ablation or args.frontier):
@@ -143,7 +158,9 @@ def main(argv=None) -> int:
         elif args.frontier:
             from ..frontier import run_frontier
 
-            run_frontier(base, out, rows=args.rows, earlier=Path(args.earlier), epochs_scale=args.epochs_scale)
+            run_frontier(
+                base, out, rows=args.rows, earlier=Path(args.earlier), epochs_scale=args.epochs_scale, peer=args.peer
+            )
         else:
             run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale)
 

@@ -1,0 +1,130 @@
+"""Accuracy against training seconds, in one invocation: the peer (experiments/peer.py) and
+train.py's recipes, each for the same rounds in a fresh process, optionally beside the same
+recipes trained by another checkout of the project (`baseline`, the code before a change).
+These machines are shared and differ from one session to the next, so only figures from one
+invocation are compared; every entry records the machine it ran on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from keras_models.errors import ConfigError
+from keras_models.files import atomic_write_json
+from keras_models.results import read_results
+
+from .peer import run_peer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path, seed: int) -> dict:
+    """`scripts/train.py --recipe RECIPE` of the checkout `tree`, in a fresh process: its mean
+    test accuracy, worst round and training seconds per round, as its results.json records them."""
+    argv = [sys.executable, str(tree / "scripts" / "train.py"), "--model", "cnn_aux", "--recipe", recipe]
+    argv += ["--rounds", str(rounds), "--seed", str(seed), "--test-data", str(test_data)]
+    argv += ["--out", str(out), "--no-export", "--quiet"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=tree)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"{tree.name}: train.py --recipe {recipe} failed: {last}")
+    r = read_results(out / "results.json")
+    rounds_ok = [x for x in r["rounds"] if x["status"] == "ok"]
+    return {
+        "recipe": recipe,
+        "rounds": r["rounds_ok"],
+        "accuracy": [round(100 * x["test_accuracy"], 2) for x in rounds_ok],
+        "mean": round(100 * r["test_accuracy_mean"], 2),
+        "std": round(100 * r["test_accuracy_std"], 2),
+        "worst": round(100 * min(x["test_accuracy"] for x in rounds_ok), 2),
+        "train_s_per_round": round(r["seconds_mean"], 2),
+        "seconds": [x["seconds"] for x in rounds_ok],
+        "params": r["params"],
+        "machine": rounds_ok[0]["machine"],
+    }
+
+
+def race(
+    recipes: list[str],
+    rounds: int,
+    test_data: str,
+    out: Path,
+    peer: Path,
+    baseline: Path | None = None,
+    seed: int = 0,
+    log=print,
+) -> dict:
+    """The peer, then each recipe (and each again in `baseline`, if given), one after another."""
+    if baseline is not None and not (baseline / "scripts" / "train.py").is_file():
+        raise ConfigError(f"{baseline}: not a checkout of this project (no scripts/train.py)")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = [{"name": "peer", **run_peer(peer, test_data, rounds, seed, log)}]
+    trees = [("", ROOT)] + ([(" (before)", baseline)] if baseline else [])
+    for recipe in recipes:
+        for suffix, tree in trees:
+            name = f"{recipe}{suffix}"
+            log(f"{name}: {rounds} rounds")
+            entry = {"name": name, **train_recipe(tree, recipe, rounds, test_data, out / name.replace(" ", ""), seed)}
+            log(f"{name}: {entry['mean']:.2f} ± {entry['std']:.2f}% in {entry['train_s_per_round']:.2f} s per round")
+            entries.append(entry)
+    peer_s = entries[0]["train_s_per_round"]
+    for e in entries:
+        e["seconds_over_peer"] = round(e["train_s_per_round"] / peer_s, 3)
+    for recipe in recipes if baseline else []:
+        now, before = (next(e for e in entries if e["name"] == n) for n in (recipe, f"{recipe} (before)"))
+        now["seconds_over_before"] = round(now["train_s_per_round"] / before["train_s_per_round"], 3)
+    result = {"rounds": rounds, "test_data": str(test_data), "entries": entries}
+    atomic_write_json(out / "race.json", result)
+    plot_race(result, out / "race.png")
+    log(f"wrote {out / 'race.json'} and {out / 'race.png'}")
+    return result
+
+
+def plot_race(result: dict, path: Path) -> None:
+    """Mean test accuracy (± std over rounds) against training seconds per round, one point an
+    entry, the CPU in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_models.machine import summary
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in result["entries"]:
+        peer = e["name"] == "peer"
+        ax.errorbar(
+            e["train_s_per_round"],
+            e["mean"],
+            yerr=e["std"],
+            fmt="s" if peer else "o",
+            capsize=3,
+            color="tab:red" if peer else ("tab:gray" if "before" in e["name"] else "tab:blue"),
+        )
+        ax.annotate(e["name"], (e["train_s_per_round"], e["mean"]), textcoords="offset points", xytext=(6, 4))
+    ax.set_xscale("log")
+    ax.set_xlabel("training seconds per round (log)")
+    ax.set_ylabel(f"test accuracy %, mean ± std over {result['rounds']} rounds")
+    ax.set_title(f"One invocation on {summary(result['entries'][0]['machine'])}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main_lines(result: dict) -> str:
+    """The race as a Markdown table, for docs/BENCHMARKS.md."""
+    lines = [
+        "| entry | test acc. % | worst round % | s / round | x peer's seconds | x before |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for e in result["entries"]:
+        worst = f"{e['worst']:.2f}" if "worst" in e else f"{min(e['accuracy']):.2f}"
+        before = f"{e['seconds_over_before']:.3f}" if "seconds_over_before" in e else "-"
+        lines.append(
+            f"| {e['name']} | {e['mean']:.2f} ± {e['std']:.2f} | {worst} | {e['train_s_per_round']:.2f} | "
+            f"{e['seconds_over_peer']:.3f} | {before} |"
+        )
+    return "\n".join(lines) + "\n" + json.dumps({"rounds": result["rounds"]})
