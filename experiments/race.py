@@ -24,8 +24,9 @@ def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path
     """`scripts/train.py --recipe RECIPE` of the checkout `tree`, in a fresh process: its mean
     test accuracy, worst round and training seconds per round, as its results.json records them."""
     argv = [sys.executable, str(tree / "scripts" / "train.py"), "--model", "cnn_aux", "--recipe", recipe]
-    argv += ["--rounds", str(rounds), "--seed", str(seed), "--test-data", str(test_data)]
-    argv += ["--out", str(out), "--no-export", "--quiet"]
+    # Absolute, since each checkout trains in its own folder.
+    argv += ["--rounds", str(rounds), "--seed", str(seed), "--test-data", str(Path(test_data).resolve())]
+    argv += ["--out", str(out.resolve()), "--no-export", "--quiet"]
     done = subprocess.run(argv, capture_output=True, text=True, cwd=tree)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

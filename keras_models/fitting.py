@@ -101,6 +101,26 @@ def reusable(cfg: Config, strategy) -> bool:
     )
 
 
+def seed_everything(seed: int, keep_kernels: bool = False) -> None:
+    """keras.utils.set_random_seed(seed); with `keep_kernels`, without the clearing of
+    TensorFlow's kernel cache that tf.random.set_seed does (context._set_global_seed), after
+    which a traced step instantiates its kernels again at its next call: 0.3 s a round, four
+    epochs of the sprint's classifier on 2 cores. The cache holds the seeds of stateful random
+    ops, which no model here uses: Keras' random layers draw from their generators' variables,
+    and tf.data's shuffles take the global seed when they are built, which is set all the same."""
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    if not keep_kernels or not hasattr(ctx, "_context_handle"):
+        keras.utils.set_random_seed(seed)
+        return
+    handle, ctx._context_handle = ctx._context_handle, None  # _set_global_seed clears only with a handle
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        ctx._context_handle = handle
+
+
 def restart(traced: keras.Model, fresh: keras.Model) -> keras.Model:
     """`traced`, a compiled model that has trained, holding the state of `fresh`, an untrained
     one of the same configuration: its weights, pixel statistics, random generators' states and
@@ -132,7 +152,7 @@ def fit_member(
     from .models import targets_for
 
     cfg = fit.cfg
-    keras.utils.set_random_seed(fit.seed)
+    seed_everything(fit.seed, keep_kernels=traced is not None)
     model = new_model(cfg, train, strategy, teachers)
     if traced is not None:
         model = restart(traced, model)

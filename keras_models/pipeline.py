@@ -47,7 +47,13 @@ def as_dataset(pairs: Pairs, targets: dict, batch_size: int, shuffle_seed: int |
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda batch, seed: repaired(*batch, seed, tuple(targets)), num_parallel_calls=tf.data.AUTOTUNE
         )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuner wakes up in the background of every pipeline; with two cores and a
+    # 1000-pair cached dataset it took a core from the train step, doubling about one epoch in
+    # five of a cnn_aux round (0.30 s epochs became 0.62 s; with it off, every epoch took 0.29-0.30 s,
+    # 2026-12-01, 2-core Xeon). Its knobs then keep their defaults, which such data needs.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def repaired(x, classes, seed, keys: tuple):

@@ -11,9 +11,10 @@ from keras_models.cli import train as train_script
 from keras_models.config import Config, load_config
 
 
-def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98):
+def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98, peer=None):
     return {
         "key": key,
+        "peer_seconds": peer,
         "label": key,
         "changes": {},
         "rounds": rounds,
@@ -32,25 +33,31 @@ def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98):
 
 def test_rule_takes_the_best_dev_row_within_each_budget():
     rows = [
-        row("quick", 0.980, 50),
+        row("sprint", 0.980, 1.9, peer=2.0),
+        row("quick", 0.985, 6.9, peer=2.0),
         row("slow", 0.990, 300),
-        row("best_but_big", 0.999, 100, mflop=80),
-        row("best_but_unfinished", 0.999, 100, rounds=3),
+        row("best_but_big", 0.999, 1.0, mflop=80, peer=2.0),
+        row("best_but_unfinished", 0.999, 1.0, rounds=3, peer=2.0),
         row("too_slow", 0.999, 1000),
-        row("quicker_worse", 0.970, 20),
+        row("quick_but_not_beside_the_peer", 0.999, 1.0),
+        row("sprint_but_slower_than_its_peer", 0.999, 2.1, peer=2.0),
+        row("quicker_worse", 0.970, 1.0, peer=2.0),
     ]
-    assert chosen(rows, 10) == {"speedrun": "quick", "best": "slow"}
-    assert chosen(rows[2:5], 10) == {"speedrun": None, "best": None}
+    picks = chosen(rows, 10)
+    assert picks == {"sprint": "sprint", "speedrun": "quick", "best": "quick_but_not_beside_the_peer"}
+    assert chosen(rows[:3], 10) == {"sprint": "sprint", "speedrun": "quick", "best": "slow"}
+    assert chosen(rows[3:6], 10) == {"sprint": None, "speedrun": None, "best": None}
 
 
 def test_table_reports_test_accuracy_of_the_chosen_rows_only():
     rows = [
-        row("quick", 0.980, 50, test=0.9712),
+        row("quick", 0.980, 5.0, test=0.9712, peer=1.99),
         row("slow", 0.990, 300, test=0.9934),
         row("other", 0.985, 200, test=0.9555),
     ]
     md = frontier_markdown(rows, chosen(rows, 10), Config(rounds=10))
     assert "| quick (**speedrun**) |" in md and "| slow (**best**) |" in md
+    assert "| 5.00 (6.00) | 1.99 |" in md and "| 300 (301) | - |" in md
     assert "97.12 ± 1.00" in md and "99.34 ± 1.00" in md and "95.55" not in md
     assert md.count("not reported") == 1
 
@@ -139,8 +146,38 @@ def test_a_tiny_frontier_end_to_end(tmp_path):
         assert config.dev_pairs == 1000 and config.test_curve is False and config.lr_schedule == "onecycle"
         rounds = json.loads((out / "runs" / f"frontier-{r['key']}" / "results.json").read_text())["rounds"]
         assert rounds[0]["machine"]["onednn"] is onednn_enabled() and config.shift == 1 and config.rotation == 0
-    assert found["chosen"]["speedrun"] in ("oc30_shift1", "oc40_swap_shift1")  # tiny rows train well within 60 s
+    # Without the peer beside them, rows compete for `best` alone.
+    assert found["chosen"]["best"] in ("oc30_shift1", "oc40_swap_shift1")  # tiny rows train well within 900 s
+    assert found["chosen"]["sprint"] is None and found["chosen"]["speedrun"] is None
     state = "on" if onednn_enabled() else "off"  # what TensorFlow chose on this CPU, or as told
     assert all(r["onednn"] == state for r in found["rows"])
     md = (out / "frontier.md").read_text()
     assert (out / "frontier.png").stat().st_size > 0 and "| oc30_shift1" in md and f"| {state} |" in md
+
+
+def test_the_peer_is_refused_in_one_line_without_its_script_or_test_pairs(tmp_path, capsys):
+    from experiments.cli import reproduce
+
+    base = ["--frontier", "--rows", "none", "--rounds", "1", "--out"]
+    assert reproduce.main([*base, str(tmp_path / "a"), "--peer", str(tmp_path / "missing.py")]) == 2
+    assert "missing.py not found" in capsys.readouterr().err
+    assert reproduce.main([*base, str(tmp_path / "b"), "--peer"]) == 2
+    assert "give --test-data" in capsys.readouterr().err
+    assert reproduce.main(["--peer"]) == 2
+    assert "--peer needs --frontier" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rows_run_beside_the_real_peer_keep_its_seconds_and_compete_for_the_sprint(tmp_path):
+    pytest.importorskip("torch")  # the peer's framework; the project itself never needs it
+    from experiments.cli import reproduce
+
+    out = tmp_path / "results"
+    argv = ["--frontier", "--rows", "sprint_c16_e12", "--rounds", "1", "--epochs-scale", "0.1", "--quiet"]
+    assert reproduce.main([*argv, "--test-data", "../shared/mnist", "--peer", "--out", str(out)]) == 0
+    peer = json.loads((out / "runs" / "frontier-sprint_c16_e12" / "peer.json").read_text())
+    assert 50 < peer["mean"] <= 100 and peer["train_s_per_round"] > 0 and peer["machine"]["cpu"]
+    (found,) = json.loads((out / "frontier.json").read_text())["rows"]
+    assert found["peer_seconds"] == peer["train_s_per_round"]
+    within = found["seconds_per_round"] <= found["peer_seconds"]
+    assert (json.loads((out / "frontier.json").read_text())["chosen"]["sprint"] == "sprint_c16_e12") is within
