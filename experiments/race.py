@@ -56,15 +56,18 @@ def race(
     baseline: Path | None = None,
     seed: int = 0,
     log=print,
+    baseline_recipes: list[str] | None = None,
 ) -> dict:
-    """The peer, then each recipe (and each again in `baseline`, if given), one after another."""
+    """The peer, then each recipe, and after it the same recipe in `baseline` if given (for
+    `baseline_recipes` only, if given: a recipe that the earlier code does not have is left out)."""
     if baseline is not None and not (baseline / "scripts" / "train.py").is_file():
         raise ConfigError(f"{baseline}: not a checkout of this project (no scripts/train.py)")
     out.mkdir(parents=True, exist_ok=True)
     entries = [{"name": "peer", **run_peer(peer, test_data, rounds, seed, log)}]
     trees = [("", ROOT)] + ([(" (before)", baseline)] if baseline else [])
+    compared = recipes if baseline_recipes is None else [r for r in recipes if r in baseline_recipes]
     for recipe in recipes:
-        for suffix, tree in trees:
+        for suffix, tree in trees if recipe in compared else trees[:1]:
             name = f"{recipe}{suffix}"
             log(f"{name}: {rounds} rounds")
             entry = {"name": name, **train_recipe(tree, recipe, rounds, test_data, out / name.replace(" ", ""), seed)}
@@ -73,13 +76,58 @@ def race(
     peer_s = entries[0]["train_s_per_round"]
     for e in entries:
         e["seconds_over_peer"] = round(e["train_s_per_round"] / peer_s, 3)
-    for recipe in recipes if baseline else []:
+    for recipe in compared if baseline else []:
         now, before = (next(e for e in entries if e["name"] == n) for n in (recipe, f"{recipe} (before)"))
         now["seconds_over_before"] = round(now["train_s_per_round"] / before["train_s_per_round"], 3)
     result = {"rounds": rounds, "test_data": str(test_data), "entries": entries}
     atomic_write_json(out / "race.json", result)
     plot_race(result, out / "race.png")
     log(f"wrote {out / 'race.json'} and {out / 'race.png'}")
+    return result
+
+
+def study_race(baseline: Path, rounds: int, epochs_scale: float, test_data: str, out: Path, log=print) -> dict:
+    """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
+    `baseline` and then by this checkout, in fresh processes one after the other: wall seconds
+    of each, per model seconds per round, and their ratios."""
+    import time
+
+    if not (baseline / "scripts" / "reproduce.py").is_file():
+        raise ConfigError(f"{baseline}: not a checkout of this project (no scripts/reproduce.py)")
+    entries = {}
+    for name, tree in (("before", baseline), ("now", ROOT)):
+        folder = (out / f"study-{name}").resolve()
+        argv = [sys.executable, str(tree / "scripts" / "reproduce.py"), "--recipe", "report", "--figures", "none"]
+        argv += ["--rounds", str(rounds), "--epochs-scale", str(epochs_scale), "--quiet", "--out", str(folder)]
+        argv += ["--test-data", str(Path(test_data).resolve())]
+        log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tree)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ConfigError(f"{tree}: reproduce.py failed: {last}")
+        table = json.loads((folder / "table.json").read_text())["rows"]
+        entries[name] = {
+            "tree": str(tree),
+            "wall_s": round(time.perf_counter() - start, 1),
+            "seconds_per_round": {r["model"]: r["seconds_per_round"] for r in table},
+        }
+        log(f"  {entries[name]['wall_s']:.0f} s")
+    from keras_models.machine import describe
+
+    result = {
+        "rounds": rounds,
+        "epochs_scale": epochs_scale,
+        **entries,
+        "wall_speedup": round(entries["before"]["wall_s"] / entries["now"]["wall_s"], 2),
+        "training_speedup": {
+            m: round(s / entries["now"]["seconds_per_round"][m], 2)
+            for m, s in entries["before"]["seconds_per_round"].items()
+        },
+        "machine": describe(),
+    }
+    atomic_write_json(out / "study_race.json", result)
+    log(f"Table I: {result['wall_speedup']}x faster in wall time; training per round: {result['training_speedup']}")
     return result
 
 

@@ -46,3 +46,24 @@ def small_mnist_folder(tmp_path_factory, embedded):
     write_idx_folder(folder, images[0::2][:600], labels[0::2][:600], split="train")
     write_idx_folder(folder, images[1::2][:600], labels[1::2][:600], split="t10k")
     return folder
+
+
+@pytest.fixture(scope="session")
+def peer_test_folder(tmp_path_factory):
+    """Real MNIST digits (the last 2500 of the embedded subset) as a t10k IDX folder: enough for
+    the 1000 test pairs that the PyTorch peer draws."""
+    from keras_models.data import embedded_csv_path, read_csv
+
+    images, labels = read_csv(embedded_csv_path())
+    return write_idx_folder(tmp_path_factory.mktemp("peer_mnist"), images[2500:], labels[2500:], split="t10k")
+
+
+@pytest.fixture(scope="session")
+def peer_script():
+    """The PyTorch peer beside the checkout (../shared/bench), where torch is installed."""
+    pytest.importorskip("torch", reason="the peer's framework; the project itself never needs it")
+    from experiments.peer import DEFAULT_PEER
+
+    if not DEFAULT_PEER.is_file():
+        pytest.skip(f"no peer at {DEFAULT_PEER}")
+    return DEFAULT_PEER

@@ -199,11 +199,20 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     assert flag.lr == 1e-3
     speedrun = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux"]))
     assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift, speedrun.optimizer, speedrun.lr) == (
-        30,
+        20,
         False,
         1,
         "nesterov",
         0.1,
+    )
+    assert (speedrun.filters, speedrun.convs, speedrun.swap) == ((16, 32), 2, True)
+    sprint = train_script.build_config(train_script.parse_args(["--recipe", "sprint", "--model", "cnn_aux"]))
+    assert (sprint.filters, sprint.convs, sprint.hidden, sprint.num_epochs, sprint.swap) == (
+        (16, 32),
+        1,
+        (128,),
+        20,
+        False,
     )
     curve = train_script.build_config(
         train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"])

@@ -103,6 +103,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="with --race: a checkout of the project (the code before a change) whose train.py also runs each recipe",
     )
+    p.add_argument(
+        "--baseline-recipes",
+        type=recipe_list,
+        default=None,
+        metavar="RECIPES",
+        help="with --race and --baseline: the recipes that the baseline also trains (default: all of --race)",
+    )
+    p.add_argument(
+        "--race-study",
+        type=float,
+        default=None,
+        metavar="EPOCHS_SCALE",
+        help="instead: Table I with the report's recipe for --rounds rounds and its epochs scaled by this, by "
+        "--baseline and then by this checkout, one after the other: wall time and training seconds ratios",
+    )
     p.add_argument("--out", type=Path, default=None, help="with --race: its folder (default a new runs/race-TIME)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
@@ -133,6 +148,18 @@ def main(argv=None) -> int:
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
         from keras_models.machine import describe, summary
 
+        if args.race_study is not None:
+            from datetime import datetime
+
+            from ..race import study_race
+
+            if not (args.baseline and args.test_data):
+                raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
+            out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
+            result = study_race(args.baseline, args.rounds, args.race_study, args.test_data, out)
+            if args.json:
+                print(json.dumps(result))
+            return
         if args.race:
             from datetime import datetime
 
@@ -141,7 +168,15 @@ def main(argv=None) -> int:
             if not args.test_data:
                 raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")
             out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
-            result = race(args.race, args.rounds, args.test_data, out, args.peer, args.baseline)
+            result = race(
+                args.race,
+                args.rounds,
+                args.test_data,
+                out,
+                args.peer,
+                args.baseline,
+                baseline_recipes=args.baseline_recipes,
+            )
             if args.json:
                 print(json.dumps(result))
             return

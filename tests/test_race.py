@@ -1,0 +1,47 @@
+"""The race of recipes against the peer, and of this checkout against another: refusals in one
+line, and a real race of one round (with the peer, where torch is installed)."""
+
+import json
+
+import pytest
+from helpers import ROOT
+
+from experiments.cli import benchmark
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--race", "sprint"], "give --test-data"),
+        (["--race-study", "0.1"], "needs --baseline"),
+        (["--race-study", "0.1", "--baseline", "/nonexistent", "--test-data", "x"], "not a checkout"),
+        (["--race", "sprint", "--test-data", "x", "--peer", "/nonexistent/peer.py"], "peer.py not found"),
+    ],
+)
+def test_bad_race_requests_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    assert benchmark.main([*argv, "--out", str(tmp_path / "race")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "race" / "race.json").exists()
+
+
+def test_an_unknown_recipe_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as stop:
+        benchmark.main(["--race", "sprint,nope"])
+    assert stop.value.code == 2 and "unknown recipe 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_race_of_one_round_beside_the_real_peer_and_another_checkout(tmp_path, peer_script, peer_test_folder):
+    from experiments.race import race
+
+    result = race(["sprint"], 1, str(peer_test_folder), tmp_path, peer_script, baseline=ROOT)
+    names = [e["name"] for e in result["entries"]]
+    assert names == ["peer", "sprint", "sprint (before)"]
+    peer, now, before = result["entries"]
+    assert peer["seconds_over_peer"] == 1.0 and now["seconds_over_before"] > 0
+    for e in (now, before):
+        assert e["rounds"] == 1 and 50 < e["mean"] <= 100 and e["train_s_per_round"] > 0
+        assert e["machine"]["cpu"] and e["params"] < 100_000  # the sprint's small classifier
+    assert json.loads((tmp_path / "race.json").read_text()) == result
+    assert (tmp_path / "race.png").stat().st_size > 0
