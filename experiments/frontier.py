@@ -358,7 +358,8 @@ def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
         f"embedded images those pairs leave out. Test pairs: `{base.test_data or 'embedded test half'}`. "
         "Test accuracy is reported for the chosen rows only.",
         "",
-        f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.rounds}{test_flag} --out OUT`.",
+        f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.rounds}{test_flag} --out OUT`; "
+        "a row timed against the peer adds `--peer` (it needs torch).",
         "",
         "Rule, fixed before the rows ran: each recipe is the row with the best mean dev accuracy among "
         f"those that cost at most {MAX_MFLOP:.0f} MFLOP per pair, finished all {base.rounds} rounds and "

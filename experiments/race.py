@@ -7,6 +7,7 @@ invocation are compared; every entry records the machine it ran on."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,14 @@ from .peer import run_peer
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def in_tree(tree: Path) -> dict:
+    """The environment of a process that runs `tree`'s code: its folder first on the path, ahead
+    of the installed (editable) package, which is this checkout's."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path, seed: int) -> dict:
     """`scripts/train.py --recipe RECIPE` of the checkout `tree`, in a fresh process: its mean
     test accuracy, worst round and training seconds per round, as its results.json records them."""
@@ -27,7 +36,7 @@ def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path
     # Absolute, since each checkout trains in its own folder.
     argv += ["--rounds", str(rounds), "--seed", str(seed), "--test-data", str(Path(test_data).resolve())]
     argv += ["--out", str(out.resolve()), "--no-export", "--quiet"]
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=tree)
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"{tree.name}: train.py --recipe {recipe} failed: {last}")
@@ -102,7 +111,7 @@ def study_race(baseline: Path, rounds: int, epochs_scale: float, test_data: str,
         argv += ["--test-data", str(Path(test_data).resolve())]
         log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
         start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=tree)
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise ConfigError(f"{tree}: reproduce.py failed: {last}")
@@ -154,6 +163,11 @@ def plot_race(result: dict, path: Path) -> None:
         )
         ax.annotate(e["name"], (e["train_s_per_round"], e["mean"]), textcoords="offset points", xytext=(6, 4))
     ax.set_xscale("log")
+    seconds = [e["train_s_per_round"] for e in result["entries"]]
+    ax.set_xlim(min(seconds) / 1.4, max(seconds) * 2.0)  # room for the labels right of the points
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500) if min(seconds) / 1.4 <= t <= max(seconds) * 2]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("training seconds per round (log)")
     ax.set_ylabel(f"test accuracy %, mean ± std over {result['rounds']} rounds")
     ax.set_title(f"One invocation on {summary(result['entries'][0]['machine'])}", fontsize=9)

@@ -45,3 +45,16 @@ def test_a_race_of_one_round_beside_the_real_peer_and_another_checkout(tmp_path,
         assert e["machine"]["cpu"] and e["params"] < 100_000  # the sprint's small classifier
     assert json.loads((tmp_path / "race.json").read_text()) == result
     assert (tmp_path / "race.png").stat().st_size > 0
+
+
+def test_a_baseline_runs_its_own_code_not_the_installed_package(tmp_path):
+    import subprocess
+    import sys
+
+    from experiments.race import in_tree
+
+    (tmp_path / "keras_models").mkdir()
+    (tmp_path / "keras_models" / "__init__.py").write_text("")
+    code = "import keras_models; print(keras_models.__file__)"
+    done = subprocess.run([sys.executable, "-c", code], env=in_tree(tmp_path), capture_output=True, text=True)
+    assert done.stdout.strip() == str(tmp_path / "keras_models" / "__init__.py")
