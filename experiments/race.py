@@ -95,10 +95,12 @@ def race(
     return result
 
 
-def study_race(baseline: Path, rounds: int, epochs_scale: float, test_data: str, out: Path, log=print) -> dict:
+def study_race(
+    baseline: Path, rounds: int, epochs_scale: float, test_data: str, out: Path, workers: int = 1, log=print
+) -> dict:
     """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
-    `baseline` and then by this checkout, in fresh processes one after the other: wall seconds
-    of each, per model seconds per round, and their ratios."""
+    `baseline` and then by this checkout (with `workers` processes), in fresh processes one after
+    the other: wall seconds of each, per model seconds per round, and their ratios."""
     import time
 
     if not (baseline / "scripts" / "reproduce.py").is_file():
@@ -109,6 +111,7 @@ def study_race(baseline: Path, rounds: int, epochs_scale: float, test_data: str,
         argv = [sys.executable, str(tree / "scripts" / "reproduce.py"), "--recipe", "report", "--figures", "none"]
         argv += ["--rounds", str(rounds), "--epochs-scale", str(epochs_scale), "--quiet", "--out", str(folder)]
         argv += ["--test-data", str(Path(test_data).resolve())]
+        argv += ["--workers", str(workers)] if name == "now" and workers > 1 else []
         log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
@@ -127,6 +130,7 @@ def study_race(baseline: Path, rounds: int, epochs_scale: float, test_data: str,
     result = {
         "rounds": rounds,
         "epochs_scale": epochs_scale,
+        "workers_now": workers,
         **entries,
         "wall_speedup": round(entries["before"]["wall_s"] / entries["now"]["wall_s"], 2),
         "training_speedup": {

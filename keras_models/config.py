@@ -53,6 +53,11 @@ RULES = (
         "--member per run",
     ),
     (
+        lambda c: c.workers > 1 and c.strategy in ("mirrored", "multiworker"),
+        "--workers trains rounds in processes of one device each; it cannot be combined with --strategy "
+        "mirrored or multiworker",
+    ),
+    (
         lambda c: last_seed(c) > MAX_SEED,
         lambda c: (
             f"seeds must stay below 2**32: seed {c.seed} with {c.rounds} rounds, members {c.member}-"

@@ -204,6 +204,9 @@ class RunSettings:
 
     rounds: int = setting(1, "rounds, each with freshly drawn pairs", min=1)
     steps_per_execution: int = setting(10, "train steps per tf.function call", min=1)
+    workers: int = setting(
+        1, "processes that train rounds side by side, each with its share of the CPU's cores as threads", min=1
+    )
     strategy: str = setting(
         "auto",
         "tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "

@@ -26,7 +26,7 @@ from .errors import RunError
 from .files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
 from .levers import LEVERS
 from .results import pct, pm, summarise
-from .rounds import RoundData, RoundRunner
+from .rounds import RoundData, RoundResult, RoundRunner
 
 
 @dataclass
@@ -103,6 +103,8 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
             f"resuming {folder.out}: round(s) {', '.join(str(r + 1) for r in sorted(done))} of {cfg.rounds} "
             "already done"
         )
+    if cfg.workers > 1 and len(todo) > 1:
+        return run_in_workers(cfg, folder, images, todo, results, log)
     runner = RoundRunner(cfg, strategy, folder.work, len(todo))
     model, started = None, time.perf_counter()
     for i, r in enumerate(todo):
@@ -115,25 +117,57 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
         else:
             log(f"{cfg.model}: round {r + 1}/{cfg.rounds} (seed {data.seed}), {cfg.num_epochs} epochs")
         model, result = runner.run(data)
-        results["params"] = int(model.count_params())
-        if result.ok:
-            digits = f", digits {pct(result.digit_test_accuracy)}" if result.digit_test_accuracy is not None else ""
-            digits += f", dev {pct(result.dev_accuracy)}" if result.dev_accuracy is not None else ""
-            log(
-                f"{cfg.model} round {r + 1}: train {pct(result.train_accuracy)}, "
-                f"test {pct(result.test_accuracy)}{digits} ({result.seconds:.1f} s)"
-            )
-        else:
-            log(f"{cfg.model} round {r + 1}: FAILED: {result.message}")
         # Every worker keeps its model (in its own folder): the weights must agree across workers.
         atomic_save_model(model, round_dir / "model.keras")
-        results["rounds"] = sorted(results["rounds"] + [result.to_dict()], key=lambda x: x["round"])
-        if folder.chief:
-            atomic_write_json(folder.results_path, summarise(results))
-        remove_tree(folder.work / "backup" / f"round-{r:02d}")
+        round_done(cfg, folder, results, result, int(model.count_params()), log)
     if (folder.work / "backup").is_dir() and not any((folder.work / "backup").iterdir()):
         (folder.work / "backup").rmdir()
     return model
+
+
+def run_in_workers(cfg: Config, folder: RunFolder, images, todo: list[int], results: dict, log):
+    """The rounds of `todo` in cfg.workers processes (keras_models.workers); returns the model
+    of the last of them, loaded from its round folder."""
+    from .export import load_keras_model
+    from .workers import threads_per_worker, train_in_workers
+
+    workers = min(cfg.workers, len(todo))
+    log(
+        f"{cfg.model}: rounds {', '.join(str(r + 1) for r in todo)} of {cfg.rounds} in {workers} processes "
+        f"of {threads_per_worker(workers)} thread(s), {cfg.num_epochs} epochs each"
+    )
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        for result, params in train_in_workers(cfg, folder.work, images, todo):
+            round_done(cfg, folder, results, RoundResult(**result), params, log)
+    except BrokenProcessPool:
+        raise RunError(
+            f"a worker process died (killed, or out of memory); the rounds it finished are in {folder.results_path}, "
+            "and the same command resumes the others"
+        ) from None
+    if (folder.work / "backup").is_dir() and not any((folder.work / "backup").iterdir()):
+        (folder.work / "backup").rmdir()
+    return load_keras_model(folder.work / f"round-{todo[-1]:02d}" / "model.keras")
+
+
+def round_done(cfg: Config, folder: RunFolder, results: dict, result: RoundResult, params: int, log) -> None:
+    """A round's line, its entry in results.json (written at once) and its backup removed."""
+    r = result.round
+    results["params"] = params
+    if result.ok:
+        digits = f", digits {pct(result.digit_test_accuracy)}" if result.digit_test_accuracy is not None else ""
+        digits += f", dev {pct(result.dev_accuracy)}" if result.dev_accuracy is not None else ""
+        log(
+            f"{cfg.model} round {r + 1}: train {pct(result.train_accuracy)}, "
+            f"test {pct(result.test_accuracy)}{digits} ({result.seconds:.1f} s)"
+        )
+    else:
+        log(f"{cfg.model} round {r + 1}: FAILED: {result.message}")
+    results["rounds"] = sorted(results["rounds"] + [result.to_dict()], key=lambda x: x["round"])
+    if folder.chief:
+        atomic_write_json(folder.results_path, summarise(results))
+    remove_tree(folder.work / "backup" / f"round-{r:02d}")
 
 
 def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:

@@ -56,5 +56,5 @@ def test_a_baseline_runs_its_own_code_not_the_installed_package(tmp_path):
     (tmp_path / "keras_models").mkdir()
     (tmp_path / "keras_models" / "__init__.py").write_text("")
     code = "import keras_models; print(keras_models.__file__)"
-    done = subprocess.run([sys.executable, "-c", code], env=in_tree(tmp_path), capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], env=in_tree(tmp_path), cwd="/", capture_output=True, text=True)
     assert done.stdout.strip() == str(tmp_path / "keras_models" / "__init__.py")

@@ -118,6 +118,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="instead: Table I with the report's recipe for --rounds rounds and its epochs scaled by this, by "
         "--baseline and then by this checkout, one after the other: wall time and training seconds ratios",
     )
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="with --race-study: this checkout's reproduce.py --workers"
+    )
     p.add_argument("--out", type=Path, default=None, help="with --race: its folder (default a new runs/race-TIME)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
             if not (args.baseline and args.test_data):
                 raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
             out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
-            result = study_race(args.baseline, args.rounds, args.race_study, args.test_data, out)
+            result = study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, args.workers)
             if args.json:
                 print(json.dumps(result))
             return

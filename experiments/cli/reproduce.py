@@ -69,6 +69,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-data", default=None)
     p.add_argument("--strategy", choices=choices("strategy"), default="auto")
     p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="processes that train each model's rounds side by side (train.py --workers)",
+    )
+    p.add_argument(
         "--out",
         help="results folder (tables, figures, runs/); default: a new runs/study-<time> "
         "or runs/ablation-<time>. A folder that holds a study of other settings is refused",
@@ -149,6 +155,7 @@ def main(argv=None) -> int:
             data=args.data,
             test_data=args.test_data,
             strategy=args.strategy,
+            workers=args.workers,
             quiet=args.quiet,
         )
         if args.ablation:

@@ -1,0 +1,83 @@
+"""Rounds side by side: `--workers N` trains a run's rounds in N processes at once, each with
+its share of the CPU's cores as TensorFlow's threads. A small model's step is mostly per-op
+overhead, which one thread pays as fast as two, so two processes on two cores train about twice
+the rounds in the same time; a round takes longer, the run less.
+
+Each worker keeps one RoundRunner, so that its rounds after the first reuse its traced step
+(keras_models.fitting.reusable). Each round writes its own folder, model and backup, as in one
+process; only this parent process writes results.json, as each round ends, so that a stopped
+run resumes from the rounds it reports.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from .config import Config
+from .data import Images
+from .files import atomic_save_model
+
+_WORKER: dict = {}  # the worker process's own state, set by _start
+
+
+def threads_per_worker(workers: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // workers)
+
+
+def _start(groups: dict, arch, images: tuple[Images, Images], work: str, threads: int) -> None:
+    # The parent answers Ctrl-C for the run; a worker's own KeyboardInterrupt would only add
+    # tracebacks while the pool is taken down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.get_logger().setLevel("ERROR")
+    tf.config.experimental.enable_op_determinism()  # as training.run sets it in one process
+    from . import architectures
+    from .rounds import RoundRunner
+
+    if arch.name not in architectures.NAMES:  # registered in the parent by the caller's code
+        architectures.register(arch)
+    cfg = Config.from_dict(groups)
+    _WORKER.update(cfg=cfg, images=images, work=Path(work))
+    _WORKER["runner"] = RoundRunner(cfg, tf.distribute.get_strategy(), Path(work), cfg.rounds)
+
+
+def _round(index: int) -> tuple[dict, int]:
+    from .rounds import RoundData
+
+    cfg, work, runner = _WORKER["cfg"], _WORKER["work"], _WORKER["runner"]
+    data = RoundData.draw(cfg, _WORKER["images"], index)
+    round_dir = work / f"round-{index:02d}"
+    round_dir.mkdir(exist_ok=True)
+    model, result = runner.run(data)
+    atomic_save_model(model, round_dir / "model.keras")
+    return result.to_dict(), int(model.count_params())
+
+
+def train_in_workers(cfg: Config, work: Path, images: tuple[Images, Images], todo: list[int]):
+    """Yields (RoundResult.to_dict(), parameter count) as each round of `todo` ends, in any order.
+    A worker that dies (killed, out of memory) ends the run with BrokenProcessPool, where a
+    multiprocessing.Pool would wait for it forever."""
+    workers = min(cfg.workers, len(todo))
+    # The workers print no epoch lines: those of several rounds at once would interleave.
+    groups = cfg.replace(quiet=True).to_dict()
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),  # TensorFlow does not survive a fork
+        initializer=_start,
+        initargs=(groups, cfg.arch, images, str(work), threads_per_worker(workers)),
+    ) as pool:
+        pending = [pool.submit(_round, r) for r in todo]
+        try:
+            for done in as_completed(pending):
+                yield done.result()
+        finally:
+            for p in pending:
+                p.cancel()
