@@ -58,3 +58,13 @@ def test_a_baseline_runs_its_own_code_not_the_installed_package(tmp_path):
     code = "import keras_models; print(keras_models.__file__)"
     done = subprocess.run([sys.executable, "-c", code], env=in_tree(tmp_path), cwd="/", capture_output=True, text=True)
     assert done.stdout.strip() == str(tmp_path / "keras_models" / "__init__.py")
+
+
+def test_a_peer_that_fails_to_start_is_one_line(tmp_path, capsys):
+    # What a machine without torch sees: the peer's import fails in its own process.
+    script = tmp_path / "peer.py"
+    script.write_text("import torch_is_not_installed_here\n")
+    argv = ["--race", "sprint", "--test-data", str(tmp_path), "--peer", str(script), "--out", str(tmp_path / "r")]
+    assert benchmark.main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "peer.py failed" in line and "ModuleNotFoundError" in line
