@@ -1,7 +1,7 @@
 """Accuracy against training seconds, in one invocation: the peer (experiments/peer.py) and
 train.py's recipes, each for the same rounds in a fresh process, optionally beside the same
 recipes trained by another checkout of the project (`baseline`, the code before a change).
-These machines are shared and differ from one session to the next, so only figures from one
+Machines are shared and vary from one run to the next, so only figures from one
 invocation are compared; every entry records the machine it ran on."""
 
 from __future__ import annotations
@@ -179,19 +179,3 @@ def plot_race(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main_lines(result: dict) -> str:
-    """The race as a Markdown table, for docs/BENCHMARKS.md."""
-    lines = [
-        "| entry | test acc. % | worst round % | s / round | x peer's seconds | x before |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for e in result["entries"]:
-        worst = f"{e['worst']:.2f}" if "worst" in e else f"{min(e['accuracy']):.2f}"
-        before = f"{e['seconds_over_before']:.3f}" if "seconds_over_before" in e else "-"
-        lines.append(
-            f"| {e['name']} | {e['mean']:.2f} ± {e['std']:.2f} | {worst} | {e['train_s_per_round']:.2f} | "
-            f"{e['seconds_over_peer']:.3f} | {before} |"
-        )
-    return "\n".join(lines) + "\n" + json.dumps({"rounds": result["rounds"]})
