@@ -120,14 +120,15 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
         # Every worker keeps its model (in its own folder): the weights must agree across workers.
         atomic_save_model(model, round_dir / "model.keras")
         round_done(cfg, folder, results, result, int(model.count_params()), log)
-    if (folder.work / "backup").is_dir() and not any((folder.work / "backup").iterdir()):
-        (folder.work / "backup").rmdir()
+    remove_empty_backups(folder)
     return model
 
 
 def run_in_workers(cfg: Config, folder: RunFolder, images, todo: list[int], results: dict, log):
     """The rounds of `todo` in cfg.workers processes (keras_models.workers); returns the model
     of the last of them, loaded from its round folder."""
+    from concurrent.futures.process import BrokenProcessPool
+
     from .export import load_keras_model
     from .workers import threads_per_worker, train_in_workers
 
@@ -136,8 +137,6 @@ def run_in_workers(cfg: Config, folder: RunFolder, images, todo: list[int], resu
         f"{cfg.model}: rounds {', '.join(str(r + 1) for r in todo)} of {cfg.rounds} in {workers} processes "
         f"of {threads_per_worker(workers)} thread(s), {cfg.num_epochs} epochs each"
     )
-    from concurrent.futures.process import BrokenProcessPool
-
     try:
         for result, params in train_in_workers(cfg, folder.work, images, todo):
             round_done(cfg, folder, results, RoundResult(**result), params, log)
@@ -146,9 +145,13 @@ def run_in_workers(cfg: Config, folder: RunFolder, images, todo: list[int], resu
             f"a worker process died (killed, or out of memory); the rounds it finished are in {folder.results_path}, "
             "and the same command resumes the others"
         ) from None
+    remove_empty_backups(folder)
+    return load_keras_model(folder.work / f"round-{todo[-1]:02d}" / "model.keras")
+
+
+def remove_empty_backups(folder: RunFolder) -> None:
     if (folder.work / "backup").is_dir() and not any((folder.work / "backup").iterdir()):
         (folder.work / "backup").rmdir()
-    return load_keras_model(folder.work / f"round-{todo[-1]:02d}" / "model.keras")
 
 
 def round_done(cfg: Config, folder: RunFolder, results: dict, result: RoundResult, params: int, log) -> None:

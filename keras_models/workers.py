@@ -68,16 +68,32 @@ def train_in_workers(cfg: Config, work: Path, images: tuple[Images, Images], tod
     workers = min(cfg.workers, len(todo))
     # The workers print no epoch lines: those of several rounds at once would interleave.
     groups = cfg.replace(quiet=True).to_dict()
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),  # TensorFlow does not survive a fork
         initializer=_start,
         initargs=(groups, cfg.arch, images, str(work), threads_per_worker(workers)),
-    ) as pool:
-        pending = [pool.submit(_round, r) for r in todo]
-        try:
-            for done in as_completed(pending):
-                yield done.result()
-        finally:
-            for p in pending:
-                p.cancel()
+    )
+    pending = [pool.submit(_round, r) for r in todo]
+    try:
+        for done in as_completed(pending):
+            yield done.result()
+    except BaseException:
+        # Ctrl-C, SIGTERM, a dead worker or an error in the parent: without this, the rounds
+        # still running would train to their end before the executor's shutdown returned.
+        stop(pool)
+        raise
+    pool.shutdown()
+
+
+def stop(pool: ProcessPoolExecutor) -> None:
+    """Cancels the rounds not started and terminates the workers. A worker writing a backup
+    finishes the write first (callbacks.deferred_interrupts), so no file is left half-written.
+    ProcessPoolExecutor has no public way to end its workers before Python 3.14
+    (terminate_workers), hence its private `_processes`."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.join(timeout=30)

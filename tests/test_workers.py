@@ -89,3 +89,32 @@ def test_a_killed_worker_ends_the_run_in_one_line_and_the_same_command_resumes(t
     assert again.returncode == 0, again.stderr
     results = json.loads((out / "results.json").read_text())
     assert [r["round"] for r in results["rounds"]] == [0, 1, 2, 3] and results["rounds_ok"] == 4
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_ends_its_workers_instead_of_waiting_for_their_rounds(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT, clean_env
+
+    out = tmp_path / "run"
+    # Rounds of several minutes each: a parent that waited for its workers would time out below.
+    argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "cc_aux", "--hidden", "32", "--comparer"]
+    argv += ["8", "--pairs", "200", "--epochs", "5000", "--rounds", "4", "--workers", "2", "--no-export", "--quiet"]
+    argv += ["--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("round-*/history.csv"))) < 2:  # both workers train
+        time.sleep(0.05)
+    workers = [p for p in children(proc.pid) if b"resource_tracker" not in open(f"/proc/{p}/cmdline", "rb").read()]
+    assert workers
+    os.kill(proc.pid, signal.SIGINT)  # the parent alone, as `kill -INT` would
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; to resume:" in stderr and "Traceback" not in stderr
+    for p in workers:
+        assert not os.path.exists(f"/proc/{p}") or "zombie" in open(f"/proc/{p}/status").read()
