@@ -19,6 +19,8 @@ import numpy as np
 from keras_models.config import Config
 from keras_models.models import build_model, compile_model, config_mflops, flops_per_pair, targets_for
 
+from .peer import last_error_line
+
 # --------------------------------------------------------------------------- training speed
 
 
@@ -131,8 +133,7 @@ def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> di
         text=True,
     )
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"the PyTorch peer failed ({last}); it needs `pip install torch==2.13.0`")
+        raise RuntimeError(f"the PyTorch peer failed ({last_error_line(proc)}); it needs `pip install torch==2.13.0`")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

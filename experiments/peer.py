@@ -16,6 +16,11 @@ from keras_models.errors import ConfigError
 DEFAULT_PEER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peer_lenet.py"
 
 
+def last_error_line(done: subprocess.CompletedProcess) -> str:
+    """The last line a failed child process wrote to stderr: its error, for one line of ours."""
+    return (done.stderr.strip().splitlines() or ["no output"])[-1]
+
+
 def run_peer(script: Path, test_data: str | None, rounds: int, seed: int, log=print) -> dict:
     """The peer's JSON line (per-round test accuracy in %, mean, std, training seconds per
     round), with the machine it ran on. Its test pairs come from the MNIST test set, as the
@@ -30,8 +35,7 @@ def run_peer(script: Path, test_data: str | None, rounds: int, seed: int, log=pr
     argv = [sys.executable, str(script), "--test-dir", str(test_data), "--rounds", str(rounds), "--seed", str(seed)]
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ConfigError(f"peer script {script.name} failed: {last}")
+        raise ConfigError(f"peer script {script.name} failed: {last_error_line(done)}")
     try:
         line = json.loads(done.stdout.strip().splitlines()[-1])
         float(line["train_s_per_round"])

@@ -16,7 +16,7 @@ from keras_models.errors import ConfigError
 from keras_models.files import atomic_write_json
 from keras_models.results import read_results
 
-from .peer import run_peer
+from .peer import last_error_line, run_peer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +38,7 @@ def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path
     argv += ["--out", str(out.resolve()), "--no-export", "--quiet"]
     done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ConfigError(f"{tree.name}: train.py --recipe {recipe} failed: {last}")
+        raise ConfigError(f"{tree.name}: train.py --recipe {recipe} failed: {last_error_line(done)}")
     r = read_results(out / "results.json")
     rounds_ok = [x for x in r["rounds"] if x["status"] == "ok"]
     return {
@@ -116,8 +115,7 @@ def study_race(
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ConfigError(f"{tree}: reproduce.py failed: {last}")
+            raise ConfigError(f"{tree}: reproduce.py failed: {last_error_line(done)}")
         table = json.loads((folder / "table.json").read_text())["rows"]
         entries[name] = {
             "tree": str(tree),

@@ -151,35 +151,28 @@ def main(argv=None) -> int:
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
         from keras_models.machine import describe, summary
 
-        if args.race_study is not None:
+        if args.race or args.race_study is not None:
             from datetime import datetime
 
-            from ..race import study_race
+            from .. import race
 
-            if not (args.baseline and args.test_data):
-                raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
             out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
-            result = study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, args.workers)
-            if args.json:
-                print(json.dumps(result))
-            return
-        if args.race:
-            from datetime import datetime
-
-            from ..race import race
-
-            if not args.test_data:
-                raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")
-            out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
-            result = race(
-                args.race,
-                args.rounds,
-                args.test_data,
-                out,
-                args.peer,
-                args.baseline,
-                baseline_recipes=args.baseline_recipes,
-            )
+            if args.race_study is not None:
+                if not (args.baseline and args.test_data):
+                    raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
+                result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, args.workers)
+            else:
+                if not args.test_data:
+                    raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")
+                result = race.race(
+                    args.race,
+                    args.rounds,
+                    args.test_data,
+                    out,
+                    args.peer,
+                    args.baseline,
+                    baseline_recipes=args.baseline_recipes,
+                )
             if args.json:
                 print(json.dumps(result))
             return
