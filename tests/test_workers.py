@@ -56,27 +56,38 @@ def children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-def test_a_killed_worker_ends_the_run_in_one_line_and_the_same_command_resumes(tmp_path):
-    import os
-    import signal
+def train_with_two_workers(out, epochs: int, training: int):
+    """train.py with 2 workers in its own process, once `training` rounds have begun: the
+    process, its argv and its worker processes."""
     import subprocess
     import sys
     import time
 
     from helpers import ROOT, clean_env
 
-    out = tmp_path / "run"
     argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "cc_aux", "--hidden", "32", "--comparer"]
-    argv += ["8", "--pairs", "200", "--epochs", "40", "--rounds", "4", "--workers", "2", "--no-export", "--quiet"]
-    argv += ["--out", str(out)]
+    argv += ["8", "--pairs", "200", "--epochs", str(epochs), "--rounds", "4", "--workers", "2", "--no-export"]
+    argv += ["--quiet", "--out", str(out)]
     proc = subprocess.Popen(argv, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(out.glob("round-*/history.csv")):  # a round is training
+    while time.monotonic() < deadline and len(list(out.glob("round-*/history.csv"))) < training:
         time.sleep(0.05)
     cmdlines = {p: open(f"/proc/{p}/cmdline", "rb").read() for p in children(proc.pid)}
     workers = [p for p, c in cmdlines.items() if b"multiprocessing" in c and b"resource_tracker" not in c]
     assert workers, f"no worker process among {cmdlines}"
+    return proc, argv, workers
+
+
+@pytest.mark.slow
+def test_a_killed_worker_ends_the_run_in_one_line_and_the_same_command_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from helpers import ROOT, clean_env
+
+    out = tmp_path / "run"
+    proc, argv, workers = train_with_two_workers(out, epochs=40, training=1)
     os.kill(workers[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2, stderr
@@ -95,23 +106,9 @@ def test_a_killed_worker_ends_the_run_in_one_line_and_the_same_command_resumes(t
 def test_an_interrupted_run_ends_its_workers_instead_of_waiting_for_their_rounds(tmp_path):
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
-    from helpers import ROOT, clean_env
-
-    out = tmp_path / "run"
     # Rounds of several minutes each: a parent that waited for its workers would time out below.
-    argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "cc_aux", "--hidden", "32", "--comparer"]
-    argv += ["8", "--pairs", "200", "--epochs", "5000", "--rounds", "4", "--workers", "2", "--no-export", "--quiet"]
-    argv += ["--out", str(out)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("round-*/history.csv"))) < 2:  # both workers train
-        time.sleep(0.05)
-    workers = [p for p in children(proc.pid) if b"resource_tracker" not in open(f"/proc/{p}/cmdline", "rb").read()]
-    assert workers
+    proc, _, workers = train_with_two_workers(tmp_path / "run", epochs=5000, training=2)
     os.kill(proc.pid, signal.SIGINT)  # the parent alone, as `kill -INT` would
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
