@@ -51,22 +51,17 @@ def train_step_ms(model, batch: int, steps: int, warmup: int) -> float:
     return 1000 * float(np.median(np.diff(timer.times[warmup:])))
 
 
-def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int, dtype_policy: str = "float32") -> dict:
-    """Training steps of a fresh model built under a Keras dtype policy: `mixed_bfloat16`
-    computes in bfloat16 (AMX's matmuls on CPUs that have it) and keeps float32 weights."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype_policy)
-    try:
-        model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
-    finally:
-        keras.config.set_dtype_policy(previous)
+def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int) -> dict:
+    """Training steps of a fresh model of `cfg` (at its precision: `mixed_bfloat16` computes
+    the classifier in bfloat16, AMX's matmuls on CPUs that have it, and keeps float32 weights)."""
+    model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
     ms = train_step_ms(model, batch, steps, warmup)
     pairs_s = 1000 * batch / ms
     return {
         "framework": f"keras {keras.__version__} / {keras.backend.backend()}",
         "model": cfg.model,
         "batch": batch,
-        "dtype_policy": dtype_policy,
+        "precision": cfg.precision,
         "steps": steps,
         "ms_per_step": round(ms, 2),
         "pairs_per_s": round(pairs_s, 1),
@@ -81,7 +76,7 @@ def compare_precision(cfg: Config, reps: int, batch: int, steps: int, warmup: in
     ms = {"float32": [], "mixed_bfloat16": []}
     for rep in range(reps):
         for policy in ms:
-            ms[policy].append(keras_throughput(cfg, batch, steps, warmup, policy)["ms_per_step"])
+            ms[policy].append(keras_throughput(cfg.replace(precision=policy), batch, steps, warmup)["ms_per_step"])
         log(
             f"rep {rep + 1}/{reps}: float32 {ms['float32'][-1]:.1f} ms/step, "
             f"mixed_bfloat16 {ms['mixed_bfloat16'][-1]:.1f} ms/step"

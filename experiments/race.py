@@ -95,11 +95,19 @@ def race(
 
 
 def study_race(
-    baseline: Path, rounds: int, epochs_scale: float, test_data: str, out: Path, workers: int = 1, log=print
+    baseline: Path,
+    rounds: int,
+    epochs_scale: float,
+    test_data: str,
+    out: Path,
+    workers: int = 1,
+    precision: str = "float32",
+    log=print,
 ) -> dict:
     """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
-    `baseline` and then by this checkout (with `workers` processes), in fresh processes one after
-    the other: wall seconds of each, per model seconds per round, and their ratios."""
+    `baseline` and then by this checkout (with `workers` processes and `precision`), in fresh
+    processes one after the other: wall seconds of each, per model seconds per round, test
+    accuracies, and the ratios."""
     import time
 
     if not (baseline / "scripts" / "reproduce.py").is_file():
@@ -111,6 +119,7 @@ def study_race(
         argv += ["--rounds", str(rounds), "--epochs-scale", str(epochs_scale), "--quiet", "--out", str(folder)]
         argv += ["--test-data", str(Path(test_data).resolve())]
         argv += ["--workers", str(workers)] if name == "now" and workers > 1 else []
+        argv += ["--precision", precision] if name == "now" and precision != "float32" else []
         log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
@@ -121,6 +130,7 @@ def study_race(
             "tree": str(tree),
             "wall_s": round(time.perf_counter() - start, 1),
             "seconds_per_round": {r["model"]: r["seconds_per_round"] for r in table},
+            "test_accuracy": {r["model"]: r.get("test_accuracy_mean") for r in table},
         }
         log(f"  {entries[name]['wall_s']:.0f} s")
     from keras_models.machine import describe
@@ -129,6 +139,7 @@ def study_race(
         "rounds": rounds,
         "epochs_scale": epochs_scale,
         "workers_now": workers,
+        "precision_now": precision,
         **entries,
         "wall_speedup": round(entries["before"]["wall_s"] / entries["now"]["wall_s"], 2),
         "training_speedup": {

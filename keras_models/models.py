@@ -9,6 +9,8 @@ and for the weight-sharing models `digit1` and `digit2` (None, 10), class probab
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import keras
 
 from .config import PAIR_SHAPE, TTA_VIEWS, Config
@@ -34,6 +36,18 @@ DISTILL_WEIGHT = AUX_LOSS_WEIGHTS["digit1"] + AUX_LOSS_WEIGHTS["digit2"]
 # of 0.99 leaves the moving statistics ~8% at their initial values after the 250 steps of a
 # 25-epoch, 1000-pair run, which costs test accuracy in inference mode.
 BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+@contextmanager
+def dtype_policy(name: str):
+    """Layers built inside take the Keras dtype policy `name`. Keras reads it from global state
+    when a layer is made, so the previous policy is restored on the way out."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def batch_norm(name: str, synchronized: bool):
@@ -108,14 +122,19 @@ def build_model(
     pair = keras.Input(shape=PAIR_SHAPE, name="pair")
     x = PixelNormalization(mean, variance, name="normalize")(pair)
 
+    # `cfg.precision` reaches the layers that carry the arithmetic; the normalisation, the
+    # augmentation, the comparer and the outputs stay float32, so that every model answers
+    # float32 probabilities and its losses are computed in float32.
     if not cfg.arch.shared:
         if cfg.family == "cnn":
             x = keras.layers.Permute((2, 3, 1), name="channels_last")(x)  # (14, 14, 2)
-        h = features(x, cfg, "head", sync_bn)
+        with dtype_policy(cfg.precision):
+            h = features(x, cfg, "head", sync_bn)
         compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
         return keras.Model(pair, {"compare": compare}, name=cfg.model)
 
-    classifier = build_classifier(cfg, sync_bn)
+    with dtype_policy(cfg.precision):
+        classifier = build_classifier(cfg, sync_bn)
     graph = Graph(mean, variance, tuple(teachers or ()), temperature)
     digits = DigitsToBatch(name="digits_to_batch")(x)
     for lever in LEVERS:

@@ -18,8 +18,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     transform) and as many again for their gradients; on a CPU they took half of a small
     classifier's training step. The fused kernel computes the same function in one op each
     way, which oneDNN also fuses with the following ReLU. The moving statistics follow Keras'
-    rule (biased batch variance). Anything else (dense inputs, masks, synchronized statistics,
-    renormalisation, other dtypes, other backends) is left to Keras' own code."""
+    rule (biased batch variance). bfloat16 images (the mixed_bfloat16 policy) are normalised
+    with float32 statistics and weights, as Keras does. Anything else (dense inputs, masks,
+    synchronized statistics, renormalisation, other dtypes, other backends) is left to Keras'
+    own code."""
 
     def _fused(self, inputs, mask) -> bool:
         return (
@@ -30,7 +32,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and not (self.synchronized or self.renorm)
             and self.center
             and self.scale
-            and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "bfloat16")
             and self.dtype == "float32"
         )
 

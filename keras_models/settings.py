@@ -90,6 +90,13 @@ class ModelSpec:
     elastic: bool = setting(
         False, "elastic distortions of each training digit (Simard et al. 2003, scaled to 14 px)", lever=True
     )
+    precision: str = setting(
+        "float32",
+        "the digit classifier's arithmetic (the plain models': their body); mixed_bfloat16: "
+        "bfloat16 with float32 weights (Keras mixed precision), for CPUs with AMX under oneDNN "
+        "(and GPUs); much slower on CPUs without bfloat16 units",
+        choices=("float32", "mixed_bfloat16"),
+    )
     loss_weighting: str = setting(
         "fixed",
         "fixed: 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "

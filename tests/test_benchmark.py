@@ -55,11 +55,12 @@ def test_kernel_op_names_the_op_under_either_library(op_type, op):
 
 @pytest.mark.slow
 def test_benchmark_script_prints_json_last():
-    proc = run_script("benchmark.py", "--model", "mlp", "--steps", "3", "--warmup", "2", "--json")
+    argv = ["--model", "mlp", "--steps", "3", "--warmup", "2", "--precision", "mixed_bfloat16", "--json"]
+    proc = run_script("benchmark.py", *argv)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"ms_per_step", "pairs_per_s", "gflops_per_s"} <= set(result)
-    assert result["ms_per_step"] > 0 and result["pairs_per_s"] > 0
+    assert result["ms_per_step"] > 0 and result["pairs_per_s"] > 0 and result["precision"] == "mixed_bfloat16"
 
 
 @pytest.mark.slow

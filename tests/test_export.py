@@ -275,3 +275,34 @@ def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_pa
         timeout=300,
     )
     assert proc.returncode == 0 and "cuInit" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_mixed_bfloat16_run_exports_a_float32_contract_answered_in_a_fresh_process(tmp_path, pairs):
+    from keras_models.export import read_metadata
+    from keras_models.training import run
+
+    cfg = Config(
+        model="cnn_aux",
+        precision="mixed_bfloat16",
+        filters=(8, 16),
+        hidden=(32,),
+        epochs=5,
+        lr=3e-3,
+        pairs=500,
+        batch_size=50,
+        out=str(tmp_path / "run"),
+        export_dir=str(tmp_path / "saved_models"),
+        quiet=True,
+    )
+    results = run(cfg, log=lambda *_: None)
+    assert read_metadata(results["export"])["spec"]["precision"] == "mixed_bfloat16"
+    assert results["rounds"][0]["digit_test_accuracy"] > 0.7  # it learned, in bfloat16 (float32: 0.88)
+    _, sig = load_saved_model(results["export"])
+    assert {v.dtype.name for v in sig.structured_outputs.values()} == {"float32"}
+    np.save(tmp_path / "pairs.npy", pairs.x[:8])
+    proc = run_script("predict.py", str(results["export"]), str(tmp_path / "pairs.npy"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = load_keras_model(tmp_path / "run" / "model.keras").predict(pairs.x[:8], verbose=0)["compare"][:, 0]
+    answered = [json.loads(line)["compare"] for line in proc.stdout.strip().splitlines()]
+    np.testing.assert_allclose(answered, expected, atol=1e-5)

@@ -110,6 +110,29 @@ def test_keras_round_trip_in_safe_mode(name, batch, tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
 
 
+@pytest.mark.parametrize("name", ["mlp", "cnn_aux"])
+def test_mixed_bfloat16_reaches_the_arithmetic_and_answers_float32(name, batch, tmp_path):
+    cfg = Config(model=name, precision="mixed_bfloat16", filters=(8, 16), hidden=(32,))
+    model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg)
+    assert keras.config.dtype_policy().name == "float32"  # the builder leaves the global policy alone
+    body = model.get_layer("classifier").layers if cfg.arch.shared else model.layers
+    heavy = [layer for layer in body if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    heavy = [layer for layer in heavy if layer.name not in ("compare", "logits")] + (
+        [model.get_layer("classifier").get_layer("logits")] if cfg.arch.shared else []
+    )
+    assert heavy and all(layer.compute_dtype == "bfloat16" for layer in heavy)
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights)
+    assert model.get_layer("normalize").compute_dtype == "float32"
+    out = model.predict(batch, verbose=0)
+    assert {k: v.dtype.name for k, v in out.items()} == {k: "float32" for k in out}
+    float32 = build_model(cfg.replace(precision="float32"), 33.0, 80.0**2)
+    float32.set_weights(model.get_weights())  # the same weights, computed in float32: close
+    np.testing.assert_allclose(float32.predict(batch, verbose=0)["compare"], out["compare"], atol=0.05)
+    model.save(tmp_path / "m.keras")
+    loaded = load_keras_model(tmp_path / "m.keras")  # the policy is part of each layer's config
+    np.testing.assert_array_equal(loaded.predict(batch, verbose=0)["compare"], out["compare"])
+
+
 def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(batch, tmp_path):
     cfg = Config(model="cnn_aux", augment=True, comparer_type="expected", filters=(8, 16), hidden=(32,))
     model = compile_model(build_model(cfg, 33.0, 6400.0), cfg)

@@ -50,6 +50,17 @@ def test_reproduce_two_models_one_round_two_epochs(tmp_path):
     assert (out / "runs" / "mlp" / "results.json").read_text() == before
 
 
+def test_the_precision_reaches_every_run_and_names_the_study(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--recipe", "fast", "--models", "mlp", "--figures", "none", "--rounds", "1", "--epochs-scale", "0.02"]
+    argv += ["--pairs", "100", "--out", str(out), "--quiet"]
+    assert reproduce.main([*argv, "--precision", "mixed_bfloat16"]) == 0
+    config = json.loads((out / "runs" / "mlp" / "config.json").read_text())
+    assert config["spec"]["precision"] == "mixed_bfloat16"
+    assert reproduce.main(argv) == 2  # float32 is another study
+    assert "other settings (precision)" in capsys.readouterr().err
+
+
 def test_bad_model_list_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         reproduce.main(["--models", "mlp,resnet"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from keras_models.architectures import NAMES
 from keras_models.cli import DefaultsFormatter, positive_int, run_cli
-from keras_models.config import Config
+from keras_models.config import Config, choices
 
 from ..peer import DEFAULT_PEER
 
@@ -32,6 +32,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", choices=NAMES, default="cnn_aux")
     p.add_argument("--batch", type=positive_int, default=100)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    p.add_argument(
+        "--precision",
+        choices=choices("precision"),
+        default="float32",
+        help="the timed model's arithmetic (train.py --precision); with --race-study: this checkout's",
+    )
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
     p.add_argument("--warmup", type=positive_int, default=10)
     p.add_argument("--compare-torch", action="store_true", help="alternate with the PyTorch peer, print ratios")
@@ -160,7 +166,9 @@ def main(argv=None) -> int:
             if args.race_study is not None:
                 if not (args.baseline and args.test_data):
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
-                result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, args.workers)
+                result = race.study_race(
+                    args.baseline, args.rounds, args.race_study, args.test_data, out, args.workers, args.precision
+                )
             else:
                 if not args.test_data:
                     raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")
@@ -176,7 +184,7 @@ def main(argv=None) -> int:
             if args.json:
                 print(json.dumps(result))
             return
-        cfg = Config(model=args.model, jit_compile=args.jit_compile)
+        cfg = Config(model=args.model, jit_compile=args.jit_compile, precision=args.precision)
         machine = describe()
         print(
             f"machine: {summary(machine)}; TensorFlow threads intra-op {machine['intra_op_threads']}, "

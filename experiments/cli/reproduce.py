@@ -69,6 +69,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-data", default=None)
     p.add_argument("--strategy", choices=choices("strategy"), default="auto")
     p.add_argument(
+        "--precision",
+        choices=choices("precision"),
+        default="float32",
+        help="the models' arithmetic (train.py --precision); mixed_bfloat16 pays on CPUs with AMX under oneDNN",
+    )
+    p.add_argument(
         "--workers",
         type=positive_int,
         default=1,
@@ -146,6 +152,8 @@ def main(argv=None) -> int:
             "data": args.data,
             "test_data": args.test_data,
             **({"recipe": args.recipe} if kind == "table" else {}),
+            # Named only when changed, so that studies claimed before the setting existed resume.
+            **({"precision": args.precision} if args.precision != "float32" else {}),
         }
         claim_folder(out, kind, settings)
         base = Config(
@@ -155,6 +163,7 @@ def main(argv=None) -> int:
             data=args.data,
             test_data=args.test_data,
             strategy=args.strategy,
+            precision=args.precision,
             workers=args.workers,
             quiet=args.quiet,
         )
