@@ -110,6 +110,20 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> dict:
     return result
 
 
+def study_arithmetic(recipe: str = "report", pairs: int = 1000) -> dict:
+    """The arithmetic of one round of Table I, in TFLOP per model: forward FLOPs per pair
+    (`flops_per_pair`) x (3 x the training pairs, a forward and a backward pass, + the test pairs
+    that the curve scores) x the recipe's epochs. A lower bound: the final evaluations and the
+    elementwise work of batch norm, dropout and the optimizer are left out."""
+    from .study import TABLE, experiment_config
+
+    rows = {}
+    for exp in TABLE:
+        cfg = experiment_config(Config(pairs=pairs), exp, recipe, 1.0, Path("."))
+        rows[exp.model] = round(flops_per_pair(build_model(cfg)) * 4 * pairs * cfg.epochs / 1e12, 3)
+    return {"recipe": recipe, "pairs": pairs, "tflop_per_round": rows, "total_tflop": round(sum(rows.values()), 2)}
+
+
 def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> dict:
     proc = subprocess.run(
         [

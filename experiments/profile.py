@@ -30,10 +30,10 @@ def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
         if not isinstance(layer, keras.layers.Conv2D):
             continue
         _, h, w, cin = layer.input.shape
-        f = layer.filters
-        x = tf.random.normal((images, h, w, cin))
-        k = tf.random.normal((3, 3, cin, f))
-        dy = tf.random.normal((images, h, w, f))
+        f, dtype = layer.filters, layer.compute_dtype  # bfloat16 under --precision mixed_bfloat16
+        x = tf.random.normal((images, h, w, cin), dtype=dtype)
+        k = tf.random.normal((3, 3, cin, f), dtype=dtype)
+        dy = tf.random.normal((images, h, w, f), dtype=dtype)
         kernels = {
             "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME")),
             "backprop_input": tf.function(
@@ -47,7 +47,7 @@ def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
                 )
             ),
         }
-        row = {"layer": layer.name, "shape": f"{h}x{w}x{cin}->{f}", "backprop_input": 0.0}
+        row = {"layer": layer.name, "shape": f"{h}x{w}x{cin}->{f}", "dtype": dtype, "backprop_input": 0.0}
         if not rows:
             del kernels["backprop_input"]  # the first convolution's input is data: no gradient is taken
         for name, fn in kernels.items():

@@ -63,6 +63,31 @@ def test_benchmark_script_prints_json_last():
     assert result["ms_per_step"] > 0 and result["pairs_per_s"] > 0 and result["precision"] == "mixed_bfloat16"
 
 
+def test_the_studys_arithmetic_counts_each_pair_four_times_an_epoch():
+    from experiments.benchmark import study_arithmetic
+
+    work = study_arithmetic()
+    # The MLP by hand: 392 -> 500 -> 500 -> 1, 2 FLOPs a multiply-add; 500 epochs of the report's
+    # recipe, 1000 pairs trained (forward and backward: 3 passes) and 1000 test pairs scored.
+    mlp = 2 * (392 * 500 + 500 * 500 + 500 * 1) * 4 * 1000 * 500 / 1e12
+    assert work["tflop_per_round"]["mlp"] == pytest.approx(mlp, rel=2e-3)
+    assert set(work["tflop_per_round"]) == {"mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux"}
+    assert work["total_tflop"] == pytest.approx(sum(work["tflop_per_round"].values()), abs=0.01)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_the_convolution_breakdown_times_every_conv_at_the_models_dtype(precision):
+    from experiments.profile import conv_breakdown
+
+    cfg = Config(model="cnn_aux", filters=(4, 8), convs=1, precision=precision)
+    rows = conv_breakdown(build_model(cfg), batch=4, reps=2)
+    assert [r["layer"] for r in rows] == ["block1_conv1", "block2_conv1"]
+    assert [r["shape"] for r in rows] == ["14x14x1->4", "7x7x4->8"]
+    assert {r["dtype"] for r in rows} == {"float32" if precision == "float32" else "bfloat16"}
+    assert rows[0]["backprop_input"] == 0.0 and all(r["forward"] > 0 and r["backprop_filter"] > 0 for r in rows)
+    assert rows[1]["backprop_input"] > 0
+
+
 @pytest.mark.slow
 def test_profile_reads_op_types_from_a_real_trace(tmp_path):
     from experiments.profile import profile_op_types

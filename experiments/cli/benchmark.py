@@ -223,6 +223,12 @@ def main(argv=None) -> int:
                 f"tf.matmul {peak['n']}^3: {peak['float32_gflops_per_s']:.0f} GFLOP/s float32, "
                 f"{peak['bfloat16_gflops_per_s']:.0f} GFLOP/s bfloat16"
             )
+            work = result["study_arithmetic"] = b.study_arithmetic()
+            at = {k: 1000 * work["total_tflop"] / peak[f"{k}_gflops_per_s"] for k in ("float32", "bfloat16")}
+            print(
+                f"Table I, report recipe: {work['total_tflop']} TFLOP a round at least ({work['tflop_per_round']}): "
+                f"{at['float32']:.0f} s at the float32 matmul peak, {at['bfloat16']:.0f} s at the bfloat16 one"
+            )
         if args.breakdown:
             from keras_models.models import build_model
 
