@@ -42,6 +42,20 @@ def vector_extension(flags: set[str]) -> str:
     return next((name for flag, name in VECTOR_FLAGS if flag in flags), "unknown")
 
 
+# CPU flags of bfloat16 arithmetic in hardware, which only oneDNN's kernels use; Eigen's emulate it.
+BFLOAT16_FLAGS = {"amx_bf16", "avx512_bf16"}
+
+
+def bfloat16_in_hardware(flags: set[str] | None = None, onednn: bool | None = None) -> bool:
+    """Whether a CPU's bfloat16 steps can beat float32 ones: oneDNN's kernels on a CPU with AMX or
+    AVX-512 BF16 (by default this machine's flags and kernel library)."""
+    if flags is None:
+        path = Path("/proc/cpuinfo")
+        flags = cpu_flags(path.read_text())[1] if path.is_file() else set()
+    onednn = onednn_enabled() if onednn is None else onednn
+    return bool(onednn) and bool(flags & BFLOAT16_FLAGS)
+
+
 def cpu() -> dict:
     """The CPU's model and widest vector extension; "unknown" where /proc/cpuinfo is not there."""
     path = Path("/proc/cpuinfo")

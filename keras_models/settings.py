@@ -93,8 +93,8 @@ class ModelSpec:
     precision: str = setting(
         "float32",
         "the digit classifier's arithmetic (the plain models': their body); mixed_bfloat16: "
-        "bfloat16 with float32 weights (Keras mixed precision), for CPUs with AMX under oneDNN "
-        "(and GPUs); much slower on CPUs without bfloat16 units",
+        "bfloat16 with float32 weights (Keras mixed precision), for CPUs with AMX or AVX-512 BF16 "
+        "under oneDNN; slower where bfloat16 is emulated (Eigen's kernels, other CPUs)",
         choices=("float32", "mixed_bfloat16"),
     )
     loss_weighting: str = setting(

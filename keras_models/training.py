@@ -25,6 +25,7 @@ from .data import Images, load_data, require_images
 from .errors import RunError
 from .files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
 from .levers import LEVERS
+from .machine import bfloat16_in_hardware
 from .results import pct, pm, summarise
 from .rounds import RoundData, RoundResult, RoundRunner
 
@@ -103,6 +104,11 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
             f"resuming {folder.out}: round(s) {', '.join(str(r + 1) for r in sorted(done))} of {cfg.rounds} "
             "already done"
         )
+    if cfg.precision == "mixed_bfloat16":
+        import tensorflow as tf
+
+        if not (bfloat16_in_hardware() or tf.config.list_physical_devices("GPU")):
+            log("note: this CPU or its kernel library emulates bfloat16: --precision mixed_bfloat16 trains slower")
     if cfg.workers > 1 and len(todo) > 1:
         return run_in_workers(cfg, folder, images, todo, results, log)
     runner = RoundRunner(cfg, strategy, folder.work, len(todo))

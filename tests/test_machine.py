@@ -3,7 +3,15 @@ TensorFlow reports it."""
 
 import pytest
 
-from keras_models.machine import cpu, cpu_flags, describe, onednn_enabled, summary, vector_extension
+from keras_models.machine import (
+    bfloat16_in_hardware,
+    cpu,
+    cpu_flags,
+    describe,
+    onednn_enabled,
+    summary,
+    vector_extension,
+)
 
 XEON = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -39,3 +47,30 @@ def test_this_machine_is_described_as_tensorflow_runs_it():
     assert machine["onednn"] is onednn_enabled() and machine["cpus"] >= 1
     assert machine["cpu"] == cpu()["cpu"] and machine["kernels"] in ("oneDNN", "Eigen")
     assert summary(machine).startswith(machine["cpu"])
+
+
+@pytest.mark.parametrize(
+    "flags, onednn, native",
+    [
+        ({"avx2", "amx_tile", "amx_bf16"}, True, True),
+        ({"avx512f", "avx512_bf16"}, True, True),
+        ({"avx512f", "amx_bf16"}, False, False),  # Eigen's kernels emulate bfloat16 on any CPU
+        ({"avx2", "fma"}, True, False),
+    ],
+)
+def test_bfloat16_counts_as_hardware_only_with_onednn_and_its_cpu_flags(flags, onednn, native):
+    assert bfloat16_in_hardware(flags, onednn) is native
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_a_bfloat16_run_says_in_one_line_where_bfloat16_is_emulated(onednn, tmp_path):
+    from helpers import run_script
+
+    argv = ["--model", "mlp", "--hidden", "8", "--epochs", "1", "--pairs", "100", "--no-export"]
+    argv += ["--precision", "mixed_bfloat16", "--out", str(tmp_path / "run")]
+    proc = run_script("train.py", *argv, TF_ENABLE_ONEDNN_OPTS=onednn)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notes = [line for line in (proc.stdout + proc.stderr).splitlines() if "emulates bfloat16" in line]
+    flags = cpu_flags(__import__("pathlib").Path("/proc/cpuinfo").read_text())[1]
+    assert len(notes) == (0 if bfloat16_in_hardware(flags, onednn == "1") else 1)
