@@ -46,20 +46,23 @@ def vector_extension(flags: set[str]) -> str:
 BFLOAT16_FLAGS = {"amx_bf16", "avx512_bf16"}
 
 
+def this_cpu() -> tuple[str, set[str]]:
+    """(model name, flags) of this machine's CPU; empty where /proc/cpuinfo is not there."""
+    path = Path("/proc/cpuinfo")
+    return cpu_flags(path.read_text()) if path.is_file() else ("", set())
+
+
 def bfloat16_in_hardware(flags: set[str] | None = None, onednn: bool | None = None) -> bool:
     """Whether a CPU's bfloat16 steps can beat float32 ones: oneDNN's kernels on a CPU with AMX or
     AVX-512 BF16 (by default this machine's flags and kernel library)."""
-    if flags is None:
-        path = Path("/proc/cpuinfo")
-        flags = cpu_flags(path.read_text())[1] if path.is_file() else set()
+    flags = this_cpu()[1] if flags is None else flags
     onednn = onednn_enabled() if onednn is None else onednn
     return bool(onednn) and bool(flags & BFLOAT16_FLAGS)
 
 
 def cpu() -> dict:
     """The CPU's model and widest vector extension; "unknown" where /proc/cpuinfo is not there."""
-    path = Path("/proc/cpuinfo")
-    model, flags = cpu_flags(path.read_text()) if path.is_file() else ("", set())
+    model, flags = this_cpu()
     return {
         "cpu": model or platform.processor() or "unknown",
         "vector_extension": vector_extension(flags),

@@ -31,6 +31,14 @@ def exported(tmp_path_factory):
     return root, model, first, second
 
 
+def train_and_export(tmp_path, **settings) -> dict:
+    """train.py's run in process: one round of `settings`, its folder and exports in tmp_path."""
+    from keras_models.training import run
+
+    out = {"out": str(tmp_path / "run"), "export_dir": str(tmp_path / "saved_models"), "quiet": True}
+    return run(Config(**settings, **out), log=lambda *_: None)
+
+
 def test_versions_are_numbered_and_nothing_is_left_behind(exported):
     root, _, first, second = exported
     assert first == root / "saved_models" / "cnn_cc" / "1"
@@ -234,19 +242,8 @@ def test_export_checks_the_contract_not_only_the_name(tmp_path):
 @pytest.mark.slow
 def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(tmp_path, pairs):
     from keras_models.export import read_metadata
-    from keras_models.training import run
 
-    cfg = Config(
-        model="cc_aux",
-        hidden=(16,),
-        comparer=(8,),
-        epochs=1,
-        pairs=100,
-        out=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "saved_models"),
-        quiet=True,
-    )
-    results = run(cfg, log=lambda *_: None)
+    results = train_and_export(tmp_path, model="cc_aux", hidden=(16,), comparer=(8,), epochs=1, pairs=100)
     card = read_metadata(results["export"])
     assert card["model"] == "cc_aux" and card["spec"]["hidden"] == [16] and card["recipe"]["epochs"] == 1
     assert "out" not in card["spec"] and "out" not in card["recipe"]  # the model's card, not the run's I/O
@@ -280,22 +277,9 @@ def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_pa
 @pytest.mark.slow
 def test_a_mixed_bfloat16_run_exports_a_float32_contract_answered_in_a_fresh_process(tmp_path, pairs):
     from keras_models.export import read_metadata
-    from keras_models.training import run
 
-    cfg = Config(
-        model="cnn_aux",
-        precision="mixed_bfloat16",
-        filters=(8, 16),
-        hidden=(32,),
-        epochs=5,
-        lr=3e-3,
-        pairs=500,
-        batch_size=50,
-        out=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "saved_models"),
-        quiet=True,
-    )
-    results = run(cfg, log=lambda *_: None)
+    settings = {"filters": (8, 16), "hidden": (32,), "epochs": 5, "lr": 3e-3, "pairs": 500, "batch_size": 50}
+    results = train_and_export(tmp_path, model="cnn_aux", precision="mixed_bfloat16", **settings)
     assert read_metadata(results["export"])["spec"]["precision"] == "mixed_bfloat16"
     assert results["rounds"][0]["digit_test_accuracy"] > 0.7  # it learned, in bfloat16 (float32: 0.88)
     _, sig = load_saved_model(results["export"])
