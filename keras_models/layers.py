@@ -267,7 +267,9 @@ class Distillation(keras.layers.Layer):
         t = self.temperature
         # training=False explicitly inside the call: a functional model passes its own
         # `training` on to every layer it calls, which would turn the teachers' dropout on.
-        soft = ops.mean(ops.stack([ops.softmax(teacher(digits, training=False) / t) for teacher in self.teachers]), 0)
+        # A teacher's classifier may compute in bfloat16 (--precision); the loss is float32.
+        taught = [ops.cast(teacher(digits, training=False), self.compute_dtype) for teacher in self.teachers]
+        soft = ops.mean(ops.stack([ops.softmax(x / t) for x in taught]), 0)
         soft = ops.stop_gradient(soft)
         log_student = ops.log_softmax(logits / t)
         kl = ops.sum(soft * (ops.log(ops.maximum(soft, 1e-12)) - log_student), axis=-1)

@@ -73,3 +73,23 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     Pretraining().before_fit(model, cfg.replace(quiet=True), rest, tf.distribute.get_strategy())
     out = model.predict(test_pairs.x, verbose=0)
     assert np.mean(np.argmax(out["digit1"], axis=1) == test_pairs.classes[:, 0]) > 0.5  # chance: 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "levers",
+    [
+        {"teachers": 1},
+        {"tta": True, "members": 2},
+        {"ema": True, "loss_weighting": "learned", "elastic": True, "augment": True},
+        {"pretrain_epochs": 1, "repair": True, "swap": True, "weight_decay": 1e-4},
+    ],
+    ids=["teachers", "tta-members", "ema-learned-elastic", "pretrain-repair-swap-decay"],
+)
+def test_every_lever_trains_under_mixed_bfloat16(levers, tmp_path):
+    from keras_models.training import run
+
+    cfg = Config(model="cnn_aux", filters=(4, 8), hidden=(8,), epochs=2, pairs=100, precision="mixed_bfloat16")
+    results = run(cfg.replace(**levers, out=str(tmp_path), export=False, quiet=True), log=lambda *_: None)
+    [round_] = results["rounds"]
+    assert round_["status"] == "ok" and 0.0 <= round_["test_accuracy"] <= 1.0
