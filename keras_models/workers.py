@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .config import Config
@@ -74,10 +74,16 @@ def train_in_workers(cfg: Config, work: Path, images: tuple[Images, Images], tod
         initializer=_start,
         initargs=(groups, cfg.arch, images, str(work), threads_per_worker(workers)),
     )
-    pending = [pool.submit(_round, r) for r in todo]
+    pending = {pool.submit(_round, r) for r in todo}
     try:
-        for done in as_completed(pending):
-            yield done.result()
+        while pending:
+            # Timed waits: Python runs signal handlers in the main thread, and a SIGINT that the
+            # kernel hands to another thread (TensorFlow's, the executor's) interrupts no wait of
+            # the main thread, which reads the signal's flag only when it next wakes; an untimed
+            # wait would sleep on until a round ended.
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
     except BaseException:
         # Ctrl-C, SIGTERM, a dead worker or an error in the parent: without this, the rounds
         # still running would train to their end before the executor's shutdown returned.
@@ -96,4 +102,7 @@ def stop(pool: ProcessPoolExecutor) -> None:
     for p in processes:
         p.terminate()
     for p in processes:
-        p.join(timeout=30)
+        p.join(timeout=10)
+        if p.is_alive():  # still alive 10 s after SIGTERM: stuck where no signal reaches it
+            p.kill()
+            p.join(timeout=10)
