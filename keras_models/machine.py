@@ -60,13 +60,18 @@ def bfloat16_in_hardware(flags: set[str] | None = None, onednn: bool | None = No
     return bool(onednn) and bool(flags & BFLOAT16_FLAGS)
 
 
+def visible_cpus() -> int:
+    """The CPUs this process may run on (its affinity), which a container may narrow."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu() -> dict:
     """The CPU's model and widest vector extension; "unknown" where /proc/cpuinfo is not there."""
     model, flags = this_cpu()
     return {
         "cpu": model or platform.processor() or "unknown",
         "vector_extension": vector_extension(flags),
-        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus": visible_cpus(),
     }
 
 

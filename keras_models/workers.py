@@ -1,7 +1,7 @@
 """Rounds side by side: `--workers N` trains a run's rounds in N processes at once, each with
-its share of the CPU's cores as TensorFlow's threads. A small model's step is mostly per-op
-overhead, which one thread pays as fast as two, so two processes on two cores train about twice
-the rounds in the same time; a round takes longer, the run less.
+its share of the CPU's cores as TensorFlow's threads. A small model's step is many small ops,
+which one thread runs about as fast as two, so two processes on two cores train about twice the
+rounds of the MLP family in the same time; a round takes longer, the run less.
 
 Each worker keeps one RoundRunner, so that its rounds after the first reuse its traced step
 (keras_models.fitting.reusable). Each round writes its own folder, model and backup, as in one
@@ -12,7 +12,6 @@ run resumes from the rounds it reports.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -20,13 +19,13 @@ from pathlib import Path
 from .config import Config
 from .data import Images
 from .files import atomic_save_model
+from .machine import visible_cpus
 
 _WORKER: dict = {}  # the worker process's own state, set by _start
 
 
 def threads_per_worker(workers: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // workers)
+    return max(1, visible_cpus() // workers)
 
 
 def _start(groups: dict, arch, images: tuple[Images, Images], work: str, threads: int) -> None:

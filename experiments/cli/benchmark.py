@@ -101,7 +101,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(../shared/bench/peer_lenet.py; needs torch) in the same invocation, test accuracy against training "
         "seconds (needs --test-data; writes --out/race.json and race.png)",
     )
-    p.add_argument("--rounds", type=positive_int, default=10, help="with --race: rounds per entry")
+    p.add_argument(
+        "--rounds", type=positive_int, default=10, help="with --race: rounds per entry; with --race-study: per model"
+    )
     p.add_argument("--peer", type=Path, default=DEFAULT_PEER, help="with --race: the peer's script")
     p.add_argument(
         "--baseline",
