@@ -11,9 +11,7 @@ from keras import ops
 
 # Registered where they are defined; imported so that `import keras_models.layers` registers
 # every layer a saved model can hold.
-from .normalization import BackgroundTranslation, FusedBatchNormalization, PixelNormalization  # noqa: F401
-
-PACKAGE = "keras_models"
+from .normalization import PACKAGE, BackgroundTranslation, FusedBatchNormalization, PixelNormalization  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

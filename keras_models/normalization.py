@@ -1,5 +1,5 @@
-"""The two normalisation layers of the models: batch norm on TensorFlow's fused kernel, and the
-pixel statistics as weights rather than constants. Registered, so that a saved `.keras` file
+"""Batch norm on TensorFlow's fused kernel, and the two layers that hold a round's constants as
+weights (the pixel statistics, the shifts' fill). Registered, so that a saved `.keras` file
 loads with `safe_mode=True` once `keras_models.layers` (which imports this module) is imported."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """Keras' BatchNormalization, computed by TensorFlow's fused kernel on images (N, H, W, C).
 
     Keras 3 normalises with about ten separate ops per layer (moments, then the affine
-    transform) and as many again for their gradients; on a CPU they took half of a small
-    classifier's training step. The fused kernel computes the same function in one op each
-    way, which oneDNN also fuses with the following ReLU. The moving statistics follow Keras'
-    rule (biased batch variance). bfloat16 images (the mixed_bfloat16 policy) are normalised
-    with float32 statistics and weights, as Keras does. Anything else (dense inputs, masks,
-    synchronized statistics, renormalisation, other dtypes, other backends) is left to Keras'
-    own code."""
+    transform) and as many again for their gradients; in TensorFlow's profile of a cnn_aux
+    step on a 2-core Xeon they took 36% of the op time (docs/REPORT.md, section 9). The fused
+    kernel computes the same function in one op each way, which oneDNN also fuses with the
+    following ReLU. The moving statistics follow Keras' rule (biased batch variance). bfloat16
+    images (the mixed_bfloat16 policy) are normalised with float32 statistics and weights, as
+    Keras does. Anything else (dense inputs, masks, synchronized statistics, renormalisation,
+    other dtypes, other backends) is left to Keras' own code."""
 
     def _fused(self, inputs, mask) -> bool:
         return (
