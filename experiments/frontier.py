@@ -20,7 +20,7 @@ from keras_models.files import atomic_write_json, atomic_write_text
 from keras_models.recipes import C16, NESTEROV, ONECYCLE, PLUS, SHIFT1, SPEEDRUN_LEVERS
 from keras_models.results import ok_rounds, pm, read_results
 
-from .peer import peer_seconds, run_peer
+from .peer import DEFAULT_PEER_TEXT, peer_seconds, run_peer
 from .rows import Row, row_config, train_rows
 
 # Every row leaves out the per-epoch test curve, so that its seconds are those of training.
@@ -365,7 +365,7 @@ def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
         f"those that cost at most {MAX_MFLOP:.0f} MFLOP per pair, finished all {base.rounds} rounds and "
         f"trained within its budget per round: `--recipe sprint`, {SPRINT_PEER_MULTIPLE:g} x and "
         f"`--recipe speedrun`, {SPEEDRUN_PEER_MULTIPLE:g} x the training seconds of the peer "
-        "(`../shared/bench/peer_lenet.py`, the best public recipe) run in the same invocation as the row "
+        f"(`{DEFAULT_PEER_TEXT}`, the best public recipe) run in the same invocation as the row "
         f"(`--peer`; its seconds in the peer column); `--recipe best`, {BEST_SECONDS:.0f} s. "
         "Seconds: training (a distilled row's teachers included), mean per round (max in brackets), the rows "
         "run one after another; oneDNN: whether TensorFlow ran its oneDNN kernels, as each round recorded it "

@@ -14,6 +14,8 @@ from pathlib import Path
 from keras_models.errors import ConfigError
 
 DEFAULT_PEER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peer_lenet.py"
+# As a checkout's messages name it: beside the checkout.
+DEFAULT_PEER_TEXT = f"../{DEFAULT_PEER.relative_to(DEFAULT_PEER.parents[2]).as_posix()}"
 
 
 def last_error_line(done: subprocess.CompletedProcess) -> str:

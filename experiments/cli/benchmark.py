@@ -19,7 +19,7 @@ from keras_models.architectures import NAMES
 from keras_models.cli import DefaultsFormatter, positive_int, run_cli
 from keras_models.config import Config, choices
 
-from ..peer import DEFAULT_PEER
+from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT
 
 # The PyTorch peer, in the shared/ folder beside a checkout of the project.
 DEFAULT_REFERENCE = DEFAULT_PEER.parent / "torch_reference.py"
@@ -98,7 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         metavar="RECIPES",
         help="instead: train.py's recipes (comma-separated) for --rounds rounds each, beside the peer "
-        "(../shared/bench/peer_lenet.py; needs torch) in the same invocation, test accuracy against training "
+        f"({DEFAULT_PEER_TEXT}; needs torch) in the same invocation, test accuracy against training "
         "seconds (needs --test-data; writes --out/race.json and race.png)",
     )
     p.add_argument(

@@ -21,10 +21,8 @@ from keras_models.recipes import RECIPES
 
 from ..ablation import ABLATION
 from ..frontier import FRONTIER
-from ..peer import DEFAULT_PEER
+from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT
 from ..study import FIGURES, MODELS
-
-DEFAULT_PEER_TEXT = "../shared/bench/peer_lenet.py"
 
 
 def name_list(choices, convert=str):
