@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.config import NO_TTA, TTA_VIEWS, Config
-from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.recipes import EXPECTED_AUGMENT, STACKED, TUNED
-from keras_models.results import mean_std, pm, read_results
+from keras_models.training.config import NO_TTA, TTA_VIEWS, Config
+from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.training.recipes import EXPECTED_AUGMENT, STACKED, TUNED
+from keras_models.training.results import mean_std, pm, read_results
 
 from .rows import Row, row_config, train_rows
 
@@ -175,11 +175,11 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
     """The members' saved models of each round, on that round's validation and test pairs
     (redrawn from the same seed), each pair also seen moved by every (dy, dx) of `views`.
     Rounds that some member has not finished are left out."""
-    from keras_models.data import draw_round
-    from keras_models.export import load_keras_model
-    from keras_models.models import ensemble_model
-    from keras_models.pipeline import split_validation
-    from keras_models.results import evaluate_pairs
+    from keras_models.data.images import draw_round
+    from keras_models.serving.export import load_keras_model
+    from keras_models.models.builder import ensemble_model
+    from keras_models.data.pipeline import split_validation
+    from keras_models.training.results import evaluate_pairs
 
     per_round, seconds = [], []
     for r in range(base.rounds):

@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_models.config import Config
-from keras_models.models import build_model, compile_model, config_mflops, flops_per_pair, targets_for
+from keras_models.training.config import Config
+from keras_models.models.builder import build_model, compile_model, config_mflops, flops_per_pair, targets_for
 
 from .peer import last_error_line
 
@@ -33,7 +33,7 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def synthetic_pairs(n: int, seed: int = 0):
-    from keras_models.data import Pairs, comparison_target
+    from keras_models.data.images import Pairs, comparison_target
 
     rng = np.random.default_rng(seed)
     classes = rng.integers(0, 10, (n, 2))
@@ -148,9 +148,9 @@ def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> di
 
 def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
     """Seconds per epoch of the real protocol (1000 pairs, the default pipeline), test curve included."""
-    from keras_models.callbacks import EpochRecorder
-    from keras_models.data import draw_round, load_data
-    from keras_models.pipeline import as_dataset
+    from keras_models.training.callbacks import EpochRecorder
+    from keras_models.data.images import draw_round, load_data
+    from keras_models.data.pipeline import as_dataset
 
     train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
     model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
@@ -166,8 +166,8 @@ def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
 def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
     """The fast recipe from scratch until the test pairs reach `target` (the clock includes
     tracing and the per-epoch test evaluation, as the peer's does)."""
-    from keras_models.data import draw_round, load_data
-    from keras_models.pipeline import as_dataset
+    from keras_models.data.images import draw_round, load_data
+    from keras_models.data.pipeline import as_dataset
 
     train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
     keras.utils.set_random_seed(cfg.seed)
@@ -199,7 +199,7 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
     """A fresh (untrained) model of `cfg`, exported and loaded as a SavedModel."""
     import tensorflow as tf
 
-    from keras_models.export import export_saved_model
+    from keras_models.serving.export import export_saved_model
 
     model = build_model(cfg, 33.0, 80.0**2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,8 +212,8 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
 def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
     """An exported model (a base path serves its highest version): its MFLOP per pair, counted
     on the model its metadata.json config builds, and its serving speed."""
-    from keras_models.errors import ModelFileError
-    from keras_models.export import card_config, load_saved_model, read_metadata, resolve_version
+    from keras_models.core.errors import ModelFileError
+    from keras_models.serving.export import card_config, load_saved_model, read_metadata, resolve_version
 
     path = resolve_version(path)
     config = card_config(read_metadata(path))

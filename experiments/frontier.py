@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.config import Config
-from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.recipes import C16, NESTEROV, ONECYCLE, PLUS, SHIFT1, SPEEDRUN_LEVERS
-from keras_models.results import ok_rounds, pm, read_results
+from keras_models.training.config import Config
+from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.training.recipes import C16, NESTEROV, ONECYCLE, PLUS, SHIFT1, SPEEDRUN_LEVERS
+from keras_models.training.results import ok_rounds, pm, read_results
 
 from .peer import DEFAULT_PEER_TEXT, peer_seconds, run_peer
 from .rows import Row, row_config, train_rows
@@ -231,7 +231,7 @@ def frontier_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0
 
 
 def config_mflops(cfg: Config) -> float:
-    from keras_models.models import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
+    from keras_models.models.builder import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
 
     return count(cfg)
 

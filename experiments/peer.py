@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_models.errors import ConfigError
+from keras_models.core.errors import ConfigError
 
 DEFAULT_PEER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peer_lenet.py"
 # As a checkout's messages name it: beside the checkout.
@@ -27,7 +27,7 @@ def run_peer(script: Path, test_data: str | None, rounds: int, seed: int, log=pr
     """The peer's JSON line (per-round test accuracy in %, mean, std, training seconds per
     round), with the machine it ran on. Its test pairs come from the MNIST test set, as the
     project's do with --test-data."""
-    from keras_models.machine import describe
+    from keras_models.core.machine import describe
 
     if not Path(script).is_file():
         raise ConfigError(f"peer script {script} not found")

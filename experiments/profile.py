@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_models.models import targets_for
+from keras_models.models.builder import targets_for
 
 from .benchmark import synthetic_pairs
 

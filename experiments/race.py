@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_models.errors import ConfigError
-from keras_models.files import atomic_write_json
-from keras_models.results import read_results
+from keras_models.core.errors import ConfigError
+from keras_models.core.files import atomic_write_json
+from keras_models.training.results import read_results
 
 from .peer import last_error_line, run_peer
 
@@ -133,7 +133,7 @@ def study_race(
             "test_accuracy": {r["model"]: r.get("test_accuracy_mean") for r in table},
         }
         log(f"  {entries[name]['wall_s']:.0f} s")
-    from keras_models.machine import describe
+    from keras_models.core.machine import describe
 
     result = {
         "rounds": rounds,
@@ -161,7 +161,7 @@ def plot_race(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keras_models.machine import summary
+    from keras_models.core.machine import summary
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for e in result["entries"]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_models.config import Config
+from keras_models.training.config import Config
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ def row_config(base: Config, fixed: dict, row: Row, folder: Path, epochs_scale: 
 def train_rows(base: Config, out: Path, declared: list[Row], keys: list[str] | None, configure, title: str, log=print):
     """Runs the rows of `declared` named in `keys` (None: all), each as `configure(row)`, one
     after another on the same loaded images, which it returns."""
-    from keras_models.data import load_data
-    from keras_models.training import run
+    from keras_models.data.images import load_data
+    from keras_models.training.run import run
 
     out.mkdir(parents=True, exist_ok=True)
     images = load_data(base.data, base.test_data)

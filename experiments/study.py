@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_models import architectures
-from keras_models.config import Config
-from keras_models.errors import RunError
-from keras_models.files import atomic_write_json, atomic_write_text
-from keras_models.recipes import RECIPES, recipe_changes
-from keras_models.results import pm, read_results
+from keras_models.models import architectures
+from keras_models.training.config import Config
+from keras_models.core.errors import RunError
+from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.training.recipes import RECIPES, recipe_changes
+from keras_models.training.results import pm, read_results
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def table_markdown(rows: list[dict], title: str) -> str:
 
 
 def plot_figure(out: Path, number: int) -> Path | None:
-    from keras_models.plots import curves, plot_curves  # loads Keras: not before work starts
+    from keras_models.training.plots import curves, plot_curves  # loads Keras: not before work starts
 
     title, experiments = FIGURES[number]
     series = [(exp.model, curves(out / "runs" / exp.key)) for exp in experiments]
@@ -175,8 +175,8 @@ def run_study(
     epochs_scale: float = 1.0,
     log=print,
 ) -> dict:
-    from keras_models.data import load_data
-    from keras_models.training import run
+    from keras_models.data.images import load_data
+    from keras_models.training.run import run
 
     models = list(MODELS) if models is None else models
     figures = sorted(FIGURES) if figures is None else figures

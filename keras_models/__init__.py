@@ -11,24 +11,24 @@ rounds of fresh pairs, SavedModel exports and the answers of an export.
 
 Names load when first used, so that `import keras_models` does not start TensorFlow. A run's
 `model.keras` loads with `km.load_keras_model(path)`; `keras.saving.load_model` needs
-`import keras_models.layers` first, which registers the project's layers.
+`import keras_models.models.layers` first, which registers the project's layers.
 """
 
 import importlib
 
 # name -> the module that defines it (and documents it, with an example)
 _EXPORTS = {
-    "Config": "config",
-    "Architecture": "architectures",
-    "register": "architectures",
-    "build_model": "models",
-    "compile_model": "models",
-    "load_data": "data",
-    "draw_round": "data",
+    "Config": "training.config",
+    "Architecture": "models.architectures",
+    "register": "models.architectures",
+    "build_model": "models.builder",
+    "compile_model": "models.builder",
+    "load_data": "data.images",
+    "draw_round": "data.images",
     "train": "api",
     "Predictor": "api",
-    "export_saved_model": "export",
-    "load_keras_model": "export",
+    "export_saved_model": "serving.export",
+    "load_keras_model": "serving.export",
 }
 __all__ = list(_EXPORTS)
 

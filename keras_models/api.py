@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from keras_models.training.config import Config
 
 
 def train(cfg: Config, log=print) -> dict:
@@ -19,7 +19,7 @@ def train(cfg: Config, log=print) -> dict:
         >>> results = km.train(km.Config(model="cnn_aux", epochs=3, pairs=500, out="runs/demo"))
         >>> results["test_accuracy_mean"], results["export"]
     """
-    from .training import run
+    from keras_models.training.run import run
 
     return run(cfg, log=log)
 
@@ -37,7 +37,7 @@ class Predictor:
     """
 
     def __init__(self, path: str | Path):
-        from .export import load_saved_model, read_metadata, resolve_version
+        from keras_models.serving.export import load_saved_model, read_metadata, resolve_version
 
         self.path = resolve_version(path)
         self.card = read_metadata(self.path)
@@ -51,15 +51,15 @@ class Predictor:
         """Pairs (N, 2, 14, 14) in the training pairs' pixel units, checked by the pair
         contract first (against the export's pixel range); a DataError names `where` and says
         what is wrong with them."""
-        from .contract import check_pairs
-        from .errors import DataError
-        from .predict import answers
+        from keras_models.data.contract import check_pairs
+        from keras_models.core.errors import DataError
+        from keras_models.serving.predict import answers
 
         pixel_range = tuple(self.card.get("pixel_range", (0.0, 255.0)))
         return answers(self.signature, check_pairs(np.asarray(pairs), where, DataError, pixel_range))
 
     def answer_images(self, first, second, invert: bool | None = None) -> dict:
         """Two image files, read as MNIST made its digits (predict.mnist_digit)."""
-        from .predict import answers, pair_from_images
+        from keras_models.serving.predict import answers, pair_from_images
 
         return answers(self.signature, pair_from_images(first, second, invert=invert))[0]

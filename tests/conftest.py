@@ -30,7 +30,7 @@ def write_idx_folder(folder: Path, images: np.ndarray, labels: np.ndarray, split
 @pytest.fixture(scope="session")
 def embedded():
     """The real embedded MNIST subset, pooled: (train Images, test Images)."""
-    from keras_models.data import load_data
+    from keras_models.data.images import load_data
 
     return load_data("embedded")
 
@@ -39,7 +39,7 @@ def embedded():
 def small_mnist_folder(tmp_path_factory, embedded):
     """A folder of real MNIST digits (from the embedded subset) written as gzipped IDX files,
     both splits, at 28x28: what a user's local MNIST folder looks like, only smaller."""
-    from keras_models.data import embedded_csv_path, read_csv
+    from keras_models.data.images import embedded_csv_path, read_csv
 
     images, labels = read_csv(embedded_csv_path())
     folder = tmp_path_factory.mktemp("mnist")
@@ -52,7 +52,7 @@ def small_mnist_folder(tmp_path_factory, embedded):
 def peer_test_folder(tmp_path_factory):
     """Real MNIST digits (the last 2500 of the embedded subset) as a t10k IDX folder: enough for
     the 1000 test pairs that the PyTorch peer draws."""
-    from keras_models.data import embedded_csv_path, read_csv
+    from keras_models.data.images import embedded_csv_path, read_csv
 
     images, labels = read_csv(embedded_csv_path())
     return write_idx_folder(tmp_path_factory.mktemp("peer_mnist"), images[2500:], labels[2500:], split="t10k")

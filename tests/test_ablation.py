@@ -13,7 +13,7 @@ def test_ablation_row_and_an_ensemble_of_it_with_itself(tmp_path, embedded):
     """One tiny ablation row end to end; an ensemble of a model with itself must score exactly
     what the model scored alone, on the same redrawn pairs."""
     from experiments.ablation import evaluate_ensemble, run_ablation
-    from keras_models.config import Config
+    from keras_models.training.config import Config
 
     base = Config(rounds=1, pairs=200, quiet=True)
     out = tmp_path / "results"
@@ -61,7 +61,7 @@ def test_recipe_stacked_is_the_validation_winner_of_the_committed_ablation():
     """`--recipe stacked` must be what results/ablation.json's rule picks (best mean validation
     accuracy among the rows that learn from the pairs alone), not a hand-copied guess."""
     from experiments.ablation import best_row
-    from keras_models.recipes import STACKED
+    from keras_models.training.recipes import STACKED
 
     rows = json.loads((ROOT / "results" / "ablation.json").read_text())["rows"]
     winner = best_row(rows)
@@ -74,7 +74,7 @@ def test_the_all_pairs_ablation_row_is_the_product_command():
     """results/ablation.md's stacked_x3_tta_all row must train exactly what
     `train.py --model cnn_aux --recipe stacked --members 3 --tta` trains (bar where it writes)."""
     from experiments.ablation import ABLATION, ablation_config
-    from keras_models.config import Config
+    from keras_models.training.config import Config
 
     argv = ["--model", "cnn_aux", "--recipe", "stacked", "--members", "3", "--tta", "--rounds", "10"]
     product = train_script.build_config(train_script.parse_args(argv))

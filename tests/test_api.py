@@ -40,8 +40,8 @@ def test_the_readmes_python_example_runs_as_written_and_again(tmp_path):
 
 @pytest.mark.slow
 def test_a_runs_model_keras_loads_as_the_readme_says(tmp_path):
-    from keras_models.config import Config
-    from keras_models.training import run
+    from keras_models.training.config import Config
+    from keras_models.training.run import run
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), epochs=1, pairs=100, quiet=True)
     run(cfg.replace(out=str(tmp_path / "run"), export=False), log=lambda *_: None)
@@ -49,7 +49,7 @@ def test_a_runs_model_keras_loads_as_the_readme_says(tmp_path):
     load = "import keras; {} m = keras.saving.load_model({!r}); print(m.name)"
     bare = run_python(["-c", load.format("", str(path))])
     assert bare.returncode != 0  # the project's layers are not registered
-    registered = run_python(["-c", load.format("import keras_models.layers;", str(path))])
+    registered = run_python(["-c", load.format("import keras_models.models.layers;", str(path))])
     assert registered.returncode == 0 and registered.stdout.strip().endswith("cnn_aux"), registered.stderr[-2000:]
     ours = run_python(["-c", f"import keras_models as km; print(km.load_keras_model({str(path)!r}).name)"])
     assert ours.returncode == 0 and ours.stdout.strip().endswith("cnn_aux")

@@ -8,11 +8,11 @@ import pytest
 from helpers import clean_env
 
 from experiments.serve_load import free_port, post, row_request, start_server, wait_ready
-from keras_models import architectures
-from keras_models.architectures import Architecture
-from keras_models.config import Config
-from keras_models.errors import ConfigError
-from keras_models.models import build_model, loss_weights
+from keras_models.models import architectures
+from keras_models.models.architectures import Architecture
+from keras_models.training.config import Config
+from keras_models.core.errors import ConfigError
+from keras_models.models.builder import build_model, loss_weights
 
 
 @pytest.fixture
@@ -67,8 +67,8 @@ def test_traits_are_declared_not_read_from_the_name():
 def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_path, embedded):
     from keras_models.cli import export as export_script
     from keras_models.cli import train as train_script
-    from keras_models.data import make_pairs
-    from keras_models.export import load_keras_model, load_saved_model
+    from keras_models.data.images import make_pairs
+    from keras_models.serving.export import load_keras_model, load_saved_model
     from tuning.search import Search, search
 
     run, exports = tmp_path / "run", tmp_path / "saved_models"

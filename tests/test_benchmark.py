@@ -6,8 +6,8 @@ import json
 import pytest
 from helpers import run_script
 
-from keras_models.config import Config
-from keras_models.models import build_model, flops_per_pair
+from keras_models.training.config import Config
+from keras_models.models.builder import build_model, flops_per_pair
 
 
 def tensorflow_flops(model) -> int:
@@ -91,8 +91,8 @@ def test_the_convolution_breakdown_times_every_conv_at_the_models_dtype(precisio
 @pytest.mark.slow
 def test_profile_reads_op_types_from_a_real_trace(tmp_path):
     from experiments.profile import profile_op_types
-    from keras_models.machine import onednn_enabled
-    from keras_models.models import compile_model
+    from keras_models.core.machine import onednn_enabled
+    from keras_models.models.builder import compile_model
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), steps_per_execution=1)
     rows = profile_op_types(compile_model(build_model(cfg), cfg), batch=20, steps=3, logdir=tmp_path, warmup=2)
@@ -108,7 +108,7 @@ def test_profile_reads_op_types_from_a_real_trace(tmp_path):
 def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     """--saved-model: MFLOP per pair counted on the model that the export's metadata.json
     config builds, and its serving speed beside a fresh model's in the same run."""
-    from keras_models.export import export_saved_model
+    from keras_models.serving.export import export_saved_model
 
     cfg = Config(model="cnn_aux", filters=(8, 16), hidden=(16,))
     model = build_model(cfg)

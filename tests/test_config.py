@@ -4,11 +4,11 @@ import argparse
 
 import pytest
 
-from keras_models import architectures
+from keras_models.models import architectures
 from keras_models.cli import config_from_args, int_list, positive_int
-from keras_models.config import Config
-from keras_models.errors import ConfigError
-from keras_models.models import build_model
+from keras_models.training.config import Config
+from keras_models.core.errors import ConfigError
+from keras_models.models.builder import build_model
 
 
 def test_config_rejects_bad_values():
@@ -26,7 +26,7 @@ def test_augment_needs_a_weight_sharing_model():
 
 
 def test_config_json_round_trip(tmp_path):
-    from keras_models.config import load_config, save_config
+    from keras_models.training.config import load_config, save_config
 
     cfg = Config(model="cnn_cc", hidden=(128,), filters=(16, 32, 32), comparer_type="expected", swap=True)
     save_config(cfg, tmp_path / "config.json")
@@ -124,7 +124,7 @@ def test_optimizer_ema_and_elastic_options_are_checked():
         Config(model="cnn", elastic=True)
     with pytest.raises(ValueError, match="unknown lr schedule"):
         Config(lr_schedule="triangular")
-    from keras_models.models import compile_model
+    from keras_models.models.builder import compile_model
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", ema=True, lr_schedule="onecycle")
     opt = compile_model(build_model(cfg), cfg).optimizer

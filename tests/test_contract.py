@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from keras_models.contract import check_pairs
-from keras_models.errors import DataError
-from keras_models.serving import BadRequest
+from keras_models.data.contract import check_pairs
+from keras_models.core.errors import DataError
+from keras_models.serving.protocol import BadRequest
 
 
 @pytest.mark.parametrize(

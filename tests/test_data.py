@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from keras_models.data import (
+from keras_models.data.images import (
     DataError,
     comparison_target,
     load_data,
@@ -161,7 +161,7 @@ def test_pooling_keeps_the_image_mean(images):
 
 
 def test_swapped_pairs_recompute_the_target():
-    from keras_models.data import Pairs, swapped
+    from keras_models.data.images import Pairs, swapped
 
     x = np.arange(3 * 2 * 14 * 14, dtype=np.float32).reshape(3, 2, 14, 14)
     classes = np.array([[1, 2], [4, 4], [7, 3]])
@@ -172,7 +172,7 @@ def test_swapped_pairs_recompute_the_target():
 
 
 def test_unused_images_are_exactly_those_outside_the_round_pairs(embedded):
-    from keras_models.data import draw_round, unused_images
+    from keras_models.data.images import draw_round, unused_images
 
     train, test = embedded
     pairs, _ = draw_round(train, test, 300, seed=5)
@@ -201,7 +201,7 @@ def test_npz_that_would_be_cast_silently_is_refused(tmp_path, images, labels, me
 
 
 def test_dev_pairs_come_from_training_images_outside_the_round_pairs(embedded):
-    from keras_models.data import dev_pairs, draw_round
+    from keras_models.data.images import dev_pairs, draw_round
 
     train, test = embedded
     pairs, test_pairs = draw_round(train, test, 500, 3)

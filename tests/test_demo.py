@@ -10,8 +10,8 @@ import pytest
 from helpers import clean_env
 
 from experiments.serve_load import free_port, post, start_server, wait_ready
-from keras_models.demo import Demo
-from keras_models.errors import DataError
+from keras_models.serving.demo import Demo
+from keras_models.core.errors import DataError
 
 CHROMIUM = "/usr/bin/chromium"
 # As the workplace starts Chromium as root, with no network beyond the loopback.
@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
 
 
 def test_a_drawing_is_read_as_predict_reads_an_image(embedded):
-    from keras_models.predict import digit_from_pixels
+    from keras_models.serving.predict import digit_from_pixels
 
     seven = np.kron(embedded[1].images[750], np.ones((8, 8)))  # a real test digit, 112 x 112
     got = Demo("cnn_aux").pair(json.dumps({"digits": [seven.tolist(), seven.tolist()]}).encode())["pair"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import ROOT, clean_env, free_ports, run_python
 
-from keras_models.distribute import is_chief
+from keras_models.training.distribute import is_chief
 
 MIRRORED = r"""
 import json, sys
@@ -17,10 +17,10 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from keras_models.config import Config
-from keras_models.data import draw_round, load_data
-from keras_models.distribute import get_strategy
-from keras_models.models import build_model, compile_model, targets_for
+from keras_models.training.config import Config
+from keras_models.data.images import draw_round, load_data
+from keras_models.training.distribute import get_strategy
+from keras_models.models.builder import build_model, compile_model, targets_for
 
 # No dropout (its masks differ per replica); batch norm synchronised over the replicas: then two
 # replicas of 50 compute the gradient of one batch of 100.
@@ -106,7 +106,7 @@ def start_workers(tmp_path, n=2, **env):
 
 @pytest.mark.slow
 def test_two_workers_train_to_the_same_weights_and_export_once(tmp_path):
-    from keras_models.export import load_keras_model
+    from keras_models.serving.export import load_keras_model
 
     procs, outs = start_workers(tmp_path)
     for p, (out, err) in zip(procs, outs):

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from helpers import run_python, run_script
 
-from keras_models.config import Config
-from keras_models.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
-from keras_models.files import atomic_save_model
-from keras_models.models import build_model
+from keras_models.training.config import Config
+from keras_models.serving.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
+from keras_models.core.files import atomic_save_model
+from keras_models.models.builder import build_model
 
 
 @pytest.fixture(scope="module")
 def pairs(embedded):
-    from keras_models.data import make_pairs
+    from keras_models.data.images import make_pairs
 
     _, test = embedded
     return make_pairs(test.images, test.labels, 32, np.random.default_rng(3))
@@ -33,7 +33,7 @@ def exported(tmp_path_factory):
 
 def train_and_export(tmp_path, **settings) -> dict:
     """train.py's run in process: one round of `settings`, its folder and exports in tmp_path."""
-    from keras_models.training import run
+    from keras_models.training.run import run
 
     out = {"out": str(tmp_path / "run"), "export_dir": str(tmp_path / "saved_models"), "quiet": True}
     return run(Config(**settings, **out), log=lambda *_: None)
@@ -144,7 +144,7 @@ def test_loading_what_is_not_a_model(tmp_path):
 
 
 def test_interrupted_export_leaves_no_version(tmp_path, monkeypatch):
-    import keras_models.export as export
+    import keras_models.serving.export as export
 
     model = build_model(Config(model="mlp", hidden=(8,)))
     real_write = export.write_saved_model
@@ -222,7 +222,7 @@ def test_predict_bad_input_is_one_line(exported, tmp_path, make, message):
 def test_export_checks_the_contract_not_only_the_name(tmp_path):
     import keras
 
-    from keras_models.export import check_contract
+    from keras_models.serving.export import check_contract
 
     x = keras.Input((2, 14, 14), name="pair")
     one_layer = keras.Model(x, keras.layers.Dense(1)(keras.layers.Flatten()(x)), name="cnn_aux")
@@ -241,7 +241,7 @@ def test_export_checks_the_contract_not_only_the_name(tmp_path):
 
 @pytest.mark.slow
 def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(tmp_path, pairs):
-    from keras_models.export import read_metadata
+    from keras_models.serving.export import read_metadata
 
     results = train_and_export(tmp_path, model="cc_aux", hidden=(16,), comparer=(8,), epochs=1, pairs=100)
     card = read_metadata(results["export"])
@@ -276,7 +276,7 @@ def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_pa
 
 @pytest.mark.slow
 def test_a_mixed_bfloat16_run_exports_a_float32_contract_answered_in_a_fresh_process(tmp_path, pairs):
-    from keras_models.export import read_metadata
+    from keras_models.serving.export import read_metadata
 
     settings = {"filters": (8, 16), "hidden": (32,), "epochs": 5, "lr": 3e-3, "pairs": 500, "batch_size": 50}
     results = train_and_export(tmp_path, model="cnn_aux", precision="mixed_bfloat16", **settings)

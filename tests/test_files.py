@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from keras_models.files import atomic_save_model, atomic_write_json, atomic_write_text
+from keras_models.core.files import atomic_save_model, atomic_write_json, atomic_write_text
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path):

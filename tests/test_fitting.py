@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from keras_models.callbacks import read_history
-from keras_models.config import Config
-from keras_models.fitting import restart, reusable
-from keras_models.rounds import RoundData, RoundRunner
+from keras_models.training.callbacks import read_history
+from keras_models.training.config import Config
+from keras_models.training.fitting import restart, reusable
+from keras_models.training.rounds import RoundData, RoundRunner
 
 # A small cnn_aux with every part a round sets through weights: pixel statistics, the shifts'
 # fill, batch norm, dropout's and the shifts' random generators, Nesterov momentum, one-cycle.
@@ -64,7 +64,7 @@ def test_the_traced_step_is_shared_only_where_the_graph_holds_no_round_constant(
 
 
 def test_restart_refuses_a_model_of_another_configuration():
-    from keras_models.models import build_model, compile_model
+    from keras_models.models.builder import build_model, compile_model
 
     a, b = (compile_model(build_model(Config(**{**SMALL, **c})), Config(**SMALL)) for c in ({}, {"filters": (4, 16)}))
     with pytest.raises(ValueError, match="same configuration"):

@@ -8,7 +8,7 @@ from helpers import ROOT
 
 from experiments.frontier import FRONTIER, chosen, frontier_config, frontier_markdown, paired_dev_difference
 from keras_models.cli import train as train_script
-from keras_models.config import Config, load_config
+from keras_models.training.config import Config, load_config
 
 
 def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98, peer=None):
@@ -67,7 +67,7 @@ def test_recipes_are_the_dev_winners_of_the_committed_frontier_and_train_what_th
     """`--recipe speedrun` and `best` must be what results/frontier.json's rule picks, and the
     product command must train exactly what the row trained (it only scores no dev pairs and
     writes elsewhere; best also draws the test curve, which changes no weight)."""
-    from keras_models import recipes
+    from keras_models.training import recipes
 
     found = json.loads((ROOT / "results" / "frontier.json").read_text())
     picks = chosen(found["rows"], found["rounds"])
@@ -118,7 +118,7 @@ def test_paired_dev_difference_compares_rounds_of_the_same_seed(tmp_path):
 @pytest.mark.slow
 def test_a_tiny_frontier_end_to_end(tmp_path):
     from experiments.cli import reproduce
-    from keras_models.machine import onednn_enabled
+    from keras_models.core.machine import onednn_enabled
 
     out = tmp_path / "results"
     argv = [

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_models.config import Config
-from keras_models.models import build_model, compile_model
+from keras_models.training.config import Config
+from keras_models.models.builder import build_model, compile_model
 
 
 def test_expected_comparer_is_the_probability_of_leq():
-    from keras_models.layers import ExpectedLeq
+    from keras_models.models.layers import ExpectedLeq
 
     p1 = np.zeros((3, 10), np.float32)
     p2 = np.zeros((3, 10), np.float32)
@@ -26,7 +26,7 @@ def test_expected_comparer_is_the_probability_of_leq():
 
 
 def test_label_smoothing_loss_matches_the_smoothed_one_hot_cross_entropy(tmp_path):
-    from keras_models.layers import SmoothedSparseCrossentropy
+    from keras_models.models.layers import SmoothedSparseCrossentropy
 
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(10), 5).astype(np.float32)
@@ -45,7 +45,7 @@ def test_label_smoothing_loss_matches_the_smoothed_one_hot_cross_entropy(tmp_pat
 
 
 def test_shifted_views_move_every_pair_and_their_mean_undoes_the_stacking():
-    from keras_models.layers import MeanOverViews, ShiftedViews
+    from keras_models.models.layers import MeanOverViews, ShiftedViews
 
     x = np.zeros((3, 2, 14, 14), np.float32)
     x[:, 0, 5, 5], x[:, 1, 0, 13] = 1.0, 2.0  # one pixel inside, one in a corner
@@ -61,7 +61,7 @@ def test_shifted_views_move_every_pair_and_their_mean_undoes_the_stacking():
 
 
 def test_digits_to_batch_stacks_first_digits_then_second_and_back():
-    from keras_models.layers import BatchToDigits, DigitsToBatch
+    from keras_models.models.layers import BatchToDigits, DigitsToBatch
 
     x = np.arange(3 * 2 * 14 * 14, dtype=np.float32).reshape(3, 2, 14, 14)
     digits = np.asarray(DigitsToBatch()(x))
@@ -74,7 +74,7 @@ def test_digits_to_batch_stacks_first_digits_then_second_and_back():
 
 
 def test_one_cycle_rises_to_the_peak_then_descends_and_round_trips():
-    from keras_models.layers import OneCycle
+    from keras_models.models.layers import OneCycle
 
     s = OneCycle(3e-3, steps=100)
     lrs = np.array([float(s(i)) for i in range(101)])
@@ -85,7 +85,7 @@ def test_one_cycle_rises_to_the_peak_then_descends_and_round_trips():
 
 
 def test_elastic_distortion_moves_ink_in_training_only_and_keeps_it_roughly():
-    from keras_models.layers import ElasticDistortion, bilinear
+    from keras_models.models.layers import ElasticDistortion, bilinear
 
     x = np.zeros((8, 14, 14, 1), np.float32)
     x[:, 3:11, 6:8, 0] = 1.0  # a stroke, away from the edges
@@ -136,8 +136,8 @@ def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
 
 
 def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the_teacher():
-    from keras_models.layers import Distillation
-    from keras_models.models import DISTILL_WEIGHT, student_of
+    from keras_models.models.layers import Distillation
+    from keras_models.models.builder import DISTILL_WEIGHT, student_of
 
     cfg = TINY.replace(shift=1, rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
     teacher = build_model(cfg)

@@ -4,13 +4,13 @@ on, each does its one thing."""
 import numpy as np
 import pytest
 
-from keras_models.config import Config
-from keras_models.levers import LEVERS, Graph, Swap
-from keras_models.models import build_model, loss_weights, optimizer
+from keras_models.training.config import Config
+from keras_models.training.levers import LEVERS, Graph, Swap
+from keras_models.models.builder import build_model, loss_weights, optimizer
 
 
 def test_levers_that_are_off_leave_everything_as_it_is(embedded):
-    from keras_models.rounds import RoundData
+    from keras_models.training.rounds import RoundData
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), pairs=50)
     data = RoundData.draw(cfg, embedded, 0)
@@ -25,7 +25,7 @@ def test_levers_that_are_off_leave_everything_as_it_is(embedded):
 
 
 def test_each_lever_on_does_its_one_thing(embedded):
-    from keras_models.rounds import RoundData
+    from keras_models.training.rounds import RoundData
 
     on = Config(
         model="cc_aux",
@@ -46,7 +46,7 @@ def test_each_lever_on_does_its_one_thing(embedded):
     assert [n for n in names if n.startswith("augment_")] == ["augment_shift", "augment_rotate", "augment_elastic"]
     assert {"digit_temperature", "compare_temperature"} <= set(names)
     assert loss_weights(on) == {"compare": 1.0, "digit1": 1.0, "digit2": 1.0} and optimizer(on, 10).use_ema
-    from keras_models.fitting import batch_options
+    from keras_models.training.fitting import batch_options
 
     assert batch_options(on) == {"repair": True}
     with pytest.raises(ValueError, match="needs an aux model"):
@@ -59,11 +59,11 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     the pair model's digit outputs far better than chance."""
     import tensorflow as tf
 
-    from keras_models.config import Config
-    from keras_models.data import draw_round, unused_images
-    from keras_models.levers import Pretraining
-    from keras_models.models import build_model
-    from keras_models.pipeline import pixel_stats
+    from keras_models.training.config import Config
+    from keras_models.data.images import draw_round, unused_images
+    from keras_models.training.levers import Pretraining
+    from keras_models.models.builder import build_model
+    from keras_models.data.pipeline import pixel_stats
 
     train, test = embedded
     pairs, test_pairs = draw_round(train, test, 500, seed=0)
@@ -87,7 +87,7 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     ids=["teachers", "tta-members", "ema-learned-elastic", "pretrain-repair-swap-decay"],
 )
 def test_every_lever_trains_under_mixed_bfloat16(levers, tmp_path):
-    from keras_models.training import run
+    from keras_models.training.run import run
 
     cfg = Config(model="cnn_aux", filters=(4, 8), hidden=(8,), epochs=2, pairs=100, precision="mixed_bfloat16")
     results = run(cfg.replace(**levers, out=str(tmp_path), export=False, quiet=True), log=lambda *_: None)

@@ -3,7 +3,7 @@ TensorFlow reports it."""
 
 import pytest
 
-from keras_models.machine import (
+from keras_models.core.machine import (
     bfloat16_in_hardware,
     cpu,
     cpu_flags,

@@ -1,12 +1,12 @@
-"""keras_models.normalization: the fused batch norm computes Keras' BatchNormalization, in float32
+"""keras_models.models.normalization: the fused batch norm computes Keras' BatchNormalization, in float32
 and under the mixed_bfloat16 policy; the pixel statistics are weights a later round can set."""
 
 import keras
 import numpy as np
 import pytest
 
-from keras_models.models import BN, dtype_policy
-from keras_models.normalization import FusedBatchNormalization, PixelNormalization
+from keras_models.models.builder import BN, dtype_policy
+from keras_models.models.normalization import FusedBatchNormalization, PixelNormalization
 
 
 def twins(policy: str, shape=(None, 7, 7, 8)):

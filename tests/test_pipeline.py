@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from keras_models.data import draw_round
-from keras_models.pipeline import as_dataset
+from keras_models.data.images import draw_round
+from keras_models.data.pipeline import as_dataset
 
 
 def epoch(ds):

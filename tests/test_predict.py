@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 import pytest
 
-from keras_models.errors import DataError
-from keras_models.predict import load_image, load_pairs_array
+from keras_models.core.errors import DataError
+from keras_models.serving.predict import load_image, load_pairs_array
 
 
 def png_header_only(width, height) -> bytes:
@@ -52,7 +52,7 @@ def test_a_blank_image_is_refused(tmp_path):
 
 
 def test_polarity_is_told_from_the_border_and_can_be_forced(embedded_raw):
-    from keras_models.predict import mnist_digit
+    from keras_models.serving.predict import mnist_digit
 
     digit = embedded_raw[0][1]
     np.testing.assert_allclose(mnist_digit(255 - digit), mnist_digit(digit), atol=1e-3)
@@ -73,7 +73,7 @@ def render(digit28: np.ndarray, size: int, canvas: tuple[int, int], at: tuple[in
 
 @pytest.fixture(scope="module")
 def embedded_raw():
-    from keras_models.data import embedded_csv_path, read_csv
+    from keras_models.data.images import embedded_csv_path, read_csv
 
     images, labels = read_csv(embedded_csv_path())
     return images[1::2], labels[1::2]  # the test half, 28x28
@@ -89,8 +89,8 @@ def test_predict_reads_re_rendered_mnist_digits(tmp_path, embedded_raw, capsys):
     from PIL import Image
 
     from keras_models.cli import predict, train
-    from keras_models.data import pool
-    from keras_models.export import load_saved_model
+    from keras_models.data.images import pool
+    from keras_models.serving.export import load_saved_model
 
     assert (
         train.main(

@@ -10,10 +10,10 @@ import time
 import pytest
 from helpers import ROOT, clean_env
 
-from keras_models.callbacks import read_history
-from keras_models.config import Config
-from keras_models.errors import RunError
-from keras_models.training import run
+from keras_models.training.callbacks import read_history
+from keras_models.training.config import Config
+from keras_models.core.errors import RunError
+from keras_models.training.run import run
 
 EPOCHS = 60
 
@@ -175,7 +175,7 @@ def test_unwritable_export_dir_is_refused_before_anything_trains(tmp_path, capsy
 
 
 def test_default_run_folders_are_unique_within_a_second(tmp_path, monkeypatch):
-    from keras_models.config import default_out
+    from keras_models.training.config import default_out
 
     monkeypatch.chdir(tmp_path)
     cfg = Config(model="mlp", seed=1)
@@ -276,7 +276,7 @@ def test_a_second_run_on_the_same_folder_names_the_process_holding_it(tmp_path, 
     import os
 
     from keras_models.cli import train as train_script
-    from keras_models.files import lock_folder
+    from keras_models.core.files import lock_folder
 
     (tmp_path / "run").mkdir()
     held = lock_folder(tmp_path / "run")

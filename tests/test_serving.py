@@ -14,10 +14,10 @@ import pytest
 from helpers import clean_env
 
 from experiments.serve_load import free_port, post, row_request, run_load, start_server, wait_ready
-from keras_models.config import Config
-from keras_models.export import export_saved_model, load_saved_model
-from keras_models.models import build_model
-from keras_models.serving import MAX_BODY_BYTES, BadRequest, parse_request
+from keras_models.training.config import Config
+from keras_models.serving.export import export_saved_model, load_saved_model
+from keras_models.models.builder import build_model
+from keras_models.serving.protocol import MAX_BODY_BYTES, BadRequest, parse_request
 
 POLL = 0.5
 
@@ -89,7 +89,7 @@ def test_bad_requests_are_one_line_reasons(body, message):
 @pytest.fixture(scope="module")
 def pool(embedded):
     """Pairs of real MNIST test digits."""
-    from keras_models.data import make_pairs
+    from keras_models.data.images import make_pairs
 
     _, test = embedded
     return make_pairs(test.images, test.labels, 300, np.random.default_rng(5)).x

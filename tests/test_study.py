@@ -93,7 +93,7 @@ def test_a_folder_holding_another_study_is_refused_and_the_same_study_resumes(tm
 def test_the_committed_study_refuses_a_quick_look_and_the_default_is_a_new_folder():
     from experiments.cli.reproduce import parse_args
     from experiments.study import claim_folder
-    from keras_models.errors import RunError
+    from keras_models.core.errors import RunError
 
     assert parse_args(["--models", "mlp"]).out is None  # the command picks runs/study-<time>
     quick = {"recipe": "report", "epochs_scale": 0.1, "pairs": 1000, "seed": 0, "data": "embedded", "test_data": None}

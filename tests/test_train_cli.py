@@ -6,7 +6,7 @@ import pytest
 from helpers import LOAD_SAVED_MODEL, run_python, run_script
 
 from keras_models.cli import train as train_script
-from keras_models.export import load_keras_model
+from keras_models.serving.export import load_keras_model
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_run_folder_has_results_history_and_model(tiny_run):
 
 @pytest.mark.slow
 def test_every_round_records_the_machine_it_ran_on(tiny_run):
-    from keras_models.machine import VECTOR_FLAGS, onednn_enabled
+    from keras_models.core.machine import VECTOR_FLAGS, onednn_enabled
 
     for r in json.loads((tiny_run / "run" / "results.json").read_text())["rounds"]:
         machine = r["machine"]
@@ -83,7 +83,7 @@ def test_every_round_records_the_machine_it_ran_on(tiny_run):
 
 @pytest.mark.slow
 def test_export_loads_in_a_fresh_process_and_matches_keras(tiny_run, embedded):
-    from keras_models.data import make_pairs
+    from keras_models.data.images import make_pairs
 
     export = tiny_run / "saved_models" / "cc_aux" / "1"
     assert (export / "saved_model.pb").is_file()

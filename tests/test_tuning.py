@@ -12,13 +12,13 @@ import pytest
 from helpers import ROOT, clean_env
 
 from experiments.serve_load import free_port
-from keras_models.config import Config
-from keras_models.errors import RunError
+from keras_models.training.config import Config
+from keras_models.core.errors import RunError
 from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
 
 
 def rounds_of(base, embedded):
-    from keras_models.rounds import RoundData
+    from keras_models.training.rounds import RoundData
 
     return [RoundData.draw(base.replace(pairs=50), embedded, 0)]
 

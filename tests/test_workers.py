@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from keras_models.callbacks import read_history
-from keras_models.config import Config
-from keras_models.errors import ConfigError
-from keras_models.workers import threads_per_worker
+from keras_models.training.callbacks import read_history
+from keras_models.training.config import Config
+from keras_models.core.errors import ConfigError
+from keras_models.training.workers import threads_per_worker
 
 SMALL = dict(model="cc_aux", hidden=(32,), comparer=(8,), pairs=200, epochs=2, rounds=3, lr=1e-3, quiet=True)
 
@@ -21,7 +21,7 @@ def test_workers_share_the_cores_and_refuse_a_replicated_strategy():
 
 @pytest.mark.slow
 def test_rounds_trained_by_two_workers_give_what_one_process_gives(tmp_path, embedded):
-    from keras_models.training import run
+    from keras_models.training.run import run
 
     alone = run(Config(**SMALL, out=str(tmp_path / "alone"), export=False), log=lambda *a: None, images=embedded)
     lines = []

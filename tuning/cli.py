@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from keras_models.cli import DefaultsFormatter, add_config_args, config_from_args, positive_float, positive_int, run_cli
-from keras_models.config import Config
+from keras_models.training.config import Config
 
 # What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training,
 # distillation, outputs.

@@ -1,6 +1,6 @@
 """keras-tuner HyperModels, one per family. `build(hp)` only samples values into a `Config` and
 calls the plain builders of `keras_models`; `fit(hp, model, ...)` trains through
-`keras_models.fitting.fit_model`, the fit of train.py's rounds: the same tf.data pipeline,
+`keras_models.training.fitting.fit_model`, the fit of train.py's rounds: the same tf.data pipeline,
 batching, shuffling from the round's seed, and callbacks. What stays fixed for a search (the
 base settings, the rounds' pairs, the cost limit) goes to the constructor.
 """
@@ -12,13 +12,13 @@ import math
 import keras_tuner as kt
 import numpy as np
 
-from keras_models.callbacks import EpochLog
-from keras_models.config import Config
-from keras_models.fitting import fit_model
-from keras_models.models import build_model, compile_model, config_mflops
-from keras_models.pipeline import pixel_stats
-from keras_models.results import evaluate_pairs
-from keras_models.rounds import RoundData
+from keras_models.training.callbacks import EpochLog
+from keras_models.training.config import Config
+from keras_models.training.fitting import fit_model
+from keras_models.models.builder import build_model, compile_model, config_mflops
+from keras_models.data.pipeline import pixel_stats
+from keras_models.training.results import evaluate_pairs
+from keras_models.training.rounds import RoundData
 
 DEV_OBJECTIVE = "dev_compare_accuracy"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.config import Config
-from keras_models.errors import RunError
-from keras_models.files import atomic_write_json, atomic_write_text
+from keras_models.training.config import Config
+from keras_models.core.errors import RunError
+from keras_models.core.files import atomic_write_json, atomic_write_text
 
 from .hypermodels import DEV_OBJECTIVE
 
@@ -30,7 +30,7 @@ def objective_of(base: Config) -> str:
 
 
 def trial_rows(tuner, base: Config) -> list[dict]:
-    from keras_models.models import build_model, config_mflops
+    from keras_models.models.builder import build_model, config_mflops
 
     rows = []
     for trial in tuner.oracle.trials.values():

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import keras_tuner as kt
 
-from keras_models.config import Config, check_resumable
-from keras_models.data import load_data, require_images
-from keras_models.errors import ConfigError, RunError
-from keras_models.files import atomic_write_json
-from keras_models.rounds import RoundData
+from keras_models.training.config import Config, check_resumable
+from keras_models.data.images import load_data, require_images
+from keras_models.core.errors import ConfigError, RunError
+from keras_models.core.files import atomic_write_json
+from keras_models.training.rounds import RoundData
 
 from .hypermodels import hypermodel_for
 from .report import objective_of, write_report
@@ -145,7 +145,7 @@ def search(base: Config, plan: Search, log=print) -> dict | None:
     """Run (or resume) the search; on the chief, write the report and return best_hparams."""
     import tensorflow as tf
 
-    from keras_models.distribute import get_strategy
+    from keras_models.training.distribute import get_strategy
 
     check_search(base, plan)
     tf.get_logger().setLevel("ERROR")

@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from keras_models.architectures import NAMES
+from keras_models.models.architectures import NAMES
 from keras_models.cli import DefaultsFormatter, positive_int, run_cli
-from keras_models.config import Config, choices
+from keras_models.training.config import Config, choices
 
 from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT
 
@@ -135,7 +135,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def recipe_list(text: str) -> list[str]:
-    from keras_models.recipes import TRAIN_RECIPES
+    from keras_models.training.recipes import TRAIN_RECIPES
 
     names = [t for t in text.split(",") if t]
     unknown = [n for n in names if n not in TRAIN_RECIPES]
@@ -150,14 +150,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from keras_models.errors import ConfigError
+        from keras_models.core.errors import ConfigError
 
         from .. import benchmark as b
         from .. import profile
 
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
-        from keras_models.machine import describe, summary
+        from keras_models.core.machine import describe, summary
 
         if args.race or args.race_study is not None:
             from datetime import datetime
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
                 f"{at['float32']:.0f} s at the float32 matmul peak, {at['bfloat16']:.0f} s at the bfloat16 one"
             )
         if args.breakdown:
-            from keras_models.models import build_model
+            from keras_models.models.builder import build_model
 
             rows = profile.conv_breakdown(build_model(cfg), args.batch)
             result["conv_breakdown"] = rows
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
             result["conv_kernels_ms"] = round(total, 2)
             print(f"convolution kernels: {total:.1f} ms of a {result['ms_per_step']:.1f} ms step")
         if args.profile:
-            from keras_models.models import build_model, compile_model
+            from keras_models.models.builder import build_model, compile_model
 
             model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
             rows = profile.profile_op_types(model, args.batch, args.steps, args.profile)

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from keras_models.cli import DefaultsFormatter, command_line, positive_float, positive_int, run_cli
-from keras_models.config import Config, choices
-from keras_models.recipes import RECIPES
+from keras_models.training.config import Config, choices
+from keras_models.training.recipes import RECIPES
 
 from ..ablation import ABLATION
 from ..frontier import FRONTIER

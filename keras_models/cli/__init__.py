@@ -18,9 +18,9 @@ import threading
 # cuInit") only says that there is no GPU. A value the user sets wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
-from ..config import Config  # noqa: E402
-from ..errors import USER_ERRORS  # noqa: E402
-from ..settings import FIELDS, GROUPS, accepts, describe, field_type  # noqa: E402
+from keras_models.training.config import Config  # noqa: E402
+from keras_models.core.errors import USER_ERRORS  # noqa: E402
+from keras_models.training.settings import FIELDS, GROUPS, accepts, describe, field_type  # noqa: E402
 
 
 class Terminated(KeyboardInterrupt):
@@ -138,7 +138,7 @@ def settings_markdown() -> str:
 
 
 def add_config_args(p: argparse.ArgumentParser, *, skip=()) -> None:
-    """One flag per declared setting (keras_models.settings), less the settings named in `skip`
+    """One flag per declared setting (keras_models.training.settings), less the settings named in `skip`
     (a command has no use for them, so they are not offered). Types, ranges, choices, help and
     the default shown come from the declaration. argparse's defaults stay None, so that a flag
     the user did not give can be told apart from one they gave (see config_from_args)."""

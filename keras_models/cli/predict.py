@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from . import run_cli
+from keras_models.cli import run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from ..api import Predictor
-        from ..predict import load_pairs_array, pair_from_images
+        from keras_models.api import Predictor
+        from keras_models.serving.predict import load_pairs_array, pair_from_images
 
         # The inputs are read and checked before the model loads (seconds), and against its pixel range after.
         if len(args.inputs) == 1:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import DefaultsFormatter, port, positive_float, positive_int, run_cli
+from keras_models.cli import DefaultsFormatter, port, positive_float, positive_int, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from ..server import ALL_INTERFACES
-    from ..serving import POLL_SECONDS
+    from keras_models.serving.server import ALL_INTERFACES
+    from keras_models.serving.protocol import POLL_SECONDS
 
     p = argparse.ArgumentParser(
         prog="serve.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from ..server import serve
+        from keras_models.serving.server import serve
 
         serve(
             args.saved_model_base_path,

@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import Config
-from ..errors import RunError
-from ..recipes import TRAIN_RECIPES, recipe_changes
-from . import DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
+from keras_models.training.config import Config
+from keras_models.core.errors import RunError
+from keras_models.training.recipes import TRAIN_RECIPES, recipe_changes
+from keras_models.cli import DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def hparams_config(path: str) -> Config:
     import json
 
-    from ..errors import ConfigError
+    from keras_models.core.errors import ConfigError
 
     try:
         found = json.loads(Path(path).read_text())["config"]
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
 
     def job():
         nonlocal cfg
-        from ..config import check_folder, default_out
-        from ..data import load_data
+        from keras_models.training.config import check_folder, default_out
+        from keras_models.data.images import load_data
 
         cfg = build_config(args)
         # The data and the folder before TensorFlow loads: a mistake fails fast and alone.
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         # A default folder is made now, so that an interrupted run can name it.
         cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
         check_folder(cfg)
-        from ..training import run
+        from keras_models.training.run import run
 
         results = run(cfg, images=images)
         if not results["rounds_ok"]:

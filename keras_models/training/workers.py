@@ -4,7 +4,7 @@ which one thread runs about as fast as two, so two processes on two cores train 
 rounds of the MLP family in the same time; a round takes longer, the run less.
 
 Each worker keeps one RoundRunner, so that its rounds after the first reuse its traced step
-(keras_models.fitting.reusable). Each round writes its own folder, model and backup, as in one
+(keras_models.training.fitting.reusable). Each round writes its own folder, model and backup, as in one
 process; only this parent process writes results.json, as each round ends, so that a stopped
 run resumes from the rounds it reports.
 """
@@ -16,10 +16,10 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from .config import Config
-from .data import Images
-from .files import atomic_save_model
-from .machine import visible_cpus
+from keras_models.training.config import Config
+from keras_models.data.images import Images
+from keras_models.core.files import atomic_save_model
+from keras_models.core.machine import visible_cpus
 
 _WORKER: dict = {}  # the worker process's own state, set by _start
 
@@ -38,8 +38,8 @@ def _start(groups: dict, arch, images: tuple[Images, Images], work: str, threads
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.get_logger().setLevel("ERROR")
     tf.config.experimental.enable_op_determinism()  # as training.run sets it in one process
-    from . import architectures
-    from .rounds import RoundRunner
+    from keras_models.models import architectures
+    from keras_models.training.rounds import RoundRunner
 
     if arch.name not in architectures.NAMES:  # registered in the parent by the caller's code
         architectures.register(arch)
@@ -49,7 +49,7 @@ def _start(groups: dict, arch, images: tuple[Images, Images], work: str, threads
 
 
 def _round(index: int) -> tuple[dict, int]:
-    from .rounds import RoundData
+    from keras_models.training.rounds import RoundData
 
     cfg, work, runner = _WORKER["cfg"], _WORKER["work"], _WORKER["runner"]
     data = RoundData.draw(cfg, _WORKER["images"], index)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from keras_models.core.errors import ConfigError
 
 FAMILIES = ("mlp", "cnn")  # dense layers on the flattened digits; conv blocks, then dense layers
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .callbacks import read_history
+from keras_models.training.callbacks import read_history
 
 
 def curves(run_dir: Path) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ import json
 import os
 import warnings
 
-from .errors import ConfigError
+from keras_models.core.errors import ConfigError
 
 # Keras versions the multi-worker shim below was written and tested against.
 SHIM_TESTED_KERAS = ("3.15.1",)

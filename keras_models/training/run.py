@@ -1,4 +1,4 @@
-"""A run: its rounds (keras_models.rounds) under a tf.distribute strategy, the run folder, the
+"""A run: its rounds (keras_models.training.rounds) under a tf.distribute strategy, the run folder, the
 summary and the export. Resumable: a run folder that holds finished rounds goes on with
 the missing ones, and a round killed mid-way restarts from its last completed epoch.
 
@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, check_folder, check_resumable, default_out, save_config
-from .data import Images, load_data, require_images
-from .errors import RunError
-from .files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
-from .levers import LEVERS
-from .machine import bfloat16_in_hardware
-from .results import pct, pm, summarise
-from .rounds import RoundData, RoundResult, RoundRunner
+from keras_models.training.config import Config, check_folder, check_resumable, default_out, save_config
+from keras_models.data.images import Images, load_data, require_images
+from keras_models.core.errors import RunError
+from keras_models.core.files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
+from keras_models.training.levers import LEVERS
+from keras_models.core.machine import bfloat16_in_hardware
+from keras_models.training.results import pct, pm, summarise
+from keras_models.training.rounds import RoundData, RoundResult, RoundRunner
 
 
 @dataclass
@@ -47,7 +47,7 @@ class RunFolder:
 def prepare(cfg: Config, images: tuple[Images, Images] | None):
     """Checks the data before anything is written, then makes the folder; returns
     (cfg with its --out, folder, images, strategy)."""
-    from .distribute import get_strategy, is_chief, task
+    from keras_models.training.distribute import get_strategy, is_chief, task
 
     chief = is_chief()
     train_images, test_images = images or load_data(cfg.data, cfg.test_data)
@@ -131,12 +131,12 @@ def run_rounds(cfg: Config, folder: RunFolder, images: tuple[Images, Images], st
 
 
 def run_in_workers(cfg: Config, folder: RunFolder, images, todo: list[int], results: dict, log):
-    """The rounds of `todo` in cfg.workers processes (keras_models.workers); returns the model
+    """The rounds of `todo` in cfg.workers processes (keras_models.training.workers); returns the model
     of the last of them, loaded from its round folder."""
     from concurrent.futures.process import BrokenProcessPool
 
-    from .export import load_keras_model
-    from .workers import threads_per_worker, train_in_workers
+    from keras_models.serving.export import load_keras_model
+    from keras_models.training.workers import threads_per_worker, train_in_workers
 
     workers = min(cfg.workers, len(todo))
     log(
@@ -195,7 +195,7 @@ def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:
     )
     if results["rounds_failed"]:
         log(f"{cfg.model}: {results['rounds_failed']} round(s) failed and are left out of the mean")
-    from .plots import curves, plot_curves
+    from keras_models.training.plots import curves, plot_curves
 
     drawn = plot_curves(
         folder.out / "curves.png",
@@ -207,7 +207,7 @@ def report(cfg: Config, folder: RunFolder, results: dict, log) -> None:
 
 
 def export(cfg: Config, folder: RunFolder, results: dict, model, images: tuple[Images, Images], log) -> None:
-    from .export import export_saved_model, load_keras_model, model_card
+    from keras_models.serving.export import export_saved_model, load_keras_model, model_card
 
     model = model if model is not None else load_keras_model(folder.out / "model.keras")
     card = model_card(cfg, folder.out, results, images[0].images)

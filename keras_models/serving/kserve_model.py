@@ -19,9 +19,9 @@ from kserve.errors import InvalidInput, ModelNotFound
 from kserve.logging import logger as kserve_logger
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from .errors import ModelFileError
-from .export import run_signature, versions
-from .serving import (
+from keras_models.core.errors import ModelFileError
+from keras_models.serving.export import run_signature, versions
+from keras_models.serving.protocol import (
     MAX_BODY_BYTES,
     POLL_SECONDS,
     BadRequest,
@@ -59,7 +59,7 @@ def install_limits(model: PairModel) -> None:
     _MODELS[model.name] = model
     if not _installed.acquire(blocking=False):
         return
-    from .demo import Demo
+    from keras_models.serving.demo import Demo
 
     demo = Demo(model.name)
     model_server.app.add_middleware(ProtocolRoutes, served=lambda name: _MODELS[name].served, demo=demo)

@@ -60,7 +60,7 @@ def check_writable(folder: str | Path, what: str) -> None:
     """Refuses, in one line, a folder that could not be written when the time comes: the
     nearest part of the path that exists must be a folder that takes a new file. Nothing is
     created but a probe file, removed at once."""
-    from .errors import RunError
+    from keras_models.core.errors import RunError
 
     folder = Path(folder)
     existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
@@ -97,7 +97,7 @@ def lock_folder(folder: str | Path):
     process that wants it stops with one line naming the process that holds it."""
     import fcntl
 
-    from .errors import RunError
+    from keras_models.core.errors import RunError
 
     handle = open(Path(folder) / ".lock", "a+")
     try:

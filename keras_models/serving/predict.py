@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import check_pairs
-from .errors import DataError
+from keras_models.data.contract import check_pairs
+from keras_models.core.errors import DataError
 
 
 def load_pairs_array(path: str | Path) -> np.ndarray:
@@ -99,7 +99,7 @@ def digit_from_pixels(pixels: np.ndarray, invert: bool | None = None, where: str
     """A grayscale digit of any size (0-255) -> (14, 14) float32: MNIST's preprocessing
     (mnist_digit), then pooled as the pairs are. predict.py's images and the demo page's
     drawings both go through it."""
-    from .data import pool
+    from keras_models.data.images import pool
 
     return pool(mnist_digit(pixels, invert, where)[None])[0]
 
@@ -110,7 +110,7 @@ def pair_from_images(first, second, invert: bool | None = None) -> np.ndarray:
 
 def answers(signature, pairs: np.ndarray) -> list[dict]:
     """One row per pair: P(digit1 <= digit2), the answer, and each digit's class and confidence."""
-    from .export import run_signature
+    from keras_models.serving.export import run_signature
 
     out = run_signature(signature, pairs)
     rows = []

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import PAIR_SHAPE, check_pairs
-from .errors import ModelFileError
-from .export import load_saved_model, read_metadata, run_signature
+from keras_models.data.contract import PAIR_SHAPE, check_pairs
+from keras_models.core.errors import ModelFileError
+from keras_models.serving.export import load_saved_model, read_metadata, run_signature
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
 POLL_SECONDS = 1.0  # TF Serving's default --file_system_poll_wait_seconds
@@ -228,8 +228,8 @@ class ProtocolRoutes:
 
     async def answer_demo(self, scope, receive, send) -> bool:
         """The demo page at / (for a browser: KServe's liveness answers the rest), its random
-        pairs and its drawings (keras_models.demo); whether the request was one of those."""
-        from .errors import DataError
+        pairs and its drawings (keras_models.serving.demo); whether the request was one of those."""
+        from keras_models.core.errors import DataError
 
         method, path = scope["method"], scope["path"]
         accept = dict(scope["headers"]).get(b"accept", b"")

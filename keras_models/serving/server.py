@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ConfigError, ModelFileError
-from .serving import POLL_SECONDS
+from keras_models.core.errors import ConfigError, ModelFileError
+from keras_models.serving.protocol import POLL_SECONDS
 
 ALL_INTERFACES = "0.0.0.0"  # TF Serving's default, and KServe's
 
@@ -32,7 +32,7 @@ def serve(
         raise ConfigError("--host binds one server process; with --workers above 1 KServe binds all interfaces")
     import kserve
 
-    from .kserve_model import PairModel, install_limits
+    from keras_models.serving.kserve_model import PairModel, install_limits
 
     class BoundModelServer(kserve.ModelServer):
         # KServe binds its REST server to 0.0.0.0 itself (kserve/kserve#4558); its uvicorn

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 
-from .files import atomic_write_text
+from keras_models.core.files import atomic_write_text
 
 
 class EpochRecorder(keras.callbacks.Callback):

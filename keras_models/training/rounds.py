@@ -1,5 +1,5 @@
 """One round: its pairs, drawn from its seed; its teachers and members, fitted one after another
-(keras_models.fitting); its model (one member, or their ensemble); and its typed result.
+(keras_models.training.fitting); its model (one member, or their ensemble); and its typed result.
 
 A round keeps each teacher (round-NN/teacher-T) and, with several members, each member
 (round-NN/member-M), so that a killed round resumes at its first unfinished fit.
@@ -11,13 +11,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
-from .data import Images, Pairs, dev_pairs, draw_round, unused_images
-from .fitting import Fit, FitResult, fit_member, reusable
-from .levers import LEVERS
-from .machine import describe as describe_machine
-from .pipeline import split_validation
-from .results import evaluate_pairs
+from keras_models.training.config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
+from keras_models.data.images import Images, Pairs, dev_pairs, draw_round, unused_images
+from keras_models.training.fitting import Fit, FitResult, fit_member, reusable
+from keras_models.training.levers import LEVERS
+from keras_models.core.machine import describe as describe_machine
+from keras_models.data.pipeline import split_validation
+from keras_models.training.results import evaluate_pairs
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class RoundRunner:
 
     def run(self, data: RoundData):
         """(model, RoundResult). With several members (or cfg.tta) the model is their ensemble."""
-        from .models import ensemble_model
+        from keras_models.models.builder import ensemble_model
 
         cfg, helpers, helper_parts = self.cfg, [], []
         for lever in LEVERS:  # teachers, fitted before the members
@@ -157,8 +157,8 @@ class RoundRunner:
     def _keep(self, fit: Fit, data: RoundData, teachers=None):
         """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
         there instead of refitted when a resumed round finds it."""
-        from .export import load_keras_model
-        from .files import atomic_save_model, atomic_write_json
+        from keras_models.serving.export import load_keras_model
+        from keras_models.core.files import atomic_save_model, atomic_write_json
 
         model_path, result_path = fit.history_dir / "model.keras", fit.history_dir / "result.json"
         if result_path.is_file() and model_path.is_file():

@@ -1,5 +1,5 @@
 """One fit of one model: its seeded weights, the data pipeline, batching, shuffling and the
-callbacks every fit shares. A round of train.py (keras_models.training) and a keras-tuner trial
+callbacks every fit shares. A round of train.py (keras_models.training.run) and a keras-tuner trial
 (tuning.hypermodels) both train through `fit_model`, so that they see the same batches."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import keras
 
-from .callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
-from .config import Config
-from .data import Images, Pairs
-from .levers import LEVERS
-from .pipeline import as_dataset, pixel_stats
+from keras_models.training.callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
+from keras_models.training.config import Config
+from keras_models.data.images import Images, Pairs
+from keras_models.training.levers import LEVERS
+from keras_models.data.pipeline import as_dataset, pixel_stats
 
 
 @dataclass
@@ -44,7 +44,7 @@ class FitResult:
 def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None) -> keras.Model:
     """A compiled model of `cfg` with the pixel statistics of `train` (weights drawn from the
     global seed: set it first)."""
-    from .models import build_model, compile_model
+    from keras_models.models.builder import build_model, compile_model
 
     replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
     with strategy.scope():
@@ -61,7 +61,7 @@ def fit_model(
     """`model.fit` on `train`, batches reshuffled every epoch from `seed` (and re-paired with
     `cfg.repair`), with `val` as validation data; stops on a NaN loss. Returns the History.
     The dataset reshuffles itself, so fit's own shuffle is off; `callbacks` print, if anything."""
-    from .models import targets_for
+    from keras_models.models.builder import targets_for
 
     return model.fit(
         as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, **batch_options(cfg)),
@@ -149,7 +149,7 @@ def fit_member(
     `train` (and on the digit distributions of `teachers`, if any), resumable from its backup.
     `traced`: a model of the same configuration, fitted before in this process (`reusable`),
     which takes the fresh model's state and trains in its place."""
-    from .models import targets_for
+    from keras_models.models.builder import targets_for
 
     cfg = fit.cfg
     seed_everything(fit.seed, keep_kernels=traced is not None)

@@ -1,4 +1,4 @@
-"""The builder of every architecture (keras_models.architectures), with the functional API,
+"""The builder of every architecture (keras_models.models.architectures), with the functional API,
 from a `ModelSpec`: what the registry says of the architecture (its family, whether one
 classifier is shared by both digits, whether the digit losses are auxiliary) decides the graph.
 
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import keras
 
-from .config import PAIR_SHAPE, TTA_VIEWS, Config
-from .layers import (
+from keras_models.training.config import PAIR_SHAPE, TTA_VIEWS, Config
+from keras_models.models.layers import (
     BatchToDigits,
     DigitsToBatch,
     ExpectedLeq,
@@ -23,9 +23,9 @@ from .layers import (
     ShiftedViews,
     SmoothedSparseCrossentropy,
 )
-from .levers import LEVERS, Graph
-from .normalization import FusedBatchNormalization, PixelNormalization
-from .settings import ModelSpec
+from keras_models.training.levers import LEVERS, Graph
+from keras_models.models.normalization import FusedBatchNormalization, PixelNormalization
+from keras_models.training.settings import ModelSpec
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.

@@ -1,6 +1,6 @@
 """Batch norm on TensorFlow's fused kernel, and the two layers that hold a round's constants as
 weights (the pixel statistics, the shifts' fill). Registered, so that a saved `.keras` file
-loads with `safe_mode=True` once `keras_models.layers` (which imports this module) is imported."""
+loads with `safe_mode=True` once `keras_models.models.layers` (which imports this module) is imported."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from keras_models.core.errors import DataError
 
 EMBEDDED = "embedded"
 KERAS_MNIST = "mnist"

@@ -11,8 +11,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from .errors import ModelFileError
-from .files import remove_tree
+from keras_models.core.errors import ModelFileError
+from keras_models.core.files import remove_tree
 
 TMP_PREFIX = ".tmp-"  # TF Serving only loads numeric folder names, so it never sees these
 
@@ -30,7 +30,7 @@ def write_saved_model(model, path: Path) -> None:
     import keras
     import tensorflow as tf
 
-    from .contract import NOT_FINITE, PAIR_SHAPE
+    from keras_models.data.contract import NOT_FINITE, PAIR_SHAPE
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -60,8 +60,8 @@ def check_contract(model, where: str, cfg=None) -> None:
     """The serving contract of one of the six models: input `pair` (None, 2, 14, 14), the
     outputs of its name with their shapes, and, given the run's Config, the same layers with
     the same weight shapes as `build_model(cfg)`. Anything else is one ModelFileError line."""
-    from . import architectures
-    from .contract import PAIR_SHAPE
+    from keras_models.models import architectures
+    from keras_models.data.contract import PAIR_SHAPE
 
     if model.name not in architectures.NAMES:
         raise ModelFileError(
@@ -89,7 +89,7 @@ def check_contract(model, where: str, cfg=None) -> None:
     if arch.shared and "classifier" not in names(model):
         raise ModelFileError(f"{where}: a {model.name} shares one `classifier` sub-model; this model has none")
     if cfg is not None:
-        from .models import build_model
+        from keras_models.models.builder import build_model
 
         def structure(m):
             return [(w.path.split("/", 1)[-1], tuple(w.shape)) for w in m.weights]
@@ -133,7 +133,7 @@ def load_keras_model(path: str | Path):
     """
     import keras
 
-    from . import layers  # noqa: F401  (registers the custom layers before deserialising)
+    from keras_models.models import layers  # noqa: F401  (registers the custom layers before deserialising)
 
     path = Path(path)
     if not path.is_file():
@@ -172,7 +172,7 @@ def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
 def card_config(card: dict):
     """The Config of the model an export holds: its spec and recipe (exports written before
     those were kept apart hold one flat `config`); None for an export without a card."""
-    from .config import Config
+    from keras_models.training.config import Config
 
     if "spec" in card:
         return Config.from_dict({"spec": card["spec"], "recipe": card.get("recipe", {})})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from keras_models.core.errors import DataError
 
 PAGE = Path(__file__).with_name("demo.html")
 MAX_SIDE = 512  # pixels of a drawing a side; the page sends 112
@@ -31,7 +31,7 @@ class Demo:
     def random_pair(self) -> dict:
         """Two test digits (14 x 14, 0-255) and their classes."""
         if self._test is None:
-            from .data import load_images
+            from keras_models.data.images import load_images
 
             self._test = load_images("embedded", "test")
         i, j = self.rng.integers(len(self._test.images), size=2)
@@ -43,7 +43,7 @@ class Demo:
     def pair(self, body: bytes) -> dict:
         """{"digits": [drawing, drawing]} (gray 0-255, white on black) -> {"pair": (2, 14, 14)},
         or a DataError that says what is wrong."""
-        from .predict import digit_from_pixels
+        from keras_models.serving.predict import digit_from_pixels
 
         try:
             digits = json.loads(body)["digits"]

@@ -1,5 +1,5 @@
 """The optional training levers, each one unit here. A lever's settings are declared with every
-other setting (keras_models.settings, the study levers marked there); all it does is in its
+other setting (keras_models.training.settings, the study levers marked there); all it does is in its
 class below. The core calls every lever at each of the points of `Lever`, and a lever that is
 off, or has nothing to do at a point, leaves things as they are:
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .data import concat, swapped
+from keras_models.data.images import concat, swapped
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Augmentation(Lever):
         # Active in training only. Fill with the normalised background, what a black pixel becomes.
         background = -graph.mean / max(graph.variance, 1e-12) ** 0.5
         if spec.shift:
-            from .normalization import BackgroundTranslation
+            from keras_models.models.normalization import BackgroundTranslation
 
             digits = BackgroundTranslation(spec.shift / 14, spec.shift / 14, background, name="augment_shift")(digits)
         if spec.rotation:
@@ -115,7 +115,7 @@ class Elastic(Lever):
             return "--elastic needs a weight-sharing model"
 
     def digits(self, spec, digits, graph):
-        from .layers import ElasticDistortion
+        from keras_models.models.layers import ElasticDistortion
 
         return ElasticDistortion(name="augment_elastic")(digits) if spec.elastic else digits
 
@@ -157,7 +157,7 @@ class Distillation(Lever):
             return "--teachers trains its teachers and the model in one process; use --strategy default"
 
     def check_run(self, cfg, images, strategy):
-        from .errors import ConfigError
+        from keras_models.core.errors import ConfigError
 
         if cfg.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
             raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
@@ -165,8 +165,8 @@ class Distillation(Lever):
     def digit_logits(self, spec, logits, digits, graph):
         if not graph.teachers:
             return logits
-        from .layers import Distillation as DistillationLayer
-        from .models import DISTILL_WEIGHT
+        from keras_models.models.layers import Distillation as DistillationLayer
+        from keras_models.models.builder import DISTILL_WEIGHT
 
         # The teachers were trained on the same pairs, so the student's normalisation is theirs.
         classifiers = [t.get_layer("classifier") for t in graph.teachers]
@@ -175,14 +175,14 @@ class Distillation(Lever):
     def after_fit(self, model, cfg, train, teachers):
         if not teachers:
             return model
-        from .models import student_of
-        from .pipeline import pixel_stats
+        from keras_models.models.builder import student_of
+        from keras_models.data.pipeline import pixel_stats
 
         return student_of(model, cfg.spec, *pixel_stats(train))
 
     def before_members(self, runner, data):
-        from .config import MEMBER_SEED_STRIDE
-        from .results import evaluate_pairs
+        from keras_models.training.config import MEMBER_SEED_STRIDE
+        from keras_models.training.results import evaluate_pairs
 
         cfg, models, parts = runner.cfg, [], []
         for k in range(cfg.teachers):
@@ -206,7 +206,7 @@ class LossWeighting(Lever):
             return "--loss-weighting learned weighs the compare and digit losses; it needs an aux model"
 
     def digit_logits(self, spec, logits, digits, graph):
-        from .layers import LearnedTemperature
+        from keras_models.models.layers import LearnedTemperature
 
         return (
             LearnedTemperature(tasks=2, name="digit_temperature")(logits)
@@ -219,7 +219,7 @@ class LossWeighting(Lever):
             return None
         import keras
 
-        from .layers import LearnedTemperature
+        from keras_models.models.layers import LearnedTemperature
 
         logit = keras.layers.Dense(1, name="compare_logit")(h)
         logit = LearnedTemperature(name="compare_temperature")(logit)
@@ -239,7 +239,7 @@ class Pretraining(Lever):
             return "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model"
 
     def check_run(self, cfg, images, strategy):
-        from .errors import ConfigError
+        from keras_models.core.errors import ConfigError
 
         if cfg.pretrain_epochs and len(images[0].images) == 2 * cfg.pairs:
             raise ConfigError(f"{images[0].source}: no training images outside the {cfg.pairs} pairs to pre-train on")
@@ -252,7 +252,7 @@ class Pretraining(Lever):
             return
         import keras
 
-        from .models import digit_loss
+        from keras_models.models.builder import digit_loss
 
         with strategy.scope():
             digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input

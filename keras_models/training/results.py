@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from .data import Pairs
+from keras_models.data.images import Pairs
 
 
 def evaluate_pairs(model, pairs: Pairs) -> dict:

@@ -1,4 +1,4 @@
-"""`Config`: a run's model spec, training recipe and run settings (keras_models.settings), read
+"""`Config`: a run's model spec, training recipe and run settings (keras_models.training.settings), read
 as one flat set of names (`cfg.lr`, `cfg.model`), with the rules that tie settings together.
 
 The builders read `cfg.spec`; a round trains by `cfg.recipe`; `cfg.run` says where and how the
@@ -13,10 +13,10 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from . import architectures
-from .contract import PAIR_SHAPE  # noqa: F401  (re-exported: the input `pair` of every model)
-from .errors import ConfigError, RunError
-from .settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
+from keras_models.models import architectures
+from keras_models.data.contract import PAIR_SHAPE  # noqa: F401  (re-exported: the input `pair` of every model)
+from keras_models.core.errors import ConfigError, RunError
+from keras_models.training.settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
 
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
@@ -36,7 +36,7 @@ def last_seed(c: Config) -> int:
 
 
 # What no single declaration can say: a message for each combination that cannot train (the
-# levers' own rules are in keras_models.levers).
+# levers' own rules are in keras_models.training.levers).
 RULES = (
     (lambda c: c.optimizer != "adam" and c.weight_decay, "--weight-decay is AdamW's decay; it needs --optimizer adam"),
     (
@@ -87,7 +87,7 @@ class Config:
         for group in GROUPS:
             changes = {k: v for k, v in settings.items() if FIELDS[k][0] == group}
             object.__setattr__(self, group, dataclasses.replace(parts[group], **changes) if changes else parts[group])
-        from .levers import LEVERS
+        from keras_models.training.levers import LEVERS
 
         for broken, message in RULES:
             if broken(self):
@@ -180,7 +180,7 @@ def check_folder(cfg: Config) -> None:
 def default_out(cfg: Config) -> str:
     """The run folder when --out is not given: a new one per run, made now, so that runs
     started in the same second (other seeds, other processes) never share one."""
-    from .files import claim_folder
+    from keras_models.core.files import claim_folder
 
     return str(claim_folder("runs", f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}"))
 
