@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.training.config import NO_TTA, TTA_VIEWS, Config
 from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.training.config import NO_TTA, TTA_VIEWS, Config
 from keras_models.training.recipes import EXPECTED_AUGMENT, STACKED, TUNED
 from keras_models.training.results import mean_std, pm, read_results
 
@@ -176,9 +176,9 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
     (redrawn from the same seed), each pair also seen moved by every (dy, dx) of `views`.
     Rounds that some member has not finished are left out."""
     from keras_models.data.images import draw_round
-    from keras_models.serving.export import load_keras_model
-    from keras_models.models.builder import ensemble_model
     from keras_models.data.pipeline import split_validation
+    from keras_models.models.builder import ensemble_model
+    from keras_models.serving.export import load_keras_model
     from keras_models.training.results import evaluate_pairs
 
     per_round, seconds = [], []

@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_models.training.config import Config
 from keras_models.models.builder import build_model, compile_model, config_mflops, flops_per_pair, targets_for
+from keras_models.training.config import Config
 
 from .peer import last_error_line
 
@@ -148,9 +148,9 @@ def torch_throughput(reference: Path, batch: int, steps: int, warmup: int) -> di
 
 def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
     """Seconds per epoch of the real protocol (1000 pairs, the default pipeline), test curve included."""
-    from keras_models.training.callbacks import EpochRecorder
     from keras_models.data.images import draw_round, load_data
     from keras_models.data.pipeline import as_dataset
+    from keras_models.training.callbacks import EpochRecorder
 
     train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
     model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)

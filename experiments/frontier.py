@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.training.config import Config
 from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.training.config import Config
 from keras_models.training.recipes import C16, NESTEROV, ONECYCLE, PLUS, SHIFT1, SPEEDRUN_LEVERS
 from keras_models.training.results import ok_rounds, pm, read_results
 

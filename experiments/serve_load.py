@@ -105,8 +105,8 @@ def server_load(cfg, clients: int = 8, requests: int = 2000, max_pairs: int = 10
     model of `cfg` (untrained: the cost of a pair does not depend on the weights)."""
     import tempfile
 
-    from keras_models.serving.export import export_saved_model
     from keras_models.models.builder import build_model
+    from keras_models.serving.export import export_saved_model
 
     from .benchmark import synthetic_pairs
 
@@ -133,8 +133,8 @@ def protocol_speeds(cfg, batch: int = 1000, calls: int = 10) -> dict:
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    from keras_models.serving.export import export_saved_model, load_saved_model
     from keras_models.models.builder import build_model
+    from keras_models.serving.export import export_saved_model, load_saved_model
 
     from .benchmark import synthetic_pairs
 

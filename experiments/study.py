@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_models.models import architectures
-from keras_models.training.config import Config
 from keras_models.core.errors import RunError
 from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.models import architectures
+from keras_models.training.config import Config
 from keras_models.training.recipes import RECIPES, recipe_changes
 from keras_models.training.results import pm, read_results
 

@@ -51,8 +51,8 @@ class Predictor:
         """Pairs (N, 2, 14, 14) in the training pairs' pixel units, checked by the pair
         contract first (against the export's pixel range); a DataError names `where` and says
         what is wrong with them."""
-        from keras_models.data.contract import check_pairs
         from keras_models.core.errors import DataError
+        from keras_models.data.contract import check_pairs
         from keras_models.serving.predict import answers
 
         pixel_range = tuple(self.card.get("pixel_range", (0.0, 255.0)))

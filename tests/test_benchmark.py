@@ -6,8 +6,8 @@ import json
 import pytest
 from helpers import run_script
 
-from keras_models.training.config import Config
 from keras_models.models.builder import build_model, flops_per_pair
+from keras_models.training.config import Config
 
 
 def tensorflow_flops(model) -> int:

@@ -32,9 +32,9 @@ def test_a_signal_inside_the_block_takes_effect_when_it_ends():
 def test_without_the_test_curve_the_history_keeps_training_columns_and_still_plots(tmp_path):
     import numpy as np
 
+    from keras_models.models.builder import build_model, compile_model
     from keras_models.training.callbacks import EpochRecorder, read_history
     from keras_models.training.config import Config
-    from keras_models.models.builder import build_model, compile_model
     from keras_models.training.plots import curves, plot_curves
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,))

@@ -4,11 +4,11 @@ import argparse
 
 import pytest
 
-from keras_models.models import architectures
 from keras_models.cli import config_from_args, int_list, positive_int
-from keras_models.training.config import Config
 from keras_models.core.errors import ConfigError
+from keras_models.models import architectures
 from keras_models.models.builder import build_model
+from keras_models.training.config import Config
 
 
 def test_config_rejects_bad_values():

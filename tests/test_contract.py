@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_models.data.contract import check_pairs
 from keras_models.core.errors import DataError
+from keras_models.data.contract import check_pairs
 from keras_models.serving.protocol import BadRequest
 
 

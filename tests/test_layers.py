@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_models.training.config import Config
 from keras_models.models.builder import build_model, compile_model
+from keras_models.training.config import Config
 
 
 def test_expected_comparer_is_the_probability_of_leq():
@@ -136,8 +136,8 @@ def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
 
 
 def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the_teacher():
-    from keras_models.models.layers import Distillation
     from keras_models.models.builder import DISTILL_WEIGHT, student_of
+    from keras_models.models.layers import Distillation
 
     cfg = TINY.replace(shift=1, rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
     teacher = build_model(cfg)

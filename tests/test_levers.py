@@ -4,9 +4,9 @@ on, each does its one thing."""
 import numpy as np
 import pytest
 
+from keras_models.models.builder import build_model, loss_weights, optimizer
 from keras_models.training.config import Config
 from keras_models.training.levers import LEVERS, Graph, Swap
-from keras_models.models.builder import build_model, loss_weights, optimizer
 
 
 def test_levers_that_are_off_leave_everything_as_it_is(embedded):
@@ -59,11 +59,11 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     the pair model's digit outputs far better than chance."""
     import tensorflow as tf
 
-    from keras_models.training.config import Config
     from keras_models.data.images import draw_round, unused_images
-    from keras_models.training.levers import Pretraining
-    from keras_models.models.builder import build_model
     from keras_models.data.pipeline import pixel_stats
+    from keras_models.models.builder import build_model
+    from keras_models.training.config import Config
+    from keras_models.training.levers import Pretraining
 
     train, test = embedded
     pairs, test_pairs = draw_round(train, test, 500, seed=0)

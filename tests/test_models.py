@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from keras_models.models import architectures
-from keras_models.training.config import Config
-from keras_models.serving.export import load_keras_model
 from keras_models.models.builder import AUX_LOSS_WEIGHTS, build_model, compile_model
+from keras_models.serving.export import load_keras_model
+from keras_models.training.config import Config
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +162,8 @@ def test_weight_decay_uses_adamw_on_kernels_only():
 
 @pytest.mark.slow
 def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
-    from keras_models.models.layers import LearnedTemperature
     from keras_models.models.builder import loss_weights
+    from keras_models.models.layers import LearnedTemperature
 
     with pytest.raises(ValueError, match="needs an aux model"):
         Config(model="cnn_cc", loss_weighting="learned")
@@ -202,8 +202,8 @@ def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
 
 
 def test_ensemble_model_averages_members_and_views_and_round_trips(batch, tmp_path):
-    from keras_models.models.layers import ShiftedViews
     from keras_models.models.builder import ensemble_model
+    from keras_models.models.layers import ShiftedViews
 
     cfg = Config(model="cnn_aux", comparer_type="expected", filters=(8,), hidden=(16,))
     members = [build_model(cfg, 30.0, 80.0**2) for _ in range(2)]

@@ -10,9 +10,9 @@ import time
 import pytest
 from helpers import ROOT, clean_env
 
+from keras_models.core.errors import RunError
 from keras_models.training.callbacks import read_history
 from keras_models.training.config import Config
-from keras_models.core.errors import RunError
 from keras_models.training.run import run
 
 EPOCHS = 60

@@ -14,10 +14,10 @@ import pytest
 from helpers import clean_env
 
 from experiments.serve_load import free_port, post, row_request, run_load, start_server, wait_ready
-from keras_models.training.config import Config
-from keras_models.serving.export import export_saved_model, load_saved_model
 from keras_models.models.builder import build_model
+from keras_models.serving.export import export_saved_model, load_saved_model
 from keras_models.serving.protocol import MAX_BODY_BYTES, BadRequest, parse_request
+from keras_models.training.config import Config
 
 POLL = 0.5
 

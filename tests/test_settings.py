@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from keras_models.cli import add_config_args
-from keras_models.training.config import Config
 from keras_models.core.errors import ConfigError
+from keras_models.training.config import Config
 from keras_models.training.settings import FIELDS, ModelSpec, Recipe, RunSettings
 
 
@@ -80,8 +80,8 @@ def test_config_json_of_either_layout_loads_and_unknown_settings_are_refused_in_
 
 
 def test_resuming_compares_spec_and_recipe_only(tmp_path):
-    from keras_models.training.config import check_resumable
     from keras_models.core.errors import RunError
+    from keras_models.training.config import check_resumable
 
     old = {"config": Config(model="cnn_aux", rounds=2, out="a", quiet=True).to_dict()}
     check_resumable(old, Config(model="cnn_aux", rounds=5, out="b", strategy="default"), tmp_path)

@@ -12,8 +12,8 @@ import pytest
 from helpers import ROOT, clean_env
 
 from experiments.serve_load import free_port
-from keras_models.training.config import Config
 from keras_models.core.errors import RunError
+from keras_models.training.config import Config
 from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
 
 

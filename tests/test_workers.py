@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from keras_models.core.errors import ConfigError
 from keras_models.training.callbacks import read_history
 from keras_models.training.config import Config
-from keras_models.core.errors import ConfigError
 from keras_models.training.workers import threads_per_worker
 
 SMALL = dict(model="cc_aux", hidden=(32,), comparer=(8,), pairs=200, epochs=2, rounds=3, lr=1e-3, quiet=True)

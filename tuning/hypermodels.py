@@ -12,11 +12,11 @@ import math
 import keras_tuner as kt
 import numpy as np
 
+from keras_models.data.pipeline import pixel_stats
+from keras_models.models.builder import build_model, compile_model, config_mflops
 from keras_models.training.callbacks import EpochLog
 from keras_models.training.config import Config
 from keras_models.training.fitting import fit_model
-from keras_models.models.builder import build_model, compile_model, config_mflops
-from keras_models.data.pipeline import pixel_stats
 from keras_models.training.results import evaluate_pairs
 from keras_models.training.rounds import RoundData
 

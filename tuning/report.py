@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.training.config import Config
 from keras_models.core.errors import RunError
 from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.training.config import Config
 
 from .hypermodels import DEV_OBJECTIVE
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import keras_tuner as kt
 
-from keras_models.training.config import Config, check_resumable
-from keras_models.data.images import load_data, require_images
 from keras_models.core.errors import ConfigError, RunError
 from keras_models.core.files import atomic_write_json
+from keras_models.data.images import load_data, require_images
+from keras_models.training.config import Config, check_resumable
 from keras_models.training.rounds import RoundData
 
 from .hypermodels import hypermodel_for

@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from keras_models.models.architectures import NAMES
 from keras_models.cli import DefaultsFormatter, positive_int, run_cli
+from keras_models.models.architectures import NAMES
 from keras_models.training.config import Config, choices
 
 from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT

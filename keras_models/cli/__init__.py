@@ -18,8 +18,8 @@ import threading
 # cuInit") only says that there is no GPU. A value the user sets wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
-from keras_models.training.config import Config  # noqa: E402
 from keras_models.core.errors import USER_ERRORS  # noqa: E402
+from keras_models.training.config import Config  # noqa: E402
 from keras_models.training.settings import FIELDS, GROUPS, accepts, describe, field_type  # noqa: E402
 
 

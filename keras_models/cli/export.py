@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_models.models.architectures import NAMES
 from keras_models.cli import run_cli
+from keras_models.models.architectures import NAMES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,8 +26,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
-        from keras_models.training.config import load_config
         from keras_models.serving.export import ModelFileError, check_contract, export_saved_model, load_keras_model
+        from keras_models.training.config import load_config
 
         model = load_keras_model(args.model_file)
         if args.model and model.name != args.model:

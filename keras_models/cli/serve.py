@@ -18,8 +18,8 @@ from keras_models.cli import DefaultsFormatter, port, positive_float, positive_i
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from keras_models.serving.server import ALL_INTERFACES
     from keras_models.serving.protocol import POLL_SECONDS
+    from keras_models.serving.server import ALL_INTERFACES
 
     p = argparse.ArgumentParser(
         prog="serve.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter

@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_models.training.config import Config
-from keras_models.core.errors import RunError
-from keras_models.training.recipes import TRAIN_RECIPES, recipe_changes
 from keras_models.cli import DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
+from keras_models.core.errors import RunError
+from keras_models.training.config import Config
+from keras_models.training.recipes import TRAIN_RECIPES, recipe_changes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
 
     def job():
         nonlocal cfg
-        from keras_models.training.config import check_folder, default_out
         from keras_models.data.images import load_data
+        from keras_models.training.config import check_folder, default_out
 
         cfg = build_config(args)
         # The data and the folder before TensorFlow loads: a mistake fails fast and alone.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_models.data.images import Pairs, output_targets
 from keras_models.core.errors import ConfigError
+from keras_models.data.images import Pairs, output_targets
 
 
 def split_validation(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs | None]:

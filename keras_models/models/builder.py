@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 import keras
 
-from keras_models.training.config import PAIR_SHAPE, TTA_VIEWS, Config
 from keras_models.models.layers import (
     BatchToDigits,
     DigitsToBatch,
@@ -23,8 +22,9 @@ from keras_models.models.layers import (
     ShiftedViews,
     SmoothedSparseCrossentropy,
 )
-from keras_models.training.levers import LEVERS, Graph
 from keras_models.models.normalization import FusedBatchNormalization, PixelNormalization
+from keras_models.training.config import PAIR_SHAPE, TTA_VIEWS, Config
+from keras_models.training.levers import LEVERS, Graph
 from keras_models.training.settings import ModelSpec
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}

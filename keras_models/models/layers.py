@@ -11,7 +11,9 @@ from keras import ops
 
 # Registered where they are defined; imported so that `import keras_models.models.layers` registers
 # every layer a saved model can hold.
-from keras_models.models.normalization import PACKAGE, BackgroundTranslation, FusedBatchNormalization, PixelNormalization  # noqa: F401
+from keras_models.models.normalization import (
+    PACKAGE,
+)  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

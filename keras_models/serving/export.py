@@ -60,8 +60,8 @@ def check_contract(model, where: str, cfg=None) -> None:
     """The serving contract of one of the six models: input `pair` (None, 2, 14, 14), the
     outputs of its name with their shapes, and, given the run's Config, the same layers with
     the same weight shapes as `build_model(cfg)`. Anything else is one ModelFileError line."""
-    from keras_models.models import architectures
     from keras_models.data.contract import PAIR_SHAPE
+    from keras_models.models import architectures
 
     if model.name not in architectures.NAMES:
         raise ModelFileError(

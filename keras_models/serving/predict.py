@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.data.contract import check_pairs
 from keras_models.core.errors import DataError
+from keras_models.data.contract import check_pairs
 
 
 def load_pairs_array(path: str | Path) -> np.ndarray:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_models.data.contract import PAIR_SHAPE, check_pairs
 from keras_models.core.errors import ModelFileError
+from keras_models.data.contract import PAIR_SHAPE, check_pairs
 from keras_models.serving.export import load_saved_model, read_metadata, run_signature
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch

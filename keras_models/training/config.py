@@ -13,9 +13,9 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from keras_models.models import architectures
-from keras_models.data.contract import PAIR_SHAPE  # noqa: F401  (re-exported: the input `pair` of every model)
 from keras_models.core.errors import ConfigError, RunError
+from keras_models.data.contract import PAIR_SHAPE  # noqa: F401  (re-exported: the input `pair` of every model)
+from keras_models.models import architectures
 from keras_models.training.settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
 
 # Far beyond any round count, so that members never share a seed with another round.

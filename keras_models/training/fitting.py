@@ -11,11 +11,11 @@ from pathlib import Path
 
 import keras
 
+from keras_models.data.images import Images, Pairs
+from keras_models.data.pipeline import as_dataset, pixel_stats
 from keras_models.training.callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
 from keras_models.training.config import Config
-from keras_models.data.images import Images, Pairs
 from keras_models.training.levers import LEVERS
-from keras_models.data.pipeline import as_dataset, pixel_stats
 
 
 @dataclass

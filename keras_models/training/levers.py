@@ -165,8 +165,8 @@ class Distillation(Lever):
     def digit_logits(self, spec, logits, digits, graph):
         if not graph.teachers:
             return logits
-        from keras_models.models.layers import Distillation as DistillationLayer
         from keras_models.models.builder import DISTILL_WEIGHT
+        from keras_models.models.layers import Distillation as DistillationLayer
 
         # The teachers were trained on the same pairs, so the student's normalisation is theirs.
         classifiers = [t.get_layer("classifier") for t in graph.teachers]
@@ -175,8 +175,8 @@ class Distillation(Lever):
     def after_fit(self, model, cfg, train, teachers):
         if not teachers:
             return model
-        from keras_models.models.builder import student_of
         from keras_models.data.pipeline import pixel_stats
+        from keras_models.models.builder import student_of
 
         return student_of(model, cfg.spec, *pixel_stats(train))
 

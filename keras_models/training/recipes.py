@@ -17,8 +17,8 @@ ablations ran (experiments/frontier.py, experiments/ablation.py). None was chose
 
 from __future__ import annotations
 
-from keras_models.models import architectures
 from keras_models.core.errors import ConfigError
+from keras_models.models import architectures
 
 # Per family: (learning rate, epochs).
 RECIPES = {

@@ -11,12 +11,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from keras_models.training.config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
+from keras_models.core.machine import describe as describe_machine
 from keras_models.data.images import Images, Pairs, dev_pairs, draw_round, unused_images
+from keras_models.data.pipeline import split_validation
+from keras_models.training.config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
 from keras_models.training.fitting import Fit, FitResult, fit_member, reusable
 from keras_models.training.levers import LEVERS
-from keras_models.core.machine import describe as describe_machine
-from keras_models.data.pipeline import split_validation
 from keras_models.training.results import evaluate_pairs
 
 
@@ -157,8 +157,8 @@ class RoundRunner:
     def _keep(self, fit: Fit, data: RoundData, teachers=None):
         """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
         there instead of refitted when a resumed round finds it."""
-        from keras_models.serving.export import load_keras_model
         from keras_models.core.files import atomic_save_model, atomic_write_json
+        from keras_models.serving.export import load_keras_model
 
         model_path, result_path = fit.history_dir / "model.keras", fit.history_dir / "result.json"
         if result_path.is_file() and model_path.is_file():

@@ -20,12 +20,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_models.training.config import Config, check_folder, check_resumable, default_out, save_config
-from keras_models.data.images import Images, load_data, require_images
 from keras_models.core.errors import RunError
-from keras_models.core.files import atomic_link, atomic_save_model, atomic_write_json, check_writable, lock_folder, remove_tree
-from keras_models.training.levers import LEVERS
+from keras_models.core.files import (
+    atomic_link,
+    atomic_save_model,
+    atomic_write_json,
+    check_writable,
+    lock_folder,
+    remove_tree,
+)
 from keras_models.core.machine import bfloat16_in_hardware
+from keras_models.data.images import Images, load_data, require_images
+from keras_models.training.config import Config, check_folder, check_resumable, default_out, save_config
+from keras_models.training.levers import LEVERS
 from keras_models.training.results import pct, pm, summarise
 from keras_models.training.rounds import RoundData, RoundResult, RoundRunner
 

@@ -18,9 +18,9 @@ import math
 import typing
 from dataclasses import dataclass, field
 
+from keras_models.core.errors import ConfigError
 from keras_models.models import architectures
 from keras_models.models.architectures import NAMES as ARCHITECTURES
-from keras_models.core.errors import ConfigError
 
 # numpy's legacy seeding (used by keras.utils.set_random_seed) takes seeds below 2**32.
 MAX_SEED = 2**32 - 1

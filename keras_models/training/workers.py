@@ -16,10 +16,10 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from keras_models.training.config import Config
-from keras_models.data.images import Images
 from keras_models.core.files import atomic_save_model
 from keras_models.core.machine import visible_cpus
+from keras_models.data.images import Images
+from keras_models.training.config import Config
 
 _WORKER: dict = {}  # the worker process's own state, set by _start
 
