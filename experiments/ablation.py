@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_models.core.files import atomic_write_json, atomic_write_text
-from keras_models.training.config import NO_TTA, TTA_VIEWS, Config
+from keras_models.models.builder import NO_TTA, TTA_VIEWS
+from keras_models.training.config import Config
 from keras_models.training.recipes import EXPECTED_AUGMENT, STACKED, TUNED
 from keras_models.training.results import mean_std, pm, read_results
 
@@ -182,11 +183,11 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
     from keras_models.training.results import evaluate_pairs
 
     per_round, seconds = [], []
-    for r in range(base.rounds):
+    for r in range(base.run.rounds):
         paths = [out / "runs" / f"ablation-{k}" / f"round-{r:02d}" / "model.keras" for k in members]
         if not all(p.is_file() for p in paths):
             continue
-        pairs, test = draw_round(*images, base.pairs, base.seed + r)
+        pairs, test = draw_round(*images, base.recipe.pairs, base.recipe.seed + r)
         _, val = split_validation(pairs, ABLATION_BASE["validation_split"])
         model = ensemble_model([load_keras_model(p) for p in paths], views)
         result = {"round": r}
@@ -246,16 +247,16 @@ def ensembles(rows: list[dict]) -> dict[str, tuple[tuple[str, ...], tuple[tuple[
 
 
 def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Config) -> str:
-    test_flag = f" --test-data {base.test_data}" if base.test_data else ""
+    test_flag = f" --test-data {base.recipe.test_data}" if base.recipe.test_data else ""
     lines = [
         "# Ablation: cnn_aux beyond the report",
         "",
-        f"Mean ± std over rounds; round r of every row draws the same {base.pairs} training pairs (seed "
-        f"{base.seed} + r; 10% of them held out for validation, so each row learns from "
-        f"{round(base.pairs * 0.9)}, unless its validation column is n/a) and {base.pairs} test pairs. "
-        f"Test pairs: `{base.test_data or 'embedded test half'}`.",
+        f"Mean ± std over rounds; round r of every row draws the same {base.recipe.pairs} training pairs (seed "
+        f"{base.recipe.seed} + r; 10% of them held out for validation, so each row learns from "
+        f"{round(base.recipe.pairs * 0.9)}, unless its validation column is n/a) and {base.recipe.pairs} test pairs. "
+        f"Test pairs: `{base.recipe.test_data or 'embedded test half'}`.",
         "",
-        f"A row: `python scripts/reproduce.py --ablation --rows ROW --rounds {base.rounds}{test_flag} --out OUT`; "
+        f"A row: `python scripts/reproduce.py --ablation --rows ROW --rounds {base.run.rounds}{test_flag} --out OUT`; "
         f"the ensembles are scored, from the rows' saved models, after every such run "
         f"(`--rows none` only scores them).",
         "",

@@ -16,8 +16,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_models.models.builder import build_model, compile_model, config_mflops, flops_per_pair, targets_for
-from keras_models.training.config import Config
+from keras_models.models.builder import build_model, targets_for
+from keras_models.models.cost import flops_per_pair
+from keras_models.training.compile import compile_for
+from keras_models.training.config import Config, config_mflops
 
 from .peer import last_error_line
 
@@ -54,14 +56,14 @@ def train_step_ms(model, batch: int, steps: int, warmup: int) -> float:
 def keras_throughput(cfg: Config, batch: int, steps: int, warmup: int) -> dict:
     """Training steps of a fresh model of `cfg` (at its precision: `mixed_bfloat16` computes
     the classifier in bfloat16, AMX's matmuls on CPUs that have it, and keeps float32 weights)."""
-    model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+    model = compile_for(build_model(cfg.spec, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
     ms = train_step_ms(model, batch, steps, warmup)
     pairs_s = 1000 * batch / ms
     return {
         "framework": f"keras {keras.__version__} / {keras.backend.backend()}",
-        "model": cfg.model,
+        "model": cfg.spec.model,
         "batch": batch,
-        "precision": cfg.precision,
+        "precision": cfg.spec.precision,
         "steps": steps,
         "ms_per_step": round(ms, 2),
         "pairs_per_s": round(pairs_s, 1),
@@ -120,7 +122,7 @@ def study_arithmetic(recipe: str = "report", pairs: int = 1000) -> dict:
     rows = {}
     for exp in TABLE:
         cfg = experiment_config(Config(pairs=pairs), exp, recipe, 1.0, Path("."))
-        rows[exp.model] = round(flops_per_pair(build_model(cfg)) * 4 * pairs * cfg.epochs / 1e12, 3)
+        rows[exp.model] = round(flops_per_pair(build_model(cfg.spec)) * 4 * pairs * cfg.recipe.epochs / 1e12, 3)
     return {"recipe": recipe, "pairs": pairs, "tflop_per_round": rows, "total_tflop": round(sum(rows.values()), 2)}
 
 
@@ -152,11 +154,11 @@ def epoch_seconds(cfg: Config, epochs: int = 4) -> float:
     from keras_models.data.pipeline import as_dataset
     from keras_models.training.callbacks import EpochRecorder
 
-    train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
-    model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
+    train, test = draw_round(*load_data(cfg.recipe.data, cfg.recipe.test_data), cfg.recipe.pairs, cfg.recipe.seed)
+    model = compile_for(build_model(cfg.spec, float(train.x.mean()), float(train.x.var())), cfg)
     with tempfile.TemporaryDirectory() as tmp:
         recorder = EpochRecorder(Path(tmp) / "h.csv", as_dataset(test, targets_for(model, test), 1000))
-        ds = as_dataset(train, targets_for(model, train), cfg.batch_size, 0)
+        ds = as_dataset(train, targets_for(model, train), cfg.recipe.batch_size, 0)
         model.fit(ds, epochs=1, verbose=0, callbacks=[recorder], shuffle=False)  # tracing
         start = time.perf_counter()
         model.fit(ds, epochs=epochs, verbose=0, callbacks=[recorder], shuffle=False)
@@ -169,12 +171,12 @@ def seconds_to_accuracy(cfg: Config, target: float, max_epochs: int) -> dict:
     from keras_models.data.images import draw_round, load_data
     from keras_models.data.pipeline import as_dataset
 
-    train, test = draw_round(*load_data(cfg.data, cfg.test_data), cfg.pairs, cfg.seed)
-    keras.utils.set_random_seed(cfg.seed)
+    train, test = draw_round(*load_data(cfg.recipe.data, cfg.recipe.test_data), cfg.recipe.pairs, cfg.recipe.seed)
+    keras.utils.set_random_seed(cfg.recipe.seed)
     start = time.perf_counter()
-    model = compile_model(build_model(cfg, float(train.x.mean()), float(train.x.var())), cfg)
+    model = compile_for(build_model(cfg.spec, float(train.x.mean()), float(train.x.var())), cfg)
     ds, test_ds = (
-        as_dataset(train, targets_for(model, train), cfg.batch_size, 0),
+        as_dataset(train, targets_for(model, train), cfg.recipe.batch_size, 0),
         as_dataset(test, targets_for(model, test), 1000),
     )
     history = []
@@ -201,7 +203,7 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
 
     from keras_models.serving.export import export_saved_model
 
-    model = build_model(cfg, 33.0, 80.0**2)
+    model = build_model(cfg.spec, 33.0, 80.0**2)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_saved_model(model, tmp)
         return signature_speed(

@@ -231,7 +231,7 @@ def frontier_config(base: Config, row: Row, out: Path, epochs_scale: float = 1.0
 
 
 def config_mflops(cfg: Config) -> float:
-    from keras_models.models.builder import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
+    from keras_models.training.config import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
 
     return count(cfg)
 
@@ -348,21 +348,21 @@ def recipes_by_row(picks: dict) -> dict[str, str]:
 
 
 def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
-    test_flag = f" --test-data {base.test_data}" if base.test_data else ""
+    test_flag = f" --test-data {base.recipe.test_data}" if base.recipe.test_data else ""
     named = recipes_by_row(picks)
     lines = [
         "# Small-model ablation: cnn_aux at its default size",
         "",
-        f"Mean ± std over {base.rounds} rounds; round r of every row trains on the same {base.pairs} pairs "
-        f"(seed {base.seed} + r, all of them) and scores {FRONTIER_BASE['dev_pairs']} dev pairs from the "
-        f"embedded images those pairs leave out. Test pairs: `{base.test_data or 'embedded test half'}`. "
+        f"Mean ± std over {base.run.rounds} rounds; round r of every row trains on the same {base.recipe.pairs} pairs "
+        f"(seed {base.recipe.seed} + r, all of them) and scores {FRONTIER_BASE['dev_pairs']} dev pairs from the "
+        f"embedded images those pairs leave out. Test pairs: `{base.recipe.test_data or 'embedded test half'}`. "
         "Test accuracy is reported for the chosen rows only.",
         "",
-        f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.rounds}{test_flag} --out OUT`; "
+        f"A row: `python scripts/reproduce.py --frontier --rows ROW --rounds {base.run.rounds}{test_flag} --out OUT`; "
         "a row timed against the peer adds `--peer` (it needs torch).",
         "",
         "Rule, fixed before the rows ran: each recipe is the row with the best mean dev accuracy among "
-        f"those that cost at most {MAX_MFLOP:.0f} MFLOP per pair, finished all {base.rounds} rounds and "
+        f"those that cost at most {MAX_MFLOP:.0f} MFLOP per pair, finished all {base.run.rounds} rounds and "
         f"trained within its budget per round: `--recipe sprint`, {SPRINT_PEER_MULTIPLE:g} x and "
         f"`--recipe speedrun`, {SPEEDRUN_PEER_MULTIPLE:g} x the training seconds of the peer "
         f"(`{DEFAULT_PEER_TEXT}`, the best public recipe) run in the same invocation as the row "
@@ -408,7 +408,7 @@ def run_frontier(
     """The rows, one after another; with `peer` (its script), the peer first, its result kept
     beside every row run in this invocation (`peer.json`), for the sprint's and the speedrun's
     budgets."""
-    reference = run_peer(peer, base.test_data, base.rounds, base.seed, log) if peer else None
+    reference = run_peer(peer, base.recipe.test_data, base.run.rounds, base.recipe.seed, log) if peer else None
     train_rows(
         base,
         out,
@@ -424,9 +424,9 @@ def run_frontier(
             if (rows is None or row.key in rows) and folder.is_dir():
                 atomic_write_json(folder / "peer.json", reference)
     table = frontier_table(base, out)
-    picks = chosen(table, base.rounds)
+    picks = chosen(table, base.run.rounds)
     atomic_write_text(out / "frontier.md", frontier_markdown(table, picks, base))
-    atomic_write_json(out / "frontier.json", {"rows": table, "chosen": picks, "rounds": base.rounds})
+    atomic_write_json(out / "frontier.json", {"rows": table, "chosen": picks, "rounds": base.run.rounds})
     from .frontier_plot import earlier_points, plot_frontier  # matplotlib: only when drawing
 
     plot_frontier(
@@ -434,7 +434,7 @@ def run_frontier(
         recipes_by_row(picks),
         earlier_points(earlier) if earlier else [],
         out / "frontier.png",
-        base.rounds,
+        base.run.rounds,
         PUBLIC_BEST,
     )
     log(f"wrote {out / 'frontier.md'} and {out / 'frontier.png'}")

@@ -13,7 +13,7 @@ def earlier_points(results: Path) -> list[dict]:
     """The published points: cnn_aux on the report and fast recipes (Table I), and every row of
     the earlier ablation (validation-split rows, already reported on test pairs), from the
     committed results."""
-    from keras_models.models.builder import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
+    from keras_models.training.config import config_mflops as count  # imports TensorFlow: not at `reproduce.py --help`
     from keras_models.training.recipes import recipe_changes
 
     from .ablation import ABLATION, ablation_config

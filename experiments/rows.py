@@ -21,7 +21,7 @@ class Row:
 def row_config(base: Config, fixed: dict, row: Row, folder: Path, epochs_scale: float = 1.0) -> Config:
     """A row's run: the base, then the settings every row of its ablation shares, then its own."""
     cfg = base.replace(**{"hidden": None, **fixed, **row.changes}, export=False, out=str(folder))
-    return cfg.replace(epochs=max(1, round(cfg.epochs * epochs_scale)))
+    return cfg.replace(epochs=max(1, round(cfg.recipe.epochs * epochs_scale)))
 
 
 def train_rows(base: Config, out: Path, declared: list[Row], keys: list[str] | None, configure, title: str, log=print):
@@ -31,7 +31,7 @@ def train_rows(base: Config, out: Path, declared: list[Row], keys: list[str] | N
     from keras_models.training.run import run
 
     out.mkdir(parents=True, exist_ok=True)
-    images = load_data(base.data, base.test_data)
+    images = load_data(base.recipe.data, base.recipe.test_data)
     todo = [r for r in declared if keys is None or r.key in keys]
     for i, row in enumerate(todo):
         log(f"== {title} {i + 1}/{len(todo)}: {row.key} ({row.label})")

@@ -111,11 +111,11 @@ def server_load(cfg, clients: int = 8, requests: int = 2000, max_pairs: int = 10
     from .benchmark import synthetic_pairs
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_saved_model(build_model(cfg, 33.0, 80.0**2), tmp)
+        path = export_saved_model(build_model(cfg.spec, 33.0, 80.0**2), tmp)
         port = free_port()
         proc = start_server(path.parent, port, Path(tmp) / "server.log")
         try:
-            url = f"http://127.0.0.1:{port}/v1/models/{cfg.model}"
+            url = f"http://127.0.0.1:{port}/v1/models/{cfg.spec.model}"
             wait_ready(url, proc)
             return run_load(url + ":predict", synthetic_pairs(500).x, clients, requests, max_pairs)
         finally:
@@ -154,16 +154,16 @@ def protocol_speeds(cfg, batch: int = 1000, calls: int = 10) -> dict:
         kw = {} if lib is grpc else {"binary_data": binary}
         tensor.set_data_from_numpy(pairs, **kw)
         outputs = [lib.InferRequestedOutput(k, **kw) for k in names]
-        return lambda: client.infer(cfg.model, [tensor], outputs=outputs).as_numpy("compare")
+        return lambda: client.infer(cfg.spec.model, [tensor], outputs=outputs).as_numpy("compare")
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_saved_model(build_model(cfg, 33.0, 80.0**2), tmp)
+        path = export_saved_model(build_model(cfg.spec, 33.0, 80.0**2), tmp)
         _, signature = load_saved_model(path)
         result = {"batch": batch, "calls": calls, "in_process": rate(lambda: signature(pair=tf.constant(pairs)))}
         port, grpc_port = free_port(), free_port()
         proc = start_server(path.parent, port, Path(tmp) / "server.log", "--grpc-port", str(grpc_port))
         try:
-            url = f"http://127.0.0.1:{port}/v1/models/{cfg.model}"
+            url = f"http://127.0.0.1:{port}/v1/models/{cfg.spec.model}"
             wait_ready(url, proc)
             body = json.dumps(row_request(pairs)).encode()
             result["v1_json"] = rate(lambda: post(url + ":predict", body))

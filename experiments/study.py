@@ -109,7 +109,11 @@ def table_markdown(rows: list[dict], title: str) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        digit = pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"]) if r["model"].endswith("aux") else "-"
+        digit = (
+            pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"])
+            if architectures.get(r["model"]).aux
+            else "-"
+        )
         lines.append(
             f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
             f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
@@ -181,7 +185,7 @@ def run_study(
     models = list(MODELS) if models is None else models
     figures = sorted(FIGURES) if figures is None else figures
     out.mkdir(parents=True, exist_ok=True)
-    images = load_data(base.data, base.test_data)
+    images = load_data(base.recipe.data, base.recipe.test_data)
     experiments = plan(models, figures)
     start = time.perf_counter()
     for i, exp in enumerate(experiments):
@@ -189,8 +193,8 @@ def run_study(
         elapsed = time.perf_counter() - start
         eta = f", about {elapsed / i * (len(experiments) - i) / 60:.1f} min left" if i else ""
         log(
-            f"== experiment {i + 1}/{len(experiments)}: {exp.key} ({cfg.rounds} rounds, {cfg.num_epochs} epochs, "
-            f"lr {cfg.lr:g}){eta}"
+            f"== experiment {i + 1}/{len(experiments)}: {exp.key} ({cfg.run.rounds} rounds, {cfg.num_epochs} epochs, "
+            f"lr {cfg.recipe.lr:g}){eta}"
         )
         run(cfg, log=log, images=images)
     meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)

@@ -22,7 +22,7 @@ _EXPORTS = {
     "Architecture": "models.architectures",
     "register": "models.architectures",
     "build_model": "models.builder",
-    "compile_model": "models.builder",
+    "compile_model": "training.compile",
     "load_data": "data.images",
     "draw_round": "data.images",
     "train": "api",

@@ -11,7 +11,7 @@ from keras_models.training.config import Config
 
 
 def train(cfg: Config, log=print) -> dict:
-    """Train `cfg.rounds` rounds of fresh pairs, write the run folder (`cfg.out`, or a new
+    """Train `cfg.run.rounds` rounds of fresh pairs, write the run folder (`cfg.run.out`, or a new
     runs/<model>-<time>) and export the last round's model: what `scripts/train.py` does with
     the same settings. Returns results.json's contents; `results["export"]` is the export.
 

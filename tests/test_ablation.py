@@ -81,4 +81,4 @@ def test_the_all_pairs_ablation_row_is_the_product_command():
     (row,) = [r for r in ABLATION if r.key == "stacked_x3_tta_all"]
     cfg = ablation_config(Config(rounds=10), row, ROOT / "results")  # the base reproduce.py gives
     differ = {k for k, v in cfg.to_dict().items() if v != product.to_dict()[k]}
-    assert differ == {"out", "export"} and cfg.validation_split == 0.0
+    assert differ == {"out", "export"} and cfg.recipe.validation_split == 0.0

@@ -11,6 +11,7 @@ from experiments.serve_load import free_port, post, row_request, start_server, w
 from keras_models.core.errors import ConfigError
 from keras_models.models import architectures
 from keras_models.models.architectures import Architecture
+from keras_models.models.bodies import ConvBody, DenseBody
 from keras_models.models.builder import build_model, loss_weights
 from keras_models.training.config import Config
 
@@ -21,12 +22,11 @@ def seventh():
     arch = architectures.register(
         Architecture(
             "cnn_aux_small",
-            family="cnn",
+            body=ConvBody(),
             shared=True,
             aux=True,
             hidden=(16,),
             epochs=2,
-            hypermodel="cnn",
             description="a small cnn_aux",
         )
     )
@@ -45,20 +45,20 @@ def test_the_report_table_names_the_six_whatever_else_is_registered(seventh):
 def test_traits_are_declared_not_read_from_the_name():
     # A name that says aux and cnn, declared as a plain MLP, builds and trains as one.
     arch = architectures.register(
-        Architecture("resnet_aux", family="mlp", shared=False, aux=False, hidden=(8,), epochs=3, hypermodel="mlp")
+        Architecture("resnet_aux", body=DenseBody(), shared=False, aux=False, hidden=(8,), epochs=3)
     )
     try:
         cfg = Config(model="resnet_aux")
-        model = build_model(cfg)
-        assert list(model.output) == ["compare"] and loss_weights(cfg) == {"compare": 1.0}
-        assert cfg.num_epochs == 3 and cfg.hidden_units == (8,) and arch.outputs == ("compare",)
+        model = build_model(cfg.spec)
+        assert list(model.output) == ["compare"] and loss_weights(cfg.spec) == {"compare": 1.0}
+        assert cfg.num_epochs == 3 and cfg.spec.hidden_units == (8,) and arch.outputs == ("compare",)
         assert not any("conv" in layer.name for layer in model.layers)
     finally:
         architectures.unregister("resnet_aux")
     with pytest.raises(ConfigError, match="unknown model 'resnet_aux'"):
         Config(model="resnet_aux")
     with pytest.raises(ConfigError, match="auxiliary digit losses need the shared classifier"):
-        Architecture("bad", family="cnn", shared=False, aux=True, hidden=(8,), epochs=1, hypermodel="cnn")
+        Architecture("bad", body=ConvBody(), shared=False, aux=True, hidden=(8,), epochs=1)
     with pytest.raises(ConfigError, match="registered already"):
         architectures.register(architectures.get("cnn_aux"))
 
@@ -110,7 +110,7 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     assert status == 200
     np.testing.assert_allclose([p["compare"] for p in answer["predictions"]], expected, atol=1e-6)
 
-    # tune.py searches it with the hypermodel its entry names.
+    # tune.py searches it with the hypermodel of its body.
     base = Config(model="cnn_aux_small", pairs=100, validation_split=0.2, lr=1e-3, epochs=1, quiet=True)
     best = search(base, Search("random", 1, 1, str(tmp_path / "tune"), "p"), log=lambda *_: None)
     assert best["config"]["model"] == "cnn_aux_small" and "filters" in best["hyperparameters"]

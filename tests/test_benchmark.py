@@ -6,7 +6,8 @@ import json
 import pytest
 from helpers import run_script
 
-from keras_models.models.builder import build_model, flops_per_pair
+from keras_models.models.builder import build_model
+from keras_models.models.cost import flops_per_pair
 from keras_models.training.config import Config
 
 
@@ -26,7 +27,7 @@ def tensorflow_flops(model) -> int:
 
 @pytest.mark.parametrize("name", ["mlp", "cc_aux", "cnn_aux"])
 def test_flop_count_agrees_with_tensorflows_profiler(name):
-    model = build_model(Config(model=name))
+    model = build_model(Config(model=name).spec)
     ours, theirs = flops_per_pair(model), tensorflow_flops(model)
     # The hand count takes the matmuls and convolutions only; TensorFlow adds the element-wise
     # ops (bias, batch norm, ReLU, softmax), about 1% here.
@@ -80,7 +81,7 @@ def test_the_convolution_breakdown_times_every_conv_at_the_models_dtype(precisio
     from experiments.profile import conv_breakdown
 
     cfg = Config(model="cnn_aux", filters=(4, 8), convs=1, precision=precision)
-    rows = conv_breakdown(build_model(cfg), batch=4, reps=2)
+    rows = conv_breakdown(build_model(cfg.spec), batch=4, reps=2)
     assert [r["layer"] for r in rows] == ["block1_conv1", "block2_conv1"]
     assert [r["shape"] for r in rows] == ["14x14x1->4", "7x7x4->8"]
     assert {r["dtype"] for r in rows} == {"float32" if precision == "float32" else "bfloat16"}
@@ -92,10 +93,10 @@ def test_the_convolution_breakdown_times_every_conv_at_the_models_dtype(precisio
 def test_profile_reads_op_types_from_a_real_trace(tmp_path):
     from experiments.profile import profile_op_types
     from keras_models.core.machine import onednn_enabled
-    from keras_models.models.builder import compile_model
+    from keras_models.training.compile import compile_for
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), steps_per_execution=1)
-    rows = profile_op_types(compile_model(build_model(cfg), cfg), batch=20, steps=3, logdir=tmp_path, warmup=2)
+    rows = profile_op_types(compile_for(build_model(cfg.spec), cfg), batch=20, steps=3, logdir=tmp_path, warmup=2)
     # The kernels of a real training step, by the op they compute: oneDNN's carry other names.
     assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput", "MatMul"} <= {r["op"] for r in rows}
     onednn = any(r["op_type"].startswith("_Mkl") for r in rows)
@@ -111,7 +112,7 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     from keras_models.serving.export import export_saved_model
 
     cfg = Config(model="cnn_aux", filters=(8, 16), hidden=(16,))
-    model = build_model(cfg)
+    model = build_model(cfg.spec)
     export_saved_model(model, tmp_path, "cnn_aux", metadata={"config": cfg.to_dict()})
     proc = run_script(
         "benchmark.py",

@@ -32,13 +32,14 @@ def test_a_signal_inside_the_block_takes_effect_when_it_ends():
 def test_without_the_test_curve_the_history_keeps_training_columns_and_still_plots(tmp_path):
     import numpy as np
 
-    from keras_models.models.builder import build_model, compile_model
+    from keras_models.models.builder import build_model
     from keras_models.training.callbacks import EpochRecorder, read_history
+    from keras_models.training.compile import compile_for
     from keras_models.training.config import Config
     from keras_models.training.plots import curves, plot_curves
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,))
-    model = compile_model(build_model(cfg), cfg)
+    model = compile_for(build_model(cfg.spec), cfg)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
     digits = rng.integers(0, 10, (8, 2))

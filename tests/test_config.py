@@ -32,7 +32,7 @@ def test_config_json_round_trip(tmp_path):
     save_config(cfg, tmp_path / "config.json")
     again = load_config(tmp_path / "config.json")
     assert again == cfg
-    assert build_model(again).count_params() == build_model(cfg).count_params()
+    assert build_model(again.spec).count_params() == build_model(cfg.spec).count_params()
 
 
 def test_new_training_options_reject_bad_values():
@@ -67,13 +67,13 @@ def test_int_lists_and_numbers_are_parsed_or_refused_in_one_line():
 def test_flags_given_override_the_base_and_others_keep_it():
     args = argparse.Namespace(model="cnn_aux", lr=None, epochs=7, not_a_setting=1)
     cfg = config_from_args(args, Config(lr=5e-3, epochs=2))
-    assert (cfg.model, cfg.lr, cfg.epochs) == ("cnn_aux", 5e-3, 7)
+    assert (cfg.spec.model, cfg.recipe.lr, cfg.recipe.epochs) == ("cnn_aux", 5e-3, 7)
 
 
 def test_outputs_follow_the_registered_traits():
     for name in ("mlp", "cnn"):
         assert architectures.get(name).outputs == ("compare",)
-        assert list(build_model(Config(model=name)).output) == ["compare"]
+        assert list(build_model(Config(model=name).spec).output) == ["compare"]
     for name in ("cc", "cc_aux", "cnn_cc", "cnn_aux"):
         assert architectures.get(name).outputs == ("compare", "digit1", "digit2")
 
@@ -124,10 +124,10 @@ def test_optimizer_ema_and_elastic_options_are_checked():
         Config(model="cnn", elastic=True)
     with pytest.raises(ValueError, match="unknown lr schedule"):
         Config(lr_schedule="triangular")
-    from keras_models.models.builder import compile_model
+    from keras_models.training.compile import compile_for
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", ema=True, lr_schedule="onecycle")
-    opt = compile_model(build_model(cfg), cfg).optimizer
+    opt = compile_for(build_model(cfg.spec), cfg).optimizer
     assert opt.nesterov and opt.momentum == 0.9 and opt.use_ema
 
 
@@ -141,12 +141,12 @@ def test_augmentation_sizes_are_checked_and_shape_the_model():
         with pytest.raises(ValueError, match=message):
             Config(model="cnn_aux", augment=True, **changes)
     small = dict(model="cnn_aux", filters=(4,), hidden=(8,), augment=True)
-    names = {layer.name for layer in build_model(Config(**small)).layers}
+    names = {layer.name for layer in build_model(Config(**small).spec).layers}
     assert {"augment_shift", "augment_rotate"} <= names
-    model = build_model(Config(**small, shift=1, rotation=0.0))
+    model = build_model(Config(**small, shift=1, rotation=0.0).spec)
     assert model.get_layer("augment_shift").height_factor == pytest.approx(1 / 14)
     assert "augment_rotate" not in {layer.name for layer in model.layers}
-    names = {layer.name for layer in build_model(Config(**small, shift=0, rotation=5.0)).layers}
+    names = {layer.name for layer in build_model(Config(**small, shift=0, rotation=5.0).spec).layers}
     assert "augment_shift" not in names and "augment_rotate" in names
     from keras_models.cli import add_config_args
 

@@ -20,7 +20,8 @@ import keras
 from keras_models.training.config import Config
 from keras_models.data.images import draw_round, load_data
 from keras_models.training.distribute import get_strategy
-from keras_models.models.builder import build_model, compile_model, targets_for
+from keras_models.models.builder import build_model, targets_for
+from keras_models.training.compile import compile_for
 
 # No dropout (its masks differ per replica); batch norm synchronised over the replicas: then two
 # replicas of 50 compute the gradient of one batch of 100.
@@ -32,7 +33,7 @@ for name in ("default", "mirrored"):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         replicated = name == "mirrored"
-        model = compile_model(build_model(cfg, 33.0, 6400.0, sync_bn=replicated), cfg, replicated=replicated)
+        model = compile_for(build_model(cfg.spec, 33.0, 6400.0, sync_bn=replicated), cfg, replicated=replicated)
     if name == "default":
         init = model.get_weights()
     else:

@@ -24,7 +24,7 @@ def pairs(embedded):
 def exported(tmp_path_factory):
     """An untrained cnn_cc exported twice: its two versions, and the model itself."""
     root = tmp_path_factory.mktemp("serving")
-    model = build_model(Config(model="cnn_cc", filters=(8, 16), hidden=(32,)), 33.0, 80.0**2)
+    model = build_model(Config(model="cnn_cc", filters=(8, 16), hidden=(32,)).spec, 33.0, 80.0**2)
     atomic_save_model(model, root / "model.keras")
     first = export_saved_model(model, root / "saved_models")
     second = export_saved_model(model, root / "saved_models")
@@ -146,7 +146,7 @@ def test_loading_what_is_not_a_model(tmp_path):
 def test_interrupted_export_leaves_no_version(tmp_path, monkeypatch):
     import keras_models.serving.export as export
 
-    model = build_model(Config(model="mlp", hidden=(8,)))
+    model = build_model(Config(model="mlp", hidden=(8,)).spec)
     real_write = export.write_saved_model
 
     def killed_half_way(model, path):
@@ -168,6 +168,15 @@ def test_export_script_and_wrong_architecture(exported, tmp_path):
     proc = run_script("export.py", "--model-file", str(root / "model.keras"), "--export-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "cnn_cc" / "1" / "saved_model.pb").is_file()
+    # The card of the run goes with it, so that benchmark.py --saved-model and the server read it.
+    card = json.loads((tmp_path / "cnn_cc" / "1" / "metadata.json").read_text())
+    assert card["model"] == "cnn_cc" and card["pixel_range"] == [0.0, 255.0] and card["rounds"] == 1
+    # A .keras file with no run above it names its architecture, or is refused in one line.
+    alone = tmp_path / "alone" / "model.keras"
+    alone.parent.mkdir()
+    alone.write_bytes((root / "model.keras").read_bytes())
+    proc = run_script("export.py", "--model-file", str(alone), "--export-dir", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("name it with --model")
     proc = run_script(
         "export.py", "--model-file", str(root / "model.keras"), "--model", "mlp", "--export-dir", str(tmp_path)
     )
@@ -222,21 +231,22 @@ def test_predict_bad_input_is_one_line(exported, tmp_path, make, message):
 def test_export_checks_the_contract_not_only_the_name(tmp_path):
     import keras
 
+    from keras_models.models import architectures
     from keras_models.serving.export import check_contract
 
     x = keras.Input((2, 14, 14), name="pair")
     one_layer = keras.Model(x, keras.layers.Dense(1)(keras.layers.Flatten()(x)), name="cnn_aux")
     with pytest.raises(ModelFileError, match="outputs"):
-        check_contract(one_layer, "one.keras")
+        check_contract(one_layer, "one.keras", architectures.get("cnn_aux"))
     pair = keras.Input((2, 28, 28), name="pair")
     other_shape = keras.Model(pair, {"compare": keras.layers.Dense(1)(keras.layers.Flatten()(pair))}, name="cnn")
-    with pytest.raises(ModelFileError, match=r"not pair \(None, 2, 14, 14\)"):
-        check_contract(other_shape, "other.keras")
+    with pytest.raises(ModelFileError, match=r"not pair \(N, 2, 14, 14\)"):
+        check_contract(other_shape, "other.keras", architectures.get("cnn"))
     cfg = Config(model="cnn_cc", filters=(8, 16), hidden=(32,))
-    model = build_model(cfg, 33.0, 80.0**2)
-    check_contract(model, "model.keras", cfg)  # the real thing passes
+    model = build_model(cfg.spec, 33.0, 80.0**2)
+    check_contract(model, "model.keras", cfg.arch, cfg.spec)  # the real thing passes
     with pytest.raises(ModelFileError, match="layers differ"):
-        check_contract(model, "model.keras", cfg.replace(hidden=(64,)))
+        check_contract(model, "model.keras", cfg.arch, cfg.replace(hidden=(64,)).spec)
 
 
 @pytest.mark.slow

@@ -64,8 +64,11 @@ def test_the_traced_step_is_shared_only_where_the_graph_holds_no_round_constant(
 
 
 def test_restart_refuses_a_model_of_another_configuration():
-    from keras_models.models.builder import build_model, compile_model
+    from keras_models.models.builder import build_model
+    from keras_models.training.compile import compile_for
 
-    a, b = (compile_model(build_model(Config(**{**SMALL, **c})), Config(**SMALL)) for c in ({}, {"filters": (4, 16)}))
+    a, b = (
+        compile_for(build_model(Config(**{**SMALL, **c}).spec), Config(**SMALL)) for c in ({}, {"filters": (4, 16)})
+    )
     with pytest.raises(ValueError, match="same configuration"):
         restart(a, b)

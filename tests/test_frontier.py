@@ -143,9 +143,16 @@ def test_a_tiny_frontier_end_to_end(tmp_path):
     for r in found["rows"]:
         assert r["rounds"] == 1 and 0 <= r["dev_accuracy_mean"] <= 1 and r["mflop"] == pytest.approx(18.9, abs=0.1)
         config = load_config(out / "runs" / f"frontier-{r['key']}" / "config.json")
-        assert config.dev_pairs == 1000 and config.test_curve is False and config.lr_schedule == "onecycle"
+        assert (
+            config.recipe.dev_pairs == 1000
+            and config.recipe.test_curve is False
+            and config.recipe.lr_schedule == "onecycle"
+        )
         rounds = json.loads((out / "runs" / f"frontier-{r['key']}" / "results.json").read_text())["rounds"]
-        assert rounds[0]["machine"]["onednn"] is onednn_enabled() and config.shift == 1 and config.rotation == 0
+        assert rounds[0]["machine"]["onednn"] is onednn_enabled() and (config.spec.shift, config.spec.rotation) == (
+            1,
+            0,
+        )
     # Without the peer beside them, rows compete for `best` alone.
     assert found["chosen"]["best"] in ("oc30_shift1", "oc40_swap_shift1")  # tiny rows train well within 900 s
     assert found["chosen"]["sprint"] is None and found["chosen"]["speedrun"] is None

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_models.models.builder import build_model, compile_model
+from keras_models.models.builder import build_model
+from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
 
 
@@ -38,7 +39,7 @@ def test_label_smoothing_loss_matches_the_smoothed_one_hot_cross_entropy(tmp_pat
     np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.0)(labels, probs)), plain, rtol=1e-5)
     # Compiled into a model, it survives a save and a safe_mode load with its setting.
     cfg = Config(model="cc_aux", hidden=(16,), comparer=(8,), label_smoothing=0.2)
-    model = compile_model(build_model(cfg), cfg)
+    model = compile_for(build_model(cfg.spec), cfg)
     model.save(tmp_path / "smooth.keras")
     loaded = keras.saving.load_model(tmp_path / "smooth.keras", safe_mode=True, compile=True)
     assert loaded.loss["digit1"].label_smoothing == 0.2
@@ -114,7 +115,7 @@ def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
     """The options train, and a model built with them saves and loads like any other; with
     use_ema, fit ends with the averaged weights in the model."""
     cfg = TINY.replace(elastic=True, ema=True, lr_schedule="onecycle", lr=3e-3, epochs=2)
-    model = compile_model(build_model(cfg), cfg, steps_per_epoch=2)
+    model = compile_for(build_model(cfg.spec), cfg, steps_per_epoch=2)
     assert model.get_layer("augment_elastic") and model.optimizer.use_ema
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
@@ -140,7 +141,7 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
     from keras_models.models.layers import Distillation
 
     cfg = TINY.replace(shift=1, rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
-    teacher = build_model(cfg)
+    teacher = build_model(cfg.spec)
     classifier = teacher.get_layer("classifier")
     rng = np.random.default_rng(2)
     digits = rng.normal(size=(6, 14, 14, 1)).astype(np.float32)
@@ -157,8 +158,8 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
 
     # In a training model the teacher is frozen (its dropout and batch norm in inference mode),
     # the student learns, and the student alone is what comes out.
-    model = compile_model(
-        build_model(cfg, teachers=[teacher], temperature=cfg.distill_temperature), cfg, steps_per_epoch=2
+    model = compile_for(
+        build_model(cfg.spec, teachers=[teacher], temperature=cfg.recipe.distill_temperature), cfg, steps_per_epoch=2
     )
     assert model.get_layer("distillation").weight == DISTILL_WEIGHT
     before = [w.copy() for w in teacher.get_weights()]
@@ -170,7 +171,7 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
     for a, b in zip(before, teacher.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(student_before, model.get_layer("classifier").get_weights()[0])
-    student = student_of(model, cfg, 0.0, 1.0)
+    student = student_of(model, cfg.spec, 0.0, 1.0)
     assert "distillation" not in {layer.name for layer in student.layers}
     assert student.count_params() == teacher.count_params()
     served, trained = student.predict(x, verbose=0), model.predict(x, verbose=0)

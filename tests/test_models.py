@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from keras_models.models import architectures
-from keras_models.models.builder import AUX_LOSS_WEIGHTS, build_model, compile_model
+from keras_models.models.builder import AUX_LOSS_WEIGHTS, build_model
 from keras_models.serving.export import load_keras_model
+from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
 
 
@@ -18,7 +19,7 @@ def batch(embedded):
 
 @pytest.mark.parametrize("name", [a.name for a in architectures.report_architectures()])
 def test_models_build_with_named_input_and_outputs(name, batch):
-    model = build_model(Config(model=name), mean=30.0, variance=80.0**2)
+    model = build_model(Config(model=name).spec, mean=30.0, variance=80.0**2)
     assert model.input.name == "pair" and tuple(model.input.shape) == (None, 2, 14, 14)
     out = model.predict(batch, verbose=0)
     expected = set(architectures.get(name).outputs)
@@ -34,7 +35,7 @@ def test_models_build_with_named_input_and_outputs(name, batch):
 def test_one_classifier_serves_both_digits(name, batch):
     # With the pixels' own statistics: unnormalised 0-255 inputs can saturate an untrained
     # classifier's softmax, and then a shifted bias changes nothing that the test could see.
-    model = build_model(Config(model=name), 33.0, 80.0**2)
+    model = build_model(Config(model=name).spec, 33.0, 80.0**2)
     classifiers = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     assert [c.name for c in classifiers] == ["classifier"]
     # Both digit outputs come from that one set of weights: changing it changes both.
@@ -51,26 +52,26 @@ def test_one_classifier_serves_both_digits(name, batch):
 
 
 def test_default_cnn_classifier_is_the_reference_network():
-    classifier = build_model(Config(model="cnn_aux")).get_layer("classifier")
+    classifier = build_model(Config(model="cnn_aux").spec).get_layer("classifier")
     convs = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [32, 32, 64, 64]
     assert classifier.get_layer("flatten").output.shape[-1] == 576
     assert [layer.units for layer in classifier.layers if isinstance(layer, keras.layers.Dense)] == [256, 10]
     # Trainable parameters of the PyTorch peer's CnnAux, counted from its spec.
-    model = build_model(Config(model="cnn_aux"))
+    model = build_model(Config(model="cnn_aux").spec)
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 225_971
 
 
 def test_widths_depth_and_switches_reach_the_layers():
     cfg = Config(model="cc", hidden=(64, 32, 16), comparer=(12,), dropout=0.0, batch_norm=False)
-    model = build_model(cfg)
+    model = build_model(cfg.spec)
     classifier = model.get_layer("classifier")
     assert [layer.units for layer in classifier.layers if isinstance(layer, keras.layers.Dense)] == [64, 32, 16, 10]
     assert not any(
         isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)) for layer in classifier.layers
     )
     assert [layer.units for layer in model.layers if layer.name.startswith("comparer_dense")] == [12]
-    cnn = build_model(Config(model="cnn", filters=(8, 16, 16)))
+    cnn = build_model(Config(model="cnn", filters=(8, 16, 16)).spec)
     assert [layer.filters for layer in cnn.layers if isinstance(layer, keras.layers.Conv2D)] == [8, 8, 16, 16, 16, 16]
 
 
@@ -85,13 +86,13 @@ def test_widths_depth_and_switches_reach_the_layers():
 )
 def test_loss_weights(name, weights):
     cfg = Config(model=name)
-    model = compile_model(build_model(cfg), cfg)
+    model = compile_for(build_model(cfg.spec), cfg)
     assert model.get_compile_config()["loss_weights"] == weights
 
 
 def test_aux_loss_is_the_weighted_sum(batch):
     cfg = Config(model="cc_aux")
-    model = compile_model(build_model(cfg, 30.0, 6400.0), cfg)
+    model = compile_for(build_model(cfg.spec, 30.0, 6400.0), cfg)
     y = {"compare": np.ones(8, np.float32), "digit1": np.arange(8) % 10, "digit2": (np.arange(8) + 3) % 10}
     r = model.evaluate(batch, y, verbose=0, return_dict=True)
     np.testing.assert_allclose(
@@ -102,7 +103,7 @@ def test_aux_loss_is_the_weighted_sum(batch):
 @pytest.mark.parametrize("name", ["mlp", "cnn_cc"])
 def test_keras_round_trip_in_safe_mode(name, batch, tmp_path):
     cfg = Config(model=name)
-    model = compile_model(build_model(cfg, 33.0, 7000.0), cfg)
+    model = compile_for(build_model(cfg.spec, 33.0, 7000.0), cfg)
     model.save(tmp_path / "m.keras")
     loaded = load_keras_model(tmp_path / "m.keras")  # safe_mode=True
     a, b = model.predict(batch, verbose=0), loaded.predict(batch, verbose=0)
@@ -113,7 +114,7 @@ def test_keras_round_trip_in_safe_mode(name, batch, tmp_path):
 @pytest.mark.parametrize("name", ["mlp", "cnn_aux"])
 def test_mixed_bfloat16_reaches_the_arithmetic_and_answers_float32(name, batch, tmp_path):
     cfg = Config(model=name, precision="mixed_bfloat16", filters=(8, 16), hidden=(32,))
-    model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg)
+    model = compile_for(build_model(cfg.spec, 33.0, 80.0**2), cfg)
     assert keras.config.dtype_policy().name == "float32"  # the builder leaves the global policy alone
     body = model.get_layer("classifier").layers if cfg.arch.shared else model.layers
     heavy = [layer for layer in body if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
@@ -125,7 +126,7 @@ def test_mixed_bfloat16_reaches_the_arithmetic_and_answers_float32(name, batch, 
     assert model.get_layer("normalize").compute_dtype == "float32"
     out = model.predict(batch, verbose=0)
     assert {k: v.dtype.name for k, v in out.items()} == {k: "float32" for k in out}
-    float32 = build_model(cfg.replace(precision="float32"), 33.0, 80.0**2)
+    float32 = build_model(cfg.replace(precision="float32").spec, 33.0, 80.0**2)
     float32.set_weights(model.get_weights())  # the same weights, computed in float32: close
     np.testing.assert_allclose(float32.predict(batch, verbose=0)["compare"], out["compare"], atol=0.05)
     model.save(tmp_path / "m.keras")
@@ -135,7 +136,7 @@ def test_mixed_bfloat16_reaches_the_arithmetic_and_answers_float32(name, batch, 
 
 def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(batch, tmp_path):
     cfg = Config(model="cnn_aux", augment=True, comparer_type="expected", filters=(8, 16), hidden=(32,))
-    model = compile_model(build_model(cfg, 33.0, 6400.0), cfg)
+    model = compile_for(build_model(cfg.spec, 33.0, 6400.0), cfg)
     assert not any(layer.name.startswith("comparer_dense") for layer in model.layers)
     a, b = model.predict(batch, verbose=0), model.predict(batch, verbose=0)
     np.testing.assert_array_equal(a["compare"], b["compare"])
@@ -150,14 +151,14 @@ def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(
 
 def test_weight_decay_uses_adamw_on_kernels_only():
     cfg = Config(model="cnn_aux", filters=(8,), hidden=(16,), weight_decay=0.5)
-    model = compile_model(build_model(cfg), cfg)
+    model = compile_for(build_model(cfg.spec), cfg)
     opt = model.optimizer
     assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == 0.5
     opt.build(model.trainable_variables)
     decayed = {v.name for v in model.trainable_variables if opt._use_weight_decay(v)}
     assert decayed and all(name == "kernel" for name in decayed)
     plain = Config(model="cnn_aux", filters=(8,), hidden=(16,))
-    assert type(compile_model(build_model(plain), plain).optimizer) is keras.optimizers.Adam
+    assert type(compile_for(build_model(plain.spec), plain).optimizer) is keras.optimizers.Adam
 
 
 @pytest.mark.slow
@@ -177,10 +178,10 @@ def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
             loss_weighting="learned",
             lr=1e-2,
         )
-        model = compile_model(build_model(cfg), cfg)
+        model = compile_for(build_model(cfg.spec), cfg)
         temperatures = [layer for layer in model.layers if isinstance(layer, LearnedTemperature)]
         assert len(temperatures) == (2 if comparer_type == "learned" else 1)
-        assert loss_weights(cfg) == {"compare": 1.0, "digit1": 1.0, "digit2": 1.0}
+        assert loss_weights(cfg.spec) == {"compare": 1.0, "digit1": 1.0, "digit2": 1.0}
         # The s / 2 terms join the loss in training only.
         model(batch, training=False)
         assert not model.losses
@@ -206,7 +207,7 @@ def test_ensemble_model_averages_members_and_views_and_round_trips(batch, tmp_pa
     from keras_models.models.layers import ShiftedViews
 
     cfg = Config(model="cnn_aux", comparer_type="expected", filters=(8,), hidden=(16,))
-    members = [build_model(cfg, 30.0, 80.0**2) for _ in range(2)]
+    members = [build_model(cfg.spec, 30.0, 80.0**2) for _ in range(2)]
     views = ((0, 0), (1, 0), (0, -1))
     seen = np.asarray(ShiftedViews(views)(batch)).reshape(len(views), *batch.shape)
     outs = [m.predict(v, verbose=0) for m in members for v in seen]

@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_models.models.builder import BN, dtype_policy
+from keras_models.models.bodies import BN
+from keras_models.models.builder import dtype_policy
 from keras_models.models.normalization import FusedBatchNormalization, PixelNormalization
 
 

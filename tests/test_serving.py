@@ -99,7 +99,9 @@ def tiny_model(seed):
     import keras
 
     keras.utils.set_random_seed(seed)
-    return build_model(Config(model="cnn_aux", filters=(4, 8), hidden=(16,), comparer_type="expected"), 33.0, 80.0**2)
+    return build_model(
+        Config(model="cnn_aux", filters=(4, 8), hidden=(16,), comparer_type="expected").spec, 33.0, 80.0**2
+    )
 
 
 def in_process(path, pairs):
@@ -264,7 +266,7 @@ def test_bad_v2_tensors_are_refused_in_one_line_and_later_answers_are_unchanged(
 
     before = ask("pair", pool[:3]).as_numpy("compare")
     for name, array, datatype, message in (
-        ("pair", pool[:2, :, :13], "FP32", "must have shape [N, 2, 14, 14]"),
+        ("pair", pool[:2, :, :13], "FP32", "must have shape (N, 2, 14, 14)"),
         ("pair", pool[:2].astype(np.int32), "INT32", "must be FP32"),
         ("image", pool[:2], "FP32", "the input must be `pair`"),
         ("pair", np.full((1, 2, 14, 14), np.nan, np.float32), "FP32", "NaN or infinite"),

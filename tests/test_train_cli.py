@@ -176,15 +176,28 @@ def test_train_script_runs_as_a_command(tmp_path):
 def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     args = train_script.parse_args(["--recipe", "fast", "--model", "cnn"])
     cfg = train_script.build_config(args)
-    assert (cfg.lr, cfg.num_epochs) == (1e-3, 25)
+    assert (cfg.recipe.lr, cfg.num_epochs) == (1e-3, 25)
     assert (
         train_script.build_config(train_script.parse_args(["--recipe", "report", "--model", "mlp"])).num_epochs == 500
     )
     stacked = train_script.build_config(train_script.parse_args(["--recipe", "stacked", "--model", "cnn_aux"]))
-    assert (stacked.lr, stacked.num_epochs, stacked.comparer_type, stacked.augment) == (1.72e-3, 25, "expected", True)
-    assert (stacked.filters, stacked.lr_schedule) == ((64, 128, 128), "cosine")
+    assert (stacked.recipe.lr, stacked.num_epochs, stacked.spec.comparer_type, stacked.spec.augment) == (
+        1.72e-3,
+        25,
+        "expected",
+        True,
+    )
+    assert (stacked.spec.filters, stacked.recipe.lr_schedule) == ((64, 128, 128), "cosine")
     best = train_script.build_config(train_script.parse_args(["--recipe", "best", "--model", "cnn_aux"]))
-    assert (best.lr, best.num_epochs, best.lr_schedule, best.swap, best.filters, best.shift, best.rotation) == (
+    assert (
+        best.recipe.lr,
+        best.num_epochs,
+        best.recipe.lr_schedule,
+        best.recipe.swap,
+        best.spec.filters,
+        best.spec.shift,
+        best.spec.rotation,
+    ) == (
         3e-3,
         40,
         "onecycle",
@@ -196,18 +209,24 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     flag = train_script.build_config(
         train_script.parse_args(["--recipe", "best", "--model", "cnn_aux", "--lr", "1e-3"])
     )
-    assert flag.lr == 1e-3
+    assert flag.recipe.lr == 1e-3
     speedrun = train_script.build_config(train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux"]))
-    assert (speedrun.num_epochs, speedrun.test_curve, speedrun.shift, speedrun.optimizer, speedrun.lr) == (
+    assert (
+        speedrun.num_epochs,
+        speedrun.recipe.test_curve,
+        speedrun.spec.shift,
+        speedrun.recipe.optimizer,
+        speedrun.recipe.lr,
+    ) == (
         20,
         False,
         1,
         "nesterov",
         0.1,
     )
-    assert (speedrun.filters, speedrun.convs, speedrun.swap) == ((16, 32), 2, True)
+    assert (speedrun.spec.filters, speedrun.spec.convs, speedrun.recipe.swap) == ((16, 32), 2, True)
     sprint = train_script.build_config(train_script.parse_args(["--recipe", "sprint", "--model", "cnn_aux"]))
-    assert (sprint.filters, sprint.convs, sprint.hidden, sprint.num_epochs, sprint.swap) == (
+    assert (sprint.spec.filters, sprint.spec.convs, sprint.spec.hidden, sprint.num_epochs, sprint.recipe.swap) == (
         (16, 32),
         1,
         (128,),
@@ -217,11 +236,11 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
     curve = train_script.build_config(
         train_script.parse_args(["--recipe", "speedrun", "--model", "cnn_aux", "--test-curve"])
     )
-    assert curve.test_curve is True
+    assert curve.recipe.test_curve is True
     best = tmp_path / "best_hparams.json"
     best.write_text(json.dumps({"config": {"model": "cc", "hidden": [64, 64], "lr": 0.003}}))
     cfg = train_script.build_config(train_script.parse_args(["--hparams", str(best), "--epochs", "7"]))
-    assert (cfg.model, cfg.hidden, cfg.lr, cfg.epochs) == ("cc", (64, 64), 0.003, 7)
+    assert (cfg.spec.model, cfg.spec.hidden, cfg.recipe.lr, cfg.recipe.epochs) == ("cc", (64, 64), 0.003, 7)
     best.write_text("{not json")
     with pytest.raises(ValueError, match="not a best_hparams.json"):
         train_script.build_config(train_script.parse_args(["--hparams", str(best)]))

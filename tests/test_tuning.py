@@ -32,7 +32,7 @@ def test_hp_values_reach_the_plain_builder(embedded):
     hp.Fixed("units", 64)
     hp.Fixed("comparer_units", 32)
     cfg = hm.sample(hp)
-    assert cfg.filters == (16, 32, 32) and cfg.hidden == (64,) and cfg.comparer == (32, 32, 8)
+    assert cfg.spec.filters == (16, 32, 32) and cfg.spec.hidden == (64,) and cfg.spec.comparer == (32, 32, 8)
     model = hm.build(hp)
     assert [
         layer.filters for layer in model.get_layer("classifier").layers if isinstance(layer, keras.layers.Conv2D)
@@ -52,9 +52,13 @@ def test_default_hyperparameters_are_the_default_architecture(embedded):
         hm = hypermodel_for(Config(model=name), rounds_of(Config(), embedded))
         assert isinstance(hm, hm_cls)
         cfg, default = hm.sample(kt.HyperParameters()), Config(model=name)
-        assert (cfg.filters, cfg.comparer, cfg.dropout) == (default.filters, default.comparer, default.dropout)
+        assert (cfg.spec.filters, cfg.spec.comparer, cfg.spec.dropout) == (
+            default.spec.filters,
+            default.spec.comparer,
+            default.spec.dropout,
+        )
         if name == "cnn_aux":
-            assert cfg.hidden_units == default.hidden_units
+            assert cfg.spec.hidden_units == default.spec.hidden_units
 
 
 def test_four_conv_blocks_build(embedded):

@@ -13,9 +13,10 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_models.data.pipeline import pixel_stats
-from keras_models.models.builder import build_model, compile_model, config_mflops
+from keras_models.models.builder import build_model
 from keras_models.training.callbacks import EpochLog
-from keras_models.training.config import Config
+from keras_models.training.compile import compile_for
+from keras_models.training.config import Config, config_mflops
 from keras_models.training.fitting import fit_model
 from keras_models.training.results import evaluate_pairs
 from keras_models.training.rounds import RoundData
@@ -30,16 +31,17 @@ def comparer_widths(units: int) -> tuple[int, ...]:
 
 class PairHyperModel(kt.HyperModel):
     """Shared by both families: comparer size, dropout and learning rate. `rounds`: the pairs a
-    trial trains on; with dev pairs (`base.dev_pairs`) it trains once per round and scores the
+    trial trains on; with dev pairs (`base.recipe.dev_pairs`) it trains once per round and scores the
     mean dev accuracy, else it trains on the first round and keras-tuner reads its validation
     accuracy. `max_mflop`: a trial whose model costs more per pair fails before it trains."""
 
     family = ""
+    width = ""  # the hyperparameter that sets the network's width, for the trials' table
 
     def __init__(self, base: Config, rounds: list[RoundData], sync_bn: bool = False, max_mflop: float | None = None):
-        if base.family != self.family:
-            raise ValueError(f"{type(self).__name__} tunes the {self.family} family, not {base.model}")
-        super().__init__(name=f"{base.model}_hypermodel")
+        if base.arch.family != self.family:
+            raise ValueError(f"{type(self).__name__} tunes the {self.family} family, not {base.spec.model}")
+        super().__init__(name=f"{base.spec.model}_hypermodel")
         self.base, self.rounds, self.sync_bn, self.max_mflop = base, rounds, sync_bn, max_mflop
 
     def architecture(self, hp: kt.HyperParameters) -> dict:
@@ -60,8 +62,8 @@ class PairHyperModel(kt.HyperModel):
         """The model of `cfg` with the pixel statistics of `data`'s training pairs, as train.py builds it."""
         model = build_model(cfg.spec, *pixel_stats(data.train), sync_bn=self.sync_bn)
         # A schedule spans the fit's steps, as in train.py.
-        steps = math.ceil(len(data.train) / cfg.batch_size)
-        return compile_model(model, cfg, steps_per_epoch=steps, replicated=self.sync_bn)
+        steps = math.ceil(len(data.train) / cfg.recipe.batch_size)
+        return compile_for(model, cfg, steps_per_epoch=steps, replicated=self.sync_bn)
 
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         cfg = self.sample(hp)
@@ -71,8 +73,8 @@ class PairHyperModel(kt.HyperModel):
             )
         if "epochs" in kwargs:  # Hyperband sets each bracket's epochs
             cfg = cfg.replace(epochs=kwargs["epochs"])
-        shown = [] if cfg.quiet else [EpochLog(0)]
-        if not self.base.dev_pairs:
+        shown = [] if cfg.run.quiet else [EpochLog(0)]
+        if not self.base.recipe.dev_pairs:
             data = self.rounds[0]
             return fit_model(
                 model,
@@ -96,6 +98,7 @@ class MLPHyperModel(PairHyperModel):
     """Architectures of the MLP family: depth 1-4 dense layers of one width."""
 
     family = "mlp"
+    width = "units"
 
     def architecture(self, hp):
         depth = hp.Int("depth", 1, 4, default=2)
@@ -108,6 +111,7 @@ class CNNHyperModel(PairHyperModel):
     others with twice as many, as the default 32, 64) and a dense head of `units`."""
 
     family = "cnn"
+    width = "filters"
 
     def architecture(self, hp):
         depth = hp.Int("depth", 1, 4, default=2)
@@ -116,11 +120,11 @@ class CNNHyperModel(PairHyperModel):
         return {"filters": (filters,) + (2 * filters,) * (depth - 1), "hidden": (units,)}
 
 
-# An architecture names its hypermodel in the registry (Architecture.hypermodel).
+# One hypermodel per body of the registry (Architecture.family), which says what to search.
 HYPERMODELS = {"mlp": MLPHyperModel, "cnn": CNNHyperModel}
 
 
 def hypermodel_for(
     base: Config, rounds: list[RoundData], sync_bn: bool = False, max_mflop: float | None = None
 ) -> PairHyperModel:
-    return HYPERMODELS[base.arch.hypermodel](base, rounds, sync_bn, max_mflop)
+    return HYPERMODELS[base.arch.family](base, rounds, sync_bn, max_mflop)

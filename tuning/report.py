@@ -12,7 +12,7 @@ from keras_models.core.errors import RunError
 from keras_models.core.files import atomic_write_json, atomic_write_text
 from keras_models.training.config import Config
 
-from .hypermodels import DEV_OBJECTIVE
+from .hypermodels import DEV_OBJECTIVE, HYPERMODELS
 
 OBJECTIVE = "val_compare_accuracy"
 CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
@@ -26,11 +26,12 @@ def trial_number(trial_id: str) -> int:
 
 
 def objective_of(base: Config) -> str:
-    return DEV_OBJECTIVE if base.dev_pairs else OBJECTIVE
+    return DEV_OBJECTIVE if base.recipe.dev_pairs else OBJECTIVE
 
 
 def trial_rows(tuner, base: Config) -> list[dict]:
-    from keras_models.models.builder import build_model, config_mflops
+    from keras_models.models.builder import build_model
+    from keras_models.training.config import config_mflops
 
     rows = []
     for trial in tuner.oracle.trials.values():
@@ -44,10 +45,10 @@ def trial_rows(tuner, base: Config) -> list[dict]:
                 "status": trial.status,
                 "score": trial.score,
                 "hyperparameters": dict(trial.hyperparameters.values),
-                "params": int(build_model(cfg).count_params()),
+                "params": int(build_model(cfg.spec).count_params()),
                 "mflop": round(config_mflops(cfg), 2),
                 "depth": trial.hyperparameters.values.get("depth"),
-                "width": trial.hyperparameters.values.get("filters" if base.family == "cnn" else "units"),
+                "width": trial.hyperparameters.values.get(HYPERMODELS[base.arch.family].width),
                 "seconds": info.get("seconds"),
                 "tuner_id": info.get("tuner_id"),
                 "config": {k: v for k, v in cfg.to_dict().items() if k in CONFIG_KEYS},
@@ -64,14 +65,15 @@ def write_report(tuner, base: Config, plan, log=print) -> dict:
     done = [r for r in rows if r["status"] == "COMPLETED" and r["score"] is not None]
     names = sorted({k for r in rows for k in r["hyperparameters"]})
     lines = [
-        f"# {kind} search for {base.model}: {len(done)} of {len(rows)} trials completed",
+        f"# {kind} search for {base.spec.model}: {len(done)} of {len(rows)} trials completed",
         "",
         f"Objective: {objective} (max) on "
         + (
-            f"{base.dev_pairs} dev pairs per round, the mean over {executions} round(s) (seeds {base.seed}"
-            f"-{base.seed + executions - 1}), each trained on all its {base.pairs} pairs"
-            if base.dev_pairs
-            else f"{base.validation_split or 0.2:.0%} of the training pairs"
+            f"{base.recipe.dev_pairs} dev pairs per round, the mean over {executions} round(s) (seeds "
+            f"{base.recipe.seed}-{base.recipe.seed + executions - 1}), each trained on all its "
+            f"{base.recipe.pairs} pairs"
+            if base.recipe.dev_pairs
+            else f"{base.recipe.validation_split or 0.2:.0%} of the training pairs"
         )
         + f"; {epochs} epochs per trial. Failed trials include those over the cost limit (untrained).",
         "",
@@ -102,7 +104,7 @@ def write_report(tuner, base: Config, plan, log=print) -> dict:
         "hyperparameters": best["hyperparameters"],
     }
     atomic_write_json(folder / "best_hparams.json", result)
-    plot_trials(done, folder / "trials.png", base.model, "dev" if base.dev_pairs else "validation")
+    plot_trials(done, folder / "trials.png", base.spec.model, "dev" if base.recipe.dev_pairs else "validation")
     log(f"best: Trial {best['trial']}, {objective} {100 * best['score']:.2f}% with {best['hyperparameters']}")
     log(f"wrote {folder / 'best_hparams.json'}, {folder / 'trials.md'}, {folder / 'trials.png'}")
     return result

@@ -80,7 +80,7 @@ class Search:
     max_mflop: float | None = None
 
     def folder(self, base: Config) -> Path:
-        return Path(self.directory) / (self.project or f"{base.model}-{self.kind}")
+        return Path(self.directory) / (self.project or f"{base.spec.model}-{self.kind}")
 
 
 def make_tuner(plan: Search, hypermodel, base: Config, strategy=None):
@@ -94,7 +94,7 @@ def make_tuner(plan: Search, hypermodel, base: Config, strategy=None):
         directory=plan.directory,
         project_name=plan.folder(base).name,
         overwrite=False,
-        seed=base.seed,
+        seed=base.recipe.seed,
         max_consecutive_failed_trials=failures,
     )
     if strategy is not None:
@@ -131,11 +131,11 @@ def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, m
 def check_search(base: Config, plan: Search) -> None:
     if plan.executions < 1:
         raise ConfigError(f"executions must be a positive integer, got {plan.executions}")
-    if plan.executions > 1 and not base.dev_pairs:
+    if plan.executions > 1 and not base.recipe.dev_pairs:
         raise ConfigError(
             "--executions trains each trial on several rounds and scores their dev pairs; it needs --dev-pairs"
         )
-    if base.dev_pairs and plan.kind == "hyperband":
+    if base.recipe.dev_pairs and plan.kind == "hyperband":
         raise ConfigError("--dev-pairs scores whole trials; hyperband resumes trials by epochs: use random or bayesian")
     if plan.max_mflop is not None and not (plan.max_mflop > 0 and math.isfinite(plan.max_mflop)):
         raise ConfigError(f"the cost limit must be a positive number of MFLOP, got {plan.max_mflop}")
@@ -149,27 +149,32 @@ def search(base: Config, plan: Search, log=print) -> dict | None:
 
     check_search(base, plan)
     tf.get_logger().setLevel("ERROR")
-    images = load_data(base.data, base.test_data)
-    if base.dev_pairs:
-        require_images(len(images[0].images) - 2 * base.pairs, base.dev_pairs, f"{images[0].source} outside the pairs")
+    images = load_data(base.recipe.data, base.recipe.test_data)
+    if base.recipe.dev_pairs:
+        require_images(
+            len(images[0].images) - 2 * base.recipe.pairs,
+            base.recipe.dev_pairs,
+            f"{images[0].source} outside the pairs",
+        )
     if is_chief_oracle():
         claim_search(plan.folder(base), base, plan.epochs, plan.executions, plan.max_mflop)
-    strategy = get_strategy(base.strategy)
+    strategy = get_strategy(base.run.strategy)
     replicated = strategy.num_replicas_in_sync > 1
-    if base.dev_pairs:
+    if base.recipe.dev_pairs:
         # Each execution trains on all of another round's pairs and scores that round's dev pairs.
         rounds = [RoundData.draw(base.replace(validation_split=0.0), images, i) for i in range(plan.executions)]
-        what = f"{plan.executions} round(s) of {base.pairs} training and {base.dev_pairs} dev pairs per trial"
+        pairs, dev = base.recipe.pairs, base.recipe.dev_pairs
+        what = f"{plan.executions} round(s) of {pairs} training and {dev} dev pairs per trial"
     else:
-        rounds = [RoundData.draw(base.replace(validation_split=base.validation_split or 0.2), images, 0)]
+        rounds = [RoundData.draw(base.replace(validation_split=base.recipe.validation_split or 0.2), images, 0)]
         what = f"{len(rounds[0].train)} training and {len(rounds[0].val)} validation pairs"
     hypermodel = hypermodel_for(base, rounds, sync_bn=replicated, max_mflop=plan.max_mflop)
     tuner = make_tuner(plan, hypermodel, base, strategy if replicated else None)
     limit = f"; at most {plan.max_mflop:g} MFLOP per pair" if plan.max_mflop is not None else ""
     size = f"max_epochs {plan.epochs}" if plan.kind == "hyperband" else f"max_trials {plan.max_trials}"
-    log(f"tuning {base.model} with {plan.kind} search ({size}); {what}{limit}")
+    log(f"tuning {base.spec.model} with {plan.kind} search ({size}); {what}{limit}")
     try:
-        tuner.search(epochs=plan.epochs, verbose=0 if base.quiet else 1)
+        tuner.search(epochs=plan.epochs, verbose=0 if base.run.quiet else 1)
     except RuntimeError as e:
         # keras-tuner ends a search after max_consecutive_failed_trials with a RuntimeError
         # that carries the last trial's traceback; its last line is the reason.

@@ -234,7 +234,7 @@ def main(argv=None) -> int:
         if args.breakdown:
             from keras_models.models.builder import build_model
 
-            rows = profile.conv_breakdown(build_model(cfg), args.batch)
+            rows = profile.conv_breakdown(build_model(cfg.spec), args.batch)
             result["conv_breakdown"] = rows
             total = sum(r["forward"] + r["backprop_input"] + r["backprop_filter"] for r in rows)
             for r in rows:
@@ -245,9 +245,10 @@ def main(argv=None) -> int:
             result["conv_kernels_ms"] = round(total, 2)
             print(f"convolution kernels: {total:.1f} ms of a {result['ms_per_step']:.1f} ms step")
         if args.profile:
-            from keras_models.models.builder import build_model, compile_model
+            from keras_models.models.builder import build_model
+            from keras_models.training.compile import compile_for
 
-            model = compile_model(build_model(cfg, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
+            model = compile_for(build_model(cfg.spec, 33.0, 80.0**2), cfg.replace(steps_per_execution=1))
             rows = profile.profile_op_types(model, args.batch, args.steps, args.profile)
             result["profile"] = rows
             print(f"profile of {args.steps} steps (trace in {args.profile}); self time per op type:")
@@ -259,7 +260,7 @@ def main(argv=None) -> int:
         if args.all:
             fast = cfg.replace(lr=1e-3, test_data=args.test_data)
             result["seconds_per_epoch"] = round(b.epoch_seconds(fast), 3)
-            print(f"epoch of {fast.pairs} pairs (with the test curve): {result['seconds_per_epoch']:.2f} s")
+            print(f"epoch of {fast.recipe.pairs} pairs (with the test curve): {result['seconds_per_epoch']:.2f} s")
             result["time_to_accuracy"] = b.seconds_to_accuracy(fast, args.target, args.max_epochs)
             print(f"seconds to {args.target:.0%} test accuracy: {result['time_to_accuracy']['seconds_to_target']}")
             result.update(b.serving_speed(cfg))

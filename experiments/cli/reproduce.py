@@ -15,14 +15,15 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from keras_models.cli import DefaultsFormatter, command_line, positive_float, positive_int, run_cli
-from keras_models.training.config import Config, choices
+from keras_models.cli import DefaultsFormatter, add_config_args, command_line, config_from_args, positive_float, run_cli
 from keras_models.training.recipes import RECIPES
 
 from ..ablation import ABLATION
 from ..frontier import FRONTIER
 from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT
 from ..study import FIGURES, MODELS
+
+STUDY_SETTINGS = ("rounds", "pairs", "seed", "data", "test_data", "strategy", "precision", "workers", "quiet")
 
 
 def name_list(choices, convert=str):
@@ -59,31 +60,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=sorted(FIGURES),
         help="figures to draw (their curves of the --models only), or 'none'",
     )
-    p.add_argument("--rounds", type=positive_int, default=10, help="rounds per model, each with fresh pairs")
     p.add_argument("--epochs-scale", type=positive_float, default=1.0, help="multiply every recipe's epochs")
-    p.add_argument("--pairs", type=positive_int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default="embedded")
-    p.add_argument("--test-data", default=None)
-    p.add_argument("--strategy", choices=choices("strategy"), default="auto")
-    p.add_argument(
-        "--precision",
-        choices=choices("precision"),
-        default="float32",
-        help="the models' arithmetic (train.py --precision); mixed_bfloat16 pays on CPUs with AMX under oneDNN",
-    )
-    p.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="processes that train each model's rounds side by side (train.py --workers)",
-    )
     p.add_argument(
         "--out",
         help="results folder (tables, figures, runs/); default: a new runs/study-<time> "
         "or runs/ablation-<time>. A folder that holds a study of other settings is refused",
     )
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    # The settings every model of the study trains with, declared once with train.py's.
+    add_config_args(p, only=STUDY_SETTINGS, defaults={"rounds": 10})
     p.add_argument(
         "--ablation",
         action="store_true",
@@ -142,29 +126,20 @@ def main(argv=None) -> int:
     def job():
         from ..study import claim_folder, run_study
 
+        base = config_from_args(args)
+        recipe = base.recipe
         # What makes two invocations the same study; models, figures, rows and rounds may grow.
         settings = {
             "epochs_scale": args.epochs_scale,
-            "pairs": args.pairs,
-            "seed": args.seed,
-            "data": args.data,
-            "test_data": args.test_data,
+            "pairs": recipe.pairs,
+            "seed": recipe.seed,
+            "data": recipe.data,
+            "test_data": recipe.test_data,
             **({"recipe": args.recipe} if kind == "table" else {}),
             # Named only when changed, so that studies claimed before the setting existed resume.
-            **({"precision": args.precision} if args.precision != "float32" else {}),
+            **({"precision": base.spec.precision} if base.spec.precision != "float32" else {}),
         }
         claim_folder(out, kind, settings)
-        base = Config(
-            rounds=args.rounds,
-            pairs=args.pairs,
-            seed=args.seed,
-            data=args.data,
-            test_data=args.test_data,
-            strategy=args.strategy,
-            precision=args.precision,
-            workers=args.workers,
-            quiet=args.quiet,
-        )
         if args.ablation:
             from ..ablation import run_ablation
 

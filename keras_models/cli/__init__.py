@@ -19,8 +19,9 @@ import threading
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
 from keras_models.core.errors import USER_ERRORS  # noqa: E402
+from keras_models.core.fields import accepts, describe, field_type  # noqa: E402
 from keras_models.training.config import Config  # noqa: E402
-from keras_models.training.settings import FIELDS, GROUPS, accepts, describe, field_type  # noqa: E402
+from keras_models.training.settings import FIELDS, GROUPS  # noqa: E402
 
 
 class Terminated(KeyboardInterrupt):
@@ -105,7 +106,7 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     take it from the Config and say it in their help."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False:
+        if action.default is None or action.default is False or "(default: " in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -137,18 +138,22 @@ def settings_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_config_args(p: argparse.ArgumentParser, *, skip=()) -> None:
-    """One flag per declared setting (keras_models.training.settings), less the settings named in `skip`
-    (a command has no use for them, so they are not offered). Types, ranges, choices, help and
-    the default shown come from the declaration. argparse's defaults stay None, so that a flag
-    the user did not give can be told apart from one they gave (see config_from_args)."""
+def add_config_args(p: argparse.ArgumentParser, *, skip=(), only=None, defaults=None) -> None:
+    """One flag per declared setting (keras_models.training.settings), less the settings named in
+    `skip` (a command has no use for them, so they are not offered), or only those in `only`.
+    Types, ranges, choices, help and the default shown come from the declaration; `defaults`
+    gives a command's own default for a setting (the study's 10 rounds), shown in its help.
+    argparse's defaults stay None otherwise, so that a flag the user did not give can be told
+    apart from one they gave (see config_from_args)."""
+    defaults = defaults or {}
     groups = {g: p.add_argument_group(title) for g, title in SECTIONS.items()}
     for name, (group, f) in FIELDS.items():
         meta = f.metadata
-        if name in skip or not meta["flag"]:
+        if name in skip or (only is not None and name not in only) or not meta["flag"]:
             continue
         kind, _ = field_type(GROUPS[group], name)
-        text = meta["help"].replace("%", "%%") + f" (default: {flag_default(f, kind)})"
+        shown = defaults[name] if name in defaults else flag_default(f, kind)
+        text = meta["help"].replace("%", "%%") + f" (default: {shown})"
         text += " [study lever: no recipe uses it; kept to reproduce the ablations]" if meta["lever"] else ""
         flag = "--" + name.replace("_", "-")
         if kind is bool:
@@ -163,6 +168,7 @@ def add_config_args(p: argparse.ArgumentParser, *, skip=()) -> None:
             convert = int_list if kind is tuple else number(kind, lambda v, m=meta: accepts(m, v), describe(meta, kind))
             metavar = "W,W" if kind is tuple else name.upper()
             groups[group].add_argument(flag, dest=name, type=convert, metavar=metavar, help=text)
+    p.set_defaults(**defaults)
 
 
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:

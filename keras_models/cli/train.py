@@ -25,9 +25,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--recipe",
         choices=TRAIN_RECIPES,
         help="report (lr 1e-4; 500 epochs MLP family, 100 CNN family), fast (lr 1e-3; 50 / 25 epochs); "
-        "for cnn_aux only: speedrun (within 60 s on 2 CPU cores) and best (within 15 min), the "
-        "default-size winners of results/frontier.md, and stacked (the tuned 600k-parameter "
-        "classifier of results/ablation.md); flags given here still override it",
+        "for cnn_aux (or any conv architecture with a shared classifier and digit losses): sprint "
+        "and speedrun (the winners of results/frontier.md within 1 and 3.5 times the seconds of the "
+        "best public recipe), best (within 15 min), and stacked (the tuned 600k-parameter classifier "
+        "of results/ablation.md); flags given here still override it",
     )
     p.add_argument(
         "--hparams",
@@ -57,7 +58,7 @@ def build_config(args: argparse.Namespace) -> Config:
     """Defaults, then the hyperparameter file, then the recipe, then the flags given."""
     base = hparams_config(args.hparams) if args.hparams else Config()
     if args.recipe:
-        base = base.replace(**recipe_changes(args.recipe, args.model or base.model))
+        base = base.replace(**recipe_changes(args.recipe, args.model or base.spec.model))
     return config_from_args(args, base)
 
 
@@ -73,9 +74,9 @@ def main(argv=None) -> int:
 
         cfg = build_config(args)
         # The data and the folder before TensorFlow loads: a mistake fails fast and alone.
-        images = load_data(cfg.data, cfg.test_data)
+        images = load_data(cfg.recipe.data, cfg.recipe.test_data)
         # A default folder is made now, so that an interrupted run can name it.
-        cfg = cfg if cfg.out else cfg.replace(out=default_out(cfg))
+        cfg = cfg if cfg.run.out else cfg.replace(out=default_out(cfg))
         check_folder(cfg)
         from keras_models.training.run import run
 
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
         if not results["rounds_ok"]:
             raise RunError("every round failed; see results.json")
 
-    return run_cli(job, "train.py", lambda: command_line("train.py", argv, out=cfg.out) if cfg else None)
+    return run_cli(job, "train.py", lambda: command_line("train.py", argv, out=cfg.run.out) if cfg else None)
 
 
 if __name__ == "__main__":

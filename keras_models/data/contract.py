@@ -14,6 +14,14 @@ import numpy as np
 PAIR_SHAPE = (2, 14, 14)
 SHAPE_TEXT = "(N, 2, 14, 14)"
 NOT_FINITE = "NaN or infinite pixels"
+# What every model answers per pair: P(digit1 <= digit2), and for the weight-sharing models each
+# digit's ten class probabilities.
+OUTPUT_SHAPES = {"compare": (1,), "digit1": (10,), "digit2": (10,)}
+
+
+def output_shape(name: str) -> tuple[int, ...]:
+    """The shape of one output per pair, e.g. (10,) for digit1."""
+    return OUTPUT_SHAPES[name]
 
 
 def check_pairs(

@@ -16,33 +16,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keras_models.core.errors import ConfigError
-
-FAMILIES = ("mlp", "cnn")  # dense layers on the flattened digits; conv blocks, then dense layers
+from keras_models.models.bodies import ConvBody, DenseBody
 
 
 @dataclass(frozen=True)
 class Architecture:
     """One architecture's traits. A variant of the report's cnn_aux, say:
 
-    >>> register(Architecture("cnn_aux_wide", family="cnn", shared=True, aux=True, hidden=(512,),
-    ...                       epochs=100, hypermodel="cnn"))
+    >>> register(Architecture("cnn_aux_wide", body=ConvBody(), shared=True, aux=True, hidden=(512,), epochs=100))
     """
 
     name: str
-    family: str  # one of FAMILIES: the body of the network, and of its digit classifier
+    body: object  # the layers of the network, and of its digit classifier (keras_models.models.bodies)
     shared: bool  # one digit classifier applied to both digits, with outputs digit1 and digit2
     aux: bool  # the digit losses are auxiliary losses (0.2 each beside compare's 0.6)
     hidden: tuple[int, ...]  # dense widths unless --hidden says otherwise
     epochs: int  # epochs per round unless --epochs or a recipe says otherwise
-    hypermodel: str  # the family of tuning.hypermodels.HYPERMODELS that searches it
     report_accuracy: float | None = None  # its test accuracy (%) in the report's Table I; None: not in it
     description: str = ""
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ConfigError(f"architecture {self.name!r}: family must be one of {', '.join(FAMILIES)}")
+        if not all(callable(getattr(self.body, m, None)) for m in ("features", "plain_input")):
+            raise ConfigError(f"architecture {self.name!r}: its body needs features() and plain_input()")
         if self.aux and not self.shared:
             raise ConfigError(f"architecture {self.name!r}: auxiliary digit losses need the shared classifier")
+
+    @property
+    def family(self) -> str:
+        """Its body's name, "mlp" or "cnn" for the report's six: what recipes and the tuner key on."""
+        return self.body.name
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -56,8 +58,7 @@ NAMES = _REGISTRY.keys()  # a live view: argparse's choices and the settings' ch
 def register(arch: Architecture) -> Architecture:
     """Adds `arch` to the registry: `Config(model=arch.name)` and every command then take it.
 
-    >>> register(Architecture("cc_aux_narrow", family="mlp", shared=True, aux=True, hidden=(128, 128),
-    ...                       epochs=200, hypermodel="mlp"))
+    >>> register(Architecture("cc_aux_narrow", body=DenseBody(), shared=True, aux=True, hidden=(128, 128), epochs=200))
     """
     if arch.name in _REGISTRY:
         raise ConfigError(f"architecture {arch.name!r} is registered already")
@@ -80,9 +81,10 @@ def report_architectures() -> list[Architecture]:
     return [a for a in _REGISTRY.values() if a.report_accuracy is not None]
 
 
-# The report's defaults per family: hidden widths of the dense part, and epochs; Table I's accuracies.
-_MLP = {"family": "mlp", "hidden": (500, 500), "epochs": 200, "hypermodel": "mlp"}
-_CNN = {"family": "cnn", "hidden": (256,), "epochs": 100, "hypermodel": "cnn"}
+# Per body: the dense widths of the report's models, and the epochs a round trains when neither
+# --epochs nor a recipe sets them (the report recipe's own epochs are in training.recipes).
+_MLP = {"body": DenseBody(), "hidden": (500, 500), "epochs": 200}
+_CNN = {"body": ConvBody(), "hidden": (256,), "epochs": 100}
 for _arch in (
     Architecture("mlp", shared=False, aux=False, report_accuracy=81.04, description="dense layers", **_MLP),
     Architecture("cc", shared=True, aux=False, report_accuracy=84.62, description="shared MLP classifier", **_MLP),

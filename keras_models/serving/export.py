@@ -56,30 +56,24 @@ def write_saved_model(model, path: Path) -> None:
 METADATA = "metadata.json"  # beside saved_model.pb; TF Serving ignores it
 
 
-def check_contract(model, where: str, cfg=None) -> None:
-    """The serving contract of one of the six models: input `pair` (None, 2, 14, 14), the
-    outputs of its name with their shapes, and, given the run's Config, the same layers with
-    the same weight shapes as `build_model(cfg)`. Anything else is one ModelFileError line."""
-    from keras_models.data.contract import PAIR_SHAPE
-    from keras_models.models import architectures
+def check_contract(model, where: str, arch, spec=None) -> None:
+    """The serving contract of a model of the architecture `arch` (a registry entry, read from
+    the run's saved config): input `pair` (None, 2, 14, 14), the architecture's outputs with their
+    shapes, and, given the run's ModelSpec, the same layers with the same weight shapes as
+    `build_model(spec)`. Anything else is one ModelFileError line."""
+    from keras_models.data.contract import OUTPUT_SHAPES, PAIR_SHAPE, SHAPE_TEXT
 
-    if model.name not in architectures.NAMES:
-        raise ModelFileError(
-            f"{where}: holds a model named {model.name!r}, not a registered architecture "
-            f"({', '.join(architectures.NAMES)})"
-        )
-    arch = architectures.get(model.name)
     try:
         inputs, output = model.inputs, model.output
     except (AttributeError, ValueError):  # a subclassed or never-called model has no graph
         raise ModelFileError(f"{where}: not a functional model with the input `pair`") from None
     if len(inputs) != 1 or tuple(inputs[0].shape) != (None, *PAIR_SHAPE):
-        raise ModelFileError(f"{where}: takes {[tuple(i.shape) for i in inputs]}, not pair (None, 2, 14, 14)")
+        raise ModelFileError(f"{where}: takes {[tuple(i.shape) for i in inputs]}, not pair {SHAPE_TEXT}")
     outputs = output if isinstance(output, dict) else {}
     shapes = {k: tuple(v.shape) for k, v in outputs.items()}
-    expected = {k: (None, 1) if k == "compare" else (None, 10) for k in arch.outputs}
+    expected = {k: (None, *OUTPUT_SHAPES[k]) for k in arch.outputs}
     if shapes != expected:
-        raise ModelFileError(f"{where}: outputs {shapes}, a {model.name} has {expected}")
+        raise ModelFileError(f"{where}: outputs {shapes}, a {arch.name} has {expected}")
 
     def names(m):  # an ensemble holds its members, each with its classifier
         return {layer.name for layer in m.layers} | {
@@ -87,15 +81,15 @@ def check_contract(model, where: str, cfg=None) -> None:
         }
 
     if arch.shared and "classifier" not in names(model):
-        raise ModelFileError(f"{where}: a {model.name} shares one `classifier` sub-model; this model has none")
-    if cfg is not None:
+        raise ModelFileError(f"{where}: a {arch.name} shares one `classifier` sub-model; this model has none")
+    if spec is not None:
         from keras_models.models.builder import build_model
 
         def structure(m):
             return [(w.path.split("/", 1)[-1], tuple(w.shape)) for w in m.weights]
 
-        if structure(model) != structure(build_model(cfg)):
-            raise ModelFileError(f"{where}: its layers differ from a {model.name} built from the run's config.json")
+        if structure(model) != structure(build_model(spec)):
+            raise ModelFileError(f"{where}: its layers differ from a {arch.name} built from the run's config.json")
 
 
 def export_saved_model(model, root: str | Path, name: str | None = None, metadata: dict | None = None) -> Path:
@@ -155,7 +149,7 @@ def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
 
     groups = cfg.to_groups()
     return {
-        "model": cfg.model,
+        "model": cfg.spec.model,
         "spec": groups["spec"],
         "recipe": groups["recipe"],
         "run_folder": str(Path(run_folder).resolve()),

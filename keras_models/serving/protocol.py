@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_models.core.errors import ModelFileError
-from keras_models.data.contract import PAIR_SHAPE, check_pairs
+from keras_models.data.contract import PAIR_SHAPE, SHAPE_TEXT, check_pairs, output_shape
 from keras_models.serving.export import load_saved_model, read_metadata, run_signature
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
@@ -59,7 +59,7 @@ def load_version(base: Path, version: int) -> Served:
     spec = inputs.get("pair")
     if spec is None or spec.dtype != tf.float32 or tuple(spec.shape) != (None, *PAIR_SHAPE):
         raise ModelFileError(
-            f"{base / str(version)}: serving_default does not take pair float32 (None, 2, 14, 14) (it takes {inputs})"
+            f"{base / str(version)}: serving_default does not take pair float32 {SHAPE_TEXT} (it takes {inputs})"
         )
     outputs = tuple(sorted(signature.structured_outputs))
     if "compare" not in outputs:
@@ -110,10 +110,6 @@ def answer(served: Served, pairs: np.ndarray, columnar: bool) -> dict:
     return {"predictions": [{k: out[k][i].tolist() for k in served.outputs} for i in range(len(pairs))]}
 
 
-def output_shape(name: str) -> list[int]:
-    return [-1, 1] if name == "compare" else [-1, 10]
-
-
 def v1_status(served: Served | None, name: str) -> dict:
     """GET /v1/models/<name>: KServe's readiness, and TF Serving's model_version_status."""
     status = {"name": name, "ready": served is not None}
@@ -130,7 +126,7 @@ def v2_metadata(served: Served, name: str) -> dict:
         "versions": [str(served.version)],
         "platform": "tensorflow_savedmodel",
         "inputs": [{"name": "pair", "datatype": "FP32", "shape": [-1, *PAIR_SHAPE]}],
-        "outputs": [{"name": k, "datatype": "FP32", "shape": output_shape(k)} for k in served.outputs],
+        "outputs": [{"name": k, "datatype": "FP32", "shape": [-1, *output_shape(k)]} for k in served.outputs],
     }
 
 
@@ -142,7 +138,7 @@ def v2_pairs(name: str, datatype: str, shape, data, pixel_range) -> np.ndarray:
     if datatype != "FP32":
         raise BadRequest(f"`pair` must be FP32, got {datatype}")
     if len(shape) != 4 or tuple(shape[1:]) != PAIR_SHAPE:
-        raise BadRequest(f"`pair` must have shape [N, 2, 14, 14], got {list(shape)}")
+        raise BadRequest(f"`pair` must have shape {SHAPE_TEXT}, got {list(shape)}")
     return check_pairs(data, "pair", BadRequest, pixel_range)
 
 

@@ -154,3 +154,39 @@ def write_history(path: Path, rows: list[dict]) -> None:
     columns = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
     lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+class PretrainClassifier(keras.callbacks.Callback):
+    """--pretrain-epochs: before the pair model's first step, its shared classifier is fitted on
+    the single labelled digits outside the round's pairs (`outside`, Images), through the
+    model's normalisation and augmentation layers."""
+
+    def __init__(self, outside, cfg, strategy):
+        super().__init__()
+        self.outside, self.cfg, self.strategy = outside, cfg, strategy
+
+    def on_train_begin(self, logs=None):
+        from keras_models.models.builder import AUGMENTATION_LAYERS
+        from keras_models.training.compile import digit_loss
+
+        model, recipe = self.model, self.cfg.recipe
+        with self.strategy.scope():
+            digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
+            x = model.get_layer("normalize")(digit)
+            for name in AUGMENTATION_LAYERS:  # in the pair model's order
+                if name in [layer.name for layer in model.layers]:
+                    x = model.get_layer(name)(x)
+            probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
+            single = keras.Model(digit, probs, name="pretrain")
+            single.compile(
+                optimizer=keras.optimizers.Adam(recipe.lr), loss=digit_loss(recipe, "digit_loss"), metrics=["accuracy"]
+            )
+            # Two digits per pair: the same number of images per step as the pair model sees.
+            single.fit(
+                self.outside.images[..., None],
+                self.outside.labels,
+                batch_size=2 * recipe.batch_size,
+                epochs=recipe.pretrain_epochs,
+                shuffle=True,
+                verbose=0 if self.cfg.run.quiet else 2,
+            )

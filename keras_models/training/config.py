@@ -1,7 +1,7 @@
-"""`Config`: a run's model spec, training recipe and run settings (keras_models.training.settings), read
-as one flat set of names (`cfg.lr`, `cfg.model`), with the rules that tie settings together.
+"""`Config`: a run's model spec, training recipe and run settings (keras_models.training.settings),
+with the rules that tie settings together.
 
-The builders read `cfg.spec`; a round trains by `cfg.recipe`; `cfg.run` says where and how the
+The builder reads `cfg.spec`; a round trains by `cfg.recipe`; `cfg.run` says where and how the
 run goes. `save_config` writes the three groups beside every model, and a run resumes only with
 the same spec and recipe.
 """
@@ -14,16 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from keras_models.core.errors import ConfigError, RunError
-from keras_models.data.contract import PAIR_SHAPE  # noqa: F401  (re-exported: the input `pair` of every model)
 from keras_models.models import architectures
 from keras_models.training.settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
 
 # Far beyond any round count, so that members never share a seed with another round.
 MEMBER_SEED_STRIDE = 1000
-# Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
-# one pixel up, down, left and right (the training shifts reach 2 px).
-NO_TTA = ((0, 0),)
-TTA_VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
 def choices(name: str) -> tuple:
@@ -32,36 +27,58 @@ def choices(name: str) -> tuple:
 
 
 def last_seed(c: Config) -> int:
-    return c.seed + c.rounds - 1 + MEMBER_SEED_STRIDE * (c.member + c.members - 1 + c.teachers)
+    r = c.recipe
+    return r.seed + c.run.rounds - 1 + MEMBER_SEED_STRIDE * (r.member + r.members - 1 + r.teachers)
 
 
-# What no single declaration can say: a message for each combination that cannot train (the
-# levers' own rules are in keras_models.training.levers).
+# What no single declaration can say: a message for each combination that cannot train.
 RULES = (
-    (lambda c: c.optimizer != "adam" and c.weight_decay, "--weight-decay is AdamW's decay; it needs --optimizer adam"),
     (
-        lambda c: c.comparer_type != "learned" and not c.arch.shared,
+        lambda c: c.recipe.optimizer != "adam" and c.recipe.weight_decay,
+        "--weight-decay is AdamW's decay; it needs --optimizer adam",
+    ),
+    (
+        lambda c: c.spec.comparer_type != "learned" and not c.arch.shared,
         "--comparer-type expected compares the digit distributions; it needs a weight-sharing model",
     ),
     (
-        lambda c: c.label_smoothing and not c.arch.shared,
+        lambda c: c.recipe.label_smoothing and not c.arch.shared,
         "--label-smoothing smooths the digit targets; it needs a weight-sharing model",
     ),
+    (lambda c: c.spec.augment and not c.arch.shared, "--augment needs a weight-sharing model"),
+    (lambda c: c.spec.elastic and not c.arch.shared, "--elastic needs a weight-sharing model"),
     (
-        lambda c: c.members > 1 and c.strategy == "multiworker",
+        lambda c: c.recipe.teachers and not c.arch.shared,
+        "--teachers distils the digit classifier; it needs a weight-sharing model",
+    ),
+    (
+        lambda c: c.recipe.teachers and c.run.strategy in ("mirrored", "multiworker"),
+        "--teachers trains its teachers and the model in one process; use --strategy default",
+    ),
+    (
+        lambda c: c.spec.loss_weighting == "learned" and not c.arch.aux,
+        "--loss-weighting learned weighs the compare and digit losses; it needs an aux model",
+    ),
+    (
+        lambda c: c.recipe.pretrain_epochs and not c.arch.shared,
+        "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model",
+    ),
+    (
+        lambda c: c.recipe.members > 1 and c.run.strategy == "multiworker",
         "--members trains its members one after another in one process; with --strategy multiworker train one "
         "--member per run",
     ),
     (
-        lambda c: c.workers > 1 and c.strategy in ("mirrored", "multiworker"),
+        lambda c: c.run.workers > 1 and c.run.strategy in ("mirrored", "multiworker"),
         "--workers trains rounds in processes of one device each; it cannot be combined with --strategy "
         "mirrored or multiworker",
     ),
     (
         lambda c: last_seed(c) > MAX_SEED,
         lambda c: (
-            f"seeds must stay below 2**32: seed {c.seed} with {c.rounds} rounds, members {c.member}-"
-            f"{c.member + c.members - 1} and {c.teachers} teachers reaches {last_seed(c)}"
+            f"seeds must stay below 2**32: seed {c.recipe.seed} with {c.run.rounds} rounds, members "
+            f"{c.recipe.member}-{c.recipe.member + c.recipe.members - 1} and {c.recipe.teachers} teachers "
+            f"reaches {last_seed(c)}"
         ),
     ),
 )
@@ -87,19 +104,9 @@ class Config:
         for group in GROUPS:
             changes = {k: v for k, v in settings.items() if FIELDS[k][0] == group}
             object.__setattr__(self, group, dataclasses.replace(parts[group], **changes) if changes else parts[group])
-        from keras_models.training.levers import LEVERS
-
         for broken, message in RULES:
             if broken(self):
                 raise ConfigError(message(self) if callable(message) else message)
-        for lever in LEVERS:  # each lever's own rule
-            if message := lever.rule(self):
-                raise ConfigError(message)
-
-    def __getattr__(self, name):
-        if name in FIELDS:
-            return getattr(object.__getattribute__(self, FIELDS[name][0]), name)
-        raise AttributeError(f"Config has no setting {name!r}")
 
     def __setattr__(self, name, value):
         raise AttributeError("Config is immutable; use replace()")
@@ -115,14 +122,9 @@ class Config:
         return self.spec.arch
 
     @property
-    def family(self) -> str:  # the spec's, as hidden_units
-        return self.spec.family
-
-    hidden_units = property(lambda self: self.spec.hidden_units)
-
-    @property
     def num_epochs(self) -> int:
-        return self.epochs if self.epochs is not None else self.arch.epochs
+        """The recipe's epochs, or the architecture's where the recipe leaves them open."""
+        return self.recipe.epochs if self.recipe.epochs is not None else self.arch.epochs
 
     def replace(self, **changes) -> Config:
         return Config(self.spec, self.recipe, self.run, **changes)
@@ -167,14 +169,14 @@ def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use anoth
 def check_folder(cfg: Config) -> None:
     """Before anything is trained or touched: a run folder that holds a config.json (written
     first by every run) may only be resumed with the same settings."""
-    path = Path(cfg.out) / "config.json"
+    path = Path(cfg.run.out) / "config.json"
     if not path.is_file():
         return
     try:
         old = json.loads(path.read_text())
     except ValueError:
         raise RunError(f"{path}: not valid JSON; move it away to start over") from None
-    check_resumable({"config": old}, cfg, Path(cfg.out))
+    check_resumable({"config": old}, cfg, Path(cfg.run.out))
 
 
 def default_out(cfg: Config) -> str:
@@ -182,7 +184,16 @@ def default_out(cfg: Config) -> str:
     started in the same second (other seeds, other processes) never share one."""
     from keras_models.core.files import claim_folder
 
-    return str(claim_folder("runs", f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}"))
+    return str(claim_folder("runs", f"{cfg.spec.model}-{datetime.now():%Y%m%d-%H%M%S}"))
+
+
+def config_mflops(cfg: Config) -> float:
+    """MFLOP per pair of the model `cfg` trains: one classifier pass per member and view."""
+    from keras_models.models.builder import TTA_VIEWS, build_model
+    from keras_models.models.cost import flops_per_pair
+
+    views = len(TTA_VIEWS) if cfg.recipe.tta else 1
+    return views * cfg.recipe.members * flops_per_pair(build_model(cfg.spec)) / 1e6
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

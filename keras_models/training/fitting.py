@@ -13,9 +13,16 @@ import keras
 
 from keras_models.data.images import Images, Pairs
 from keras_models.data.pipeline import as_dataset, pixel_stats
-from keras_models.training.callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
+from keras_models.models.builder import build_model, student_of, targets_for
+from keras_models.training.callbacks import (
+    EpochLog,
+    EpochRecorder,
+    IntervalBackupAndRestore,
+    PretrainClassifier,
+    Stopwatch,
+)
+from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
-from keras_models.training.levers import LEVERS
 
 
 @dataclass
@@ -44,14 +51,16 @@ class FitResult:
 def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None) -> keras.Model:
     """A compiled model of `cfg` with the pixel statistics of `train` (weights drawn from the
     global seed: set it first)."""
-    from keras_models.models.builder import build_model, compile_model
-
-    replicated = strategy.num_replicas_in_sync > 1 or cfg.strategy == "multiworker"
+    replicated = strategy.num_replicas_in_sync > 1 or cfg.run.strategy == "multiworker"
     with strategy.scope():
         model = build_model(
-            cfg.spec, *pixel_stats(train), sync_bn=replicated, teachers=teachers, temperature=cfg.distill_temperature
+            cfg.spec,
+            *pixel_stats(train),
+            sync_bn=replicated,
+            teachers=teachers,
+            temperature=cfg.recipe.distill_temperature,
         )
-        compile_model(model, cfg, steps_per_epoch=math.ceil(len(train) / cfg.batch_size), replicated=replicated)
+        compile_for(model, cfg, math.ceil(len(train) / cfg.recipe.batch_size), replicated=replicated)
     return model
 
 
@@ -59,12 +68,11 @@ def fit_model(
     model: keras.Model, cfg: Config, train: Pairs, val: Pairs | None, seed: int, callbacks=(), initial_epoch: int = 0
 ):
     """`model.fit` on `train`, batches reshuffled every epoch from `seed` (and re-paired with
-    `cfg.repair`), with `val` as validation data; stops on a NaN loss. Returns the History.
+    `cfg.recipe.repair`), with `val` as validation data; stops on a NaN loss. Returns the History.
     The dataset reshuffles itself, so fit's own shuffle is off; `callbacks` print, if anything."""
-    from keras_models.models.builder import targets_for
-
+    r = cfg.recipe
     return model.fit(
-        as_dataset(train, targets_for(model, train), cfg.batch_size, shuffle_seed=seed, **batch_options(cfg)),
+        as_dataset(train, targets_for(model, train), r.batch_size, shuffle_seed=seed, repair=r.repair),
         epochs=cfg.num_epochs,
         initial_epoch=initial_epoch,
         validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
@@ -77,7 +85,7 @@ def fit_model(
 @dataclass(frozen=True)
 class Fit:
     """One model to fit in a round: its settings and seed, and where its history, timing and
-    backups go. `test`: scored after every epoch with `cfg.test_curve`; `fits_after`: how many
+    backups go. `test`: scored after every epoch with `cfg.recipe.test_curve`; `fits_after`: how many
     fits of the run follow it, for the console's estimate."""
 
     cfg: Config
@@ -93,11 +101,11 @@ def reusable(cfg: Config, strategy) -> bool:
     device, whose graph holds nothing the round sets but weights (no teachers, no pre-training
     model, no rotations, whose fill is a constant of Keras' layer, no ensemble around it)."""
     return (
-        cfg.members == 1
-        and not (cfg.teachers or cfg.pretrain_epochs or cfg.tta)
-        and not (cfg.augment and cfg.rotation)
+        cfg.recipe.members == 1
+        and not (cfg.recipe.teachers or cfg.recipe.pretrain_epochs or cfg.recipe.tta)
+        and not (cfg.spec.augment and cfg.spec.rotation)
         and strategy.num_replicas_in_sync == 1
-        and cfg.strategy != "multiworker"
+        and cfg.run.strategy != "multiworker"
     )
 
 
@@ -149,8 +157,6 @@ def fit_member(
     `train` (and on the digit distributions of `teachers`, if any), resumable from its backup.
     `traced`: a model of the same configuration, fitted before in this process (`reusable`),
     which takes the fresh model's state and trains in its place."""
-    from keras_models.models.builder import targets_for
-
     cfg = fit.cfg
     seed_everything(fit.seed, keep_kernels=traced is not None)
     model = new_model(cfg, train, strategy, teachers)
@@ -158,26 +164,22 @@ def fit_member(
         model = restart(traced, model)
     recorder = EpochRecorder(
         fit.history_dir / "history.csv",
-        as_dataset(fit.test, targets_for(model, fit.test), 1000) if cfg.test_curve else None,
+        as_dataset(fit.test, targets_for(model, fit.test), 1000) if cfg.recipe.test_curve else None,
     )
-    stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.backup_interval)
-    callbacks = [recorder, stopwatch, IntervalBackupAndRestore(str(fit.backup_dir), cfg.backup_interval)]
-    if cfg.tensorboard:
+    stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.run.backup_interval)
+    # Pre-training comes first: a resumed fit then restores its backup over the pre-trained weights.
+    callbacks = [PretrainClassifier(unused, cfg, strategy)] if cfg.recipe.pretrain_epochs else []
+    callbacks += [recorder, stopwatch, IntervalBackupAndRestore(str(fit.backup_dir), cfg.run.backup_interval)]
+    if cfg.run.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(fit.history_dir / "tensorboard")))
-    if not cfg.quiet:
+    if not cfg.run.quiet:
         callbacks.append(EpochLog(fit.fits_after))
     start = time.perf_counter()
-    for lever in LEVERS:
-        lever.before_fit(model, cfg, unused, strategy)
     losses = fit_model(model, cfg, train, val, fit.seed, callbacks).history.get("loss", [])
     seconds = time.perf_counter() - start
     result = FitResult("ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows))
     if any(not math.isfinite(v) for v in losses):
         result.status, result.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; round stopped"
-    for lever in LEVERS:
-        model = lever.after_fit(model, cfg, train, teachers)
+    if teachers:  # the trained student, without the teachers it learnt from
+        model = student_of(model, cfg.spec, *pixel_stats(train))
     return model, result
-
-
-def batch_options(cfg: Config) -> dict:
-    return {k: v for lever in LEVERS for k, v in lever.batches(cfg).items()}

@@ -1,7 +1,7 @@
 """Named training recipes: `train.py --recipe NAME` and the study's experiments read them here.
 
     report    the report's settings: Adam lr 1e-4; 500 epochs (MLP family) / 100 (CNN family)
-    fast      lr 1e-3 and a tenth of the epochs (50 / 25): learning rate x epochs kept
+    fast      lr 1e-3 and 50 epochs (MLP family, a tenth) / 25 (CNN family, a quarter)
     sprint    cnn_aux with a 1.2-MFLOP classifier: the small-model ablation's best row on dev
               pairs among those that train within the seconds of the best public recipe (the
               PyTorch peer, run beside the rows)
@@ -58,20 +58,31 @@ SPEEDRUN = {  # row c16x2_oc20_swap_shift1_nesterov
 }
 BEST = {**ONECYCLE, **SHIFT1, "epochs": 40, "swap": True}  # row oc40_swap_shift1
 NAMED = {"stacked": STACKED, "sprint": SPRINT, "speedrun": SPEEDRUN, "best": BEST}
+# What an architecture must be for the named recipes, the ablations' winners for cnn_aux: a conv
+# body (they set filters and convs), one classifier shared by both digits (the parameter-free
+# comparer and the augmentation act on its digits), and the auxiliary digit losses they were
+# chosen with. Any registered architecture with these traits takes them.
+NAMED_NEEDS = {"family": "cnn", "shared": True, "aux": True}
 TRAIN_RECIPES = (*RECIPES, *NAMED)
 
 
 def recipe_changes(recipe: str, model: str) -> dict:
-    """The Config changes of a recipe for one of the six models."""
+    """The Config changes of a recipe for a registered architecture that has the traits it needs."""
     if recipe not in TRAIN_RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(TRAIN_RECIPES)}")
-    if recipe in NAMED and model != "cnn_aux":
-        raise ConfigError(
-            f"--recipe {recipe} is an ablation's winner for cnn_aux; for {model} use --recipe fast or report"
-        )
+    arch = architectures.get(model)
+    if recipe in NAMED:
+        missing = [f"{k} {v}" for k, v in NAMED_NEEDS.items() if getattr(arch, k) != v]
+        if missing:
+            raise ConfigError(
+                f"--recipe {recipe} is an ablation's winner for cnn_aux and needs {', '.join(missing)}, "
+                f"which {model} has not; for {model} use --recipe fast or report"
+            )
     if recipe == "stacked":  # the fast recipe's 25 epochs
         return {"epochs": RECIPES["fast"]["cnn"][1], **STACKED}
     if recipe in NAMED:
         return dict(NAMED[recipe])
-    lr, epochs = RECIPES[recipe][architectures.get(model).family]
+    if arch.family not in RECIPES[recipe]:
+        raise ConfigError(f"--recipe {recipe} has settings for the bodies {', '.join(RECIPES[recipe])}, not {model}'s")
+    lr, epochs = RECIPES[recipe][arch.family]
     return {"lr": lr, "epochs": epochs}

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from keras_models.core.machine import describe as describe_machine
-from keras_models.data.images import Images, Pairs, dev_pairs, draw_round, unused_images
+from keras_models.data.images import Images, Pairs, concat, dev_pairs, draw_round, swapped, unused_images
 from keras_models.data.pipeline import split_validation
-from keras_models.training.config import MEMBER_SEED_STRIDE, NO_TTA, TTA_VIEWS, Config
+from keras_models.models.builder import NO_TTA, TTA_VIEWS
+from keras_models.training.config import MEMBER_SEED_STRIDE, Config
 from keras_models.training.fitting import Fit, FitResult, fit_member, reusable
-from keras_models.training.levers import LEVERS
 from keras_models.training.results import evaluate_pairs
 
 
@@ -26,22 +26,21 @@ class RoundData:
 
     index: int
     seed: int
-    train: Pairs  # the round's training pairs, less the validation split, plus their swaps with cfg.swap
+    train: Pairs  # the round's training pairs, less the validation split, plus their swaps with cfg.recipe.swap
     val: Pairs | None
     test: Pairs
-    dev: Pairs | None  # pairs of training images outside the round's pairs (cfg.dev_pairs)
-    unused: Images | None  # those images themselves, for the levers that ask (pre-training)
+    dev: Pairs | None  # pairs of training images outside the round's pairs (cfg.recipe.dev_pairs)
+    unused: Images | None  # those images themselves, to pre-train on (cfg.recipe.pretrain_epochs)
 
     @classmethod
     def draw(cls, cfg: Config, images: tuple[Images, Images], index: int) -> RoundData:
-        seed = cfg.seed + index
-        pairs, test = draw_round(*images, cfg.pairs, seed)
-        outside = any(lever.outside_images(cfg) for lever in LEVERS)
-        unused = unused_images(images[0], cfg.pairs, seed) if outside else None
-        dev = dev_pairs(images[0], cfg.pairs, cfg.dev_pairs, seed) if cfg.dev_pairs else None
-        train, val = split_validation(pairs, cfg.validation_split)
-        for lever in LEVERS:
-            train = lever.train_pairs(cfg, train)
+        seed = cfg.recipe.seed + index
+        pairs, test = draw_round(*images, cfg.recipe.pairs, seed)
+        unused = unused_images(images[0], cfg.recipe.pairs, seed) if cfg.recipe.pretrain_epochs else None
+        dev = dev_pairs(images[0], cfg.recipe.pairs, cfg.recipe.dev_pairs, seed) if cfg.recipe.dev_pairs else None
+        train, val = split_validation(pairs, cfg.recipe.validation_split)
+        if cfg.recipe.swap:  # every training pair also swapped, its target from the classes
+            train = concat(train, swapped(train))
         return cls(index, seed, train, val, test, dev, unused)
 
 
@@ -81,22 +80,20 @@ class RoundRunner:
 
     def __init__(self, cfg: Config, strategy, work: Path, rounds_left: int):
         self.cfg, self.strategy, self.work = cfg, strategy, work
-        self.fits_left = rounds_left * (cfg.members + cfg.teachers)
+        self.fits_left = rounds_left * (cfg.recipe.members + cfg.recipe.teachers)
         # The model of the last round, whose traced step the next round reuses (fitting.reusable).
         self.traced = None
 
     def run(self, data: RoundData):
-        """(model, RoundResult). With several members (or cfg.tta) the model is their ensemble."""
+        """(model, RoundResult). With several members (or cfg.recipe.tta) the model is their ensemble."""
         from keras_models.models.builder import ensemble_model
 
-        cfg, helpers, helper_parts = self.cfg, [], []
-        for lever in LEVERS:  # teachers, fitted before the members
-            models, parts, failed = lever.before_members(self, data)
-            if failed is not None:
-                return models[-1], failed
-            helpers, helper_parts = helpers + models, helper_parts + parts
-        alone, fitted, parts = cfg.members == 1, [], []
-        for m in range(cfg.member, cfg.member + cfg.members):
+        cfg = self.cfg
+        helpers, helper_parts, failed = self._teachers(data)
+        if failed is not None:
+            return helpers[-1], failed
+        alone, fitted, parts = cfg.recipe.members == 1, [], []
+        for m in range(cfg.recipe.member, cfg.recipe.member + cfg.recipe.members):
             seed = data.seed + MEMBER_SEED_STRIDE * m
             fit = self._fit(cfg, seed, None if alone else f"member-{m}", data)
             model, part = self._fit_alone(fit, data, helpers) if alone else self._keep(fit, data, helpers)
@@ -117,9 +114,10 @@ class RoundRunner:
             teachers=helper_parts or None,
         )
         model = fitted[0]
-        if cfg.members > 1 or cfg.tta:
-            model = ensemble_model(fitted, TTA_VIEWS if cfg.tta else NO_TTA, name=cfg.model)
-            result.members = [{"member": m, **p} for m, p in zip(range(cfg.member, cfg.member + cfg.members), parts)]
+        if cfg.recipe.members > 1 or cfg.recipe.tta:
+            model = ensemble_model(fitted, TTA_VIEWS if cfg.recipe.tta else NO_TTA, name=cfg.spec.model)
+            members = range(cfg.recipe.member, cfg.recipe.member + cfg.recipe.members)
+            result.members = [{"member": m, **p} for m, p in zip(members, parts, strict=True)]
         tr, te = evaluate_pairs(model, data.train), evaluate_pairs(model, data.test)
         result.train_accuracy, result.test_accuracy = tr["accuracy"], te["accuracy"]
         result.digit_test_accuracy = te.get("digit_accuracy")
@@ -129,9 +127,22 @@ class RoundRunner:
             result.dev_accuracy = evaluate_pairs(model, data.dev)["accuracy"]
         return model, result
 
-    def fit_kept(self, cfg: Config, seed: int, name: str, data: RoundData):
-        """A fit of its own in the round's folder `name` (a teacher, say), kept there."""
-        return self._keep(self._fit(cfg, seed, name, data), data)
+    def _teachers(self, data: RoundData):
+        """--teachers: models fitted with the same settings before the members, each kept in
+        round-NN/teacher-T, whose digit distributions the members then also learn. Returns
+        (models, their results as dicts, None); or, when one fails, (models up to it, their
+        results, the failed RoundResult that ends the round)."""
+        cfg, models, parts = self.cfg, [], []
+        for k in range(cfg.recipe.teachers):
+            # Seeds after the members': a teacher never shares its initial weights with a student.
+            seed = data.seed + MEMBER_SEED_STRIDE * (cfg.recipe.member + cfg.recipe.members + k)
+            model, part = self._keep(self._fit(cfg.replace(teachers=0), seed, f"teacher-{k}", data), data)
+            models.append(model)
+            if part.status != "ok":
+                return models, parts, self.failed(data, part, f"teacher {k}: {part.message}")
+            dev = {"dev_accuracy": evaluate_pairs(model, data.dev)["accuracy"]} if data.dev is not None else {}
+            parts.append({"teacher": k, **part.to_dict(), **dev})
+        return models, parts, None
 
     def _fit(self, cfg: Config, seed: int, name: str | None, data: RoundData) -> Fit:
         """The next fit of the run: in the round's own folder (name None), or in round-NN/<name>."""

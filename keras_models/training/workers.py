@@ -45,7 +45,7 @@ def _start(groups: dict, arch, images: tuple[Images, Images], work: str, threads
         architectures.register(arch)
     cfg = Config.from_dict(groups)
     _WORKER.update(cfg=cfg, images=images, work=Path(work))
-    _WORKER["runner"] = RoundRunner(cfg, tf.distribute.get_strategy(), Path(work), cfg.rounds)
+    _WORKER["runner"] = RoundRunner(cfg, tf.distribute.get_strategy(), Path(work), cfg.run.rounds)
 
 
 def _round(index: int) -> tuple[dict, int]:
@@ -64,7 +64,7 @@ def train_in_workers(cfg: Config, work: Path, images: tuple[Images, Images], tod
     """Yields (RoundResult.to_dict(), parameter count) as each round of `todo` ends, in any order.
     A worker that dies (killed, out of memory) ends the run with BrokenProcessPool, where a
     multiprocessing.Pool would wait for it forever."""
-    workers = min(cfg.workers, len(todo))
+    workers = min(cfg.run.workers, len(todo))
     # The workers print no epoch lines: those of several rounds at once would interleave.
     groups = cfg.replace(quiet=True).to_dict()
     pool = ProcessPoolExecutor(

@@ -1,0 +1,71 @@
+"""`ModelSpec`: what the builder reads (keras_models.models.builder), saved beside every model and
+in every export. Training's settings are apart from it (keras_models.training.settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keras_models.core.fields import check_fields, setting
+from keras_models.models import architectures
+from keras_models.models.architectures import NAMES as ARCHITECTURES
+
+# The augmentation's largest shift and rotation: half the 14-px image moves a digit out of it.
+MAX_SHIFT = 6
+MAX_ROTATION = 180.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    def __post_init__(self):
+        check_fields(self)
+
+    model: str = setting("cc_aux", "the architecture", choices=ARCHITECTURES)
+    hidden: tuple[int, ...] | None = setting(
+        None,
+        "dense widths: the MLP's hidden layers, or the CNN's dense head",
+        default_text="the architecture's (500,500 for the MLP family, 256 for the CNN family)",
+    )
+    comparer: tuple[int, ...] = setting((80, 80, 20), "comparer widths of the weight-sharing models")
+    filters: tuple[int, ...] = setting((32, 64), "filters per conv block (each: --convs x conv3x3-BN-ReLU, maxpool2)")
+    convs: int = setting(2, "conv layers per conv block", min=1, max=4)
+    dropout: float = setting(0.5, "dropout rate after each dense layer; 0 leaves it out", min=0.0, below=1.0)
+    batch_norm: bool = setting(True, "batch normalisation after each conv and dense layer")
+    comparer_type: str = setting(
+        "learned",
+        "learned: dense comparer; expected: sum over i <= j of p1(i) p2(j), no weights",
+        choices=("learned", "expected"),
+    )
+    augment: bool = setting(
+        False, "random shifts (<= --shift px) and rotations (<= --rotation degrees) of each training digit"
+    )
+    shift: int = setting(2, "largest shift of --augment, in pixels; 0: none", min=0, max=MAX_SHIFT)
+    rotation: float = setting(10.0, "largest rotation of --augment, in degrees; 0: none", min=0.0, max=MAX_ROTATION)
+    elastic: bool = setting(
+        False, "elastic distortions of each training digit (Simard et al. 2003, scaled to 14 px)", lever=True
+    )
+    precision: str = setting(
+        "float32",
+        "the digit classifier's arithmetic (the plain models': their body); mixed_bfloat16: "
+        "bfloat16 with float32 weights (Keras mixed precision), for CPUs with AMX or AVX-512 BF16 "
+        "under oneDNN; slower where bfloat16 is emulated (Eigen's kernels, other CPUs)",
+        choices=("float32", "mixed_bfloat16"),
+    )
+    loss_weighting: str = setting(
+        "fixed",
+        "fixed: 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
+        "(Kendall et al. 2018), one learned temperature per task",
+        choices=("fixed", "learned"),
+        lever=True,
+    )
+
+    @property
+    def arch(self):
+        return architectures.get(self.model)
+
+    @property
+    def family(self) -> str:
+        return self.arch.family
+
+    @property
+    def hidden_units(self) -> tuple[int, ...]:
+        return self.hidden if self.hidden is not None else self.arch.hidden

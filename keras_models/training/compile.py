@@ -1,0 +1,92 @@
+"""Compilation: the losses keyed by output name with their weights, the metrics, and the
+optimizer and schedule of a `Recipe`."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_models.models.layers import OneCycle, SmoothedSparseCrossentropy
+from keras_models.training.settings import Recipe
+
+
+def learning_rate(recipe: Recipe, epochs: int, steps_per_epoch: int):
+    if recipe.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps=epochs * steps_per_epoch)
+    if recipe.lr_schedule == "onecycle":
+        return OneCycle(recipe.lr, steps=epochs * steps_per_epoch)
+    return recipe.lr
+
+
+def digit_loss(recipe: Recipe, name: str) -> keras.losses.Loss:
+    if recipe.label_smoothing:
+        return SmoothedSparseCrossentropy(recipe.label_smoothing, name=name)
+    return keras.losses.SparseCategoricalCrossentropy(name=name)
+
+
+def optimizer(recipe: Recipe, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, AdamW (--weight-decay) or Nesterov SGD on the recipe's schedule; with --ema, fit()
+    ends by copying a moving average of the weights into the model
+    (Optimizer.finalize_variable_values), which is then evaluated and exported."""
+    lr = learning_rate(recipe, epochs, steps_per_epoch)
+    ema = {"use_ema": True, "ema_momentum": 0.99} if recipe.ema else {}
+    if recipe.optimizer == "nesterov":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema)
+    if not recipe.weight_decay:
+        return keras.optimizers.Adam(lr, **ema)
+    opt = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay, **ema)
+    # Decay the kernels only: shrinking biases or batch norm's scale and shift regularises nothing.
+    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return opt
+
+
+def compile_model(
+    model: keras.Model,
+    recipe: Recipe,
+    *,
+    loss_weights: dict,
+    epochs: int,
+    steps_per_epoch: int = 10,
+    steps_per_execution: int = 1,
+) -> keras.Model:
+    """The losses keyed by output name, their `loss_weights` (models.builder.loss_weights of the
+    spec), metrics and the optimizer of `recipe`, its schedule spanning `epochs`.
+
+        >>> cfg = Config(model="cnn_aux", lr=1e-3)
+        >>> compile_model(build_model(cfg.spec), cfg.recipe, loss_weights=loss_weights(cfg.spec), epochs=10)
+    """
+    names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]
+    losses = {"compare": keras.losses.BinaryCrossentropy(name="compare_loss")}
+    # Keras prefixes metric names with the output name only when there are several outputs;
+    # naming it here gives every model the same `compare_accuracy` (and `val_compare_accuracy`).
+    compare_metric = "accuracy" if len(names) > 1 else "compare_accuracy"
+    metrics = {"compare": [keras.metrics.BinaryAccuracy(name=compare_metric)]}
+    for name in names:
+        if name.startswith("digit"):
+            losses[name] = digit_loss(recipe, f"{name}_loss")
+            metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(
+        optimizer=optimizer(recipe, epochs, steps_per_epoch),
+        loss=losses,
+        loss_weights={k: v for k, v in loss_weights.items() if k in names},
+        metrics=metrics,
+        jit_compile=recipe.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def compile_for(model: keras.Model, cfg, steps_per_epoch: int = 10, replicated: bool = False) -> keras.Model:
+    """`compile_model` with what a run's Config says: its recipe, its spec's loss weights, its
+    epochs and steps per execution. `replicated`: under a strategy with several replicas, where
+    Keras 3 cannot run several steps per execution (keras-team/keras#19246: "You must feed a
+    value for placeholder tensor" from the multi-step loop), one step per execution is used."""
+    from keras_models.models.builder import loss_weights
+
+    return compile_model(
+        model,
+        cfg.recipe,
+        loss_weights=loss_weights(cfg.spec),
+        epochs=cfg.num_epochs,
+        steps_per_epoch=steps_per_epoch,
+        steps_per_execution=1 if replicated else cfg.run.steps_per_execution,
+    )
