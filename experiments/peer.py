@@ -14,6 +14,8 @@ from pathlib import Path
 from keras_models.core.errors import ConfigError
 
 DEFAULT_PEER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "peer_lenet.py"
+# The default cnn_aux in PyTorch, beside it: the reference of benchmark.py --compare-torch.
+DEFAULT_REFERENCE = DEFAULT_PEER.parent / "torch_reference.py"
 # As a checkout's messages name it: beside the checkout.
 DEFAULT_PEER_TEXT = f"../{DEFAULT_PEER.relative_to(DEFAULT_PEER.parents[2]).as_posix()}"
 

@@ -19,10 +19,7 @@ from keras_models.cli import DefaultsFormatter, positive_int, run_cli
 from keras_models.models.architectures import NAMES
 from keras_models.training.config import Config, choices
 
-from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT
-
-# The PyTorch peer, in the shared/ folder beside a checkout of the project.
-DEFAULT_REFERENCE = DEFAULT_PEER.parent / "torch_reference.py"
+from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT, DEFAULT_REFERENCE
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -154,6 +151,7 @@ def main(argv=None) -> int:
 
         from .. import benchmark as b
         from .. import profile
+        from .. import serving_speed as sv
 
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
@@ -194,8 +192,8 @@ def main(argv=None) -> int:
         )
         exported = None
         if args.saved_model:  # first: a wrong path is refused before anything is timed
-            exported = b.saved_model_speed(args.saved_model)
-            baseline = b.serving_speed(cfg)
+            exported = sv.saved_model_speed(args.saved_model)
+            baseline = sv.serving_speed(cfg)
             exported["baseline_pairs_per_s_batch1000"] = baseline["serving_pairs_per_s_batch1000"]
             print(
                 f"{exported['saved_model']}: {exported['mflops_per_pair']:.1f} MFLOP per pair, "
@@ -263,12 +261,12 @@ def main(argv=None) -> int:
             print(f"epoch of {fast.recipe.pairs} pairs (with the test curve): {result['seconds_per_epoch']:.2f} s")
             result["time_to_accuracy"] = b.seconds_to_accuracy(fast, args.target, args.max_epochs)
             print(f"seconds to {args.target:.0%} test accuracy: {result['time_to_accuracy']['seconds_to_target']}")
-            result.update(b.serving_speed(cfg))
+            result.update(sv.serving_speed(cfg))
             print(
                 f"SavedModel: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
                 f"{result['serving_ms_batch1']:.2f} ms median at batch 1"
             )
-            result["train_peak_memory_mb"] = b.train_peak_memory_mb(args.model)
+            result["train_peak_memory_mb"] = sv.train_peak_memory_mb(args.model)
             print(f"peak resident memory of train.py --model {args.model}: {result['train_peak_memory_mb']:.0f} MB")
         if args.protocols:
             from ..serve_load import protocol_speeds
@@ -280,7 +278,7 @@ def main(argv=None) -> int:
         if args.serving_load:
             from ..serve_load import server_load
 
-            result.update(b.serving_speed(cfg))
+            result.update(sv.serving_speed(cfg))
             print(
                 f"SavedModel in process: {result['serving_pairs_per_s_batch1000']:.0f} pairs/s at batch 1000, "
                 f"{result['serving_ms_batch1']:.2f} ms median at batch 1"

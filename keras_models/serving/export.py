@@ -142,37 +142,6 @@ def load_keras_model(path: str | Path):
         ) from None
 
 
-def model_card(cfg, run_folder: Path, results: dict, train_images) -> dict:
-    """What an export carries about itself, written beside saved_model.pb as metadata.json."""
-    from datetime import datetime, timezone
-    from importlib.metadata import version
-
-    groups = cfg.to_groups()
-    return {
-        "model": cfg.spec.model,
-        "spec": groups["spec"],
-        "recipe": groups["recipe"],
-        "run_folder": str(Path(run_folder).resolve()),
-        "test_accuracy_mean": results.get("test_accuracy_mean"),
-        "test_accuracy_std": results.get("test_accuracy_std"),
-        "rounds": results.get("rounds_ok"),
-        "test_data": results.get("data", {}).get("test"),
-        "pixel_range": [float(train_images.min()), float(train_images.max())],
-        "versions": {p: version(p) for p in ("tensorflow", "keras", "numpy")},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def card_config(card: dict):
-    """The Config of the model an export holds: its spec and recipe (exports written before
-    those were kept apart hold one flat `config`); None for an export without a card."""
-    from keras_models.training.config import Config
-
-    if "spec" in card:
-        return Config.from_dict({"spec": card["spec"], "recipe": card.get("recipe", {})})
-    return Config.from_dict(card["config"]) if card.get("config") else None
-
-
 def resolve_version(path: str | Path) -> Path:
     """A version folder as it is, or a base path's highest version, as TF Serving serves it."""
     path = Path(path)

@@ -196,6 +196,15 @@ def config_mflops(cfg: Config) -> float:
     return views * cfg.recipe.members * flops_per_pair(build_model(cfg.spec)) / 1e6
 
 
+def card_config(card: dict) -> Config | None:
+    """The Config of the model an export holds, from its model card (metadata.json): its spec and
+    recipe (exports written before those were kept apart hold one flat `config`); None for an
+    export without a card."""
+    if "spec" in card:
+        return Config.from_dict({"spec": card["spec"], "recipe": card.get("recipe", {})})
+    return Config.from_dict(card["config"]) if card.get("config") else None
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(json.dumps(cfg.to_groups(), indent=2) + "\n")
 
