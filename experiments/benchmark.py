@@ -83,7 +83,7 @@ def compare_precision(cfg: Config, reps: int, batch: int, steps: int, warmup: in
             f"rep {rep + 1}/{reps}: float32 {ms['float32'][-1]:.1f} ms/step, "
             f"mixed_bfloat16 {ms['mixed_bfloat16'][-1]:.1f} ms/step"
         )
-    ratios = [round(b / f, 3) for f, b in zip(ms["float32"], ms["mixed_bfloat16"])]
+    ratios = [round(b / f, 3) for f, b in zip(ms["float32"], ms["mixed_bfloat16"], strict=False)]
     return {
         "float32_ms": ms["float32"],
         "mixed_bfloat16_ms": ms["mixed_bfloat16"],
@@ -101,7 +101,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> dict:
     for dtype in (tf.float32, tf.bfloat16):
         a = tf.cast(tf.random.normal((n, n)), dtype)
         b = tf.cast(tf.random.normal((n, n)), dtype)
-        fn = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+        fn = tf.function(lambda a=a, b=b: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
         fn()
         times = []
         for _ in range(reps):

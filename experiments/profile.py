@@ -16,6 +16,29 @@ from keras_models.models.builder import targets_for
 from .benchmark import synthetic_pairs
 
 
+def conv_kernels(x, k, dy) -> dict:
+    """The three kernels of one convolution's training step, each a traced call on the given
+    input `x`, kernel `k` and output gradient `dy`."""
+    import tensorflow as tf
+
+    images, h, w, cin = x.shape
+    f = k.shape[-1]
+    strides = [1, 1, 1, 1]
+    return {
+        "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME")),
+        "backprop_input": tf.function(
+            lambda: tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=[images, h, w, cin], filter=k, out_backprop=dy, strides=strides, padding="SAME"
+            )
+        ),
+        "backprop_filter": tf.function(
+            lambda: tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=[3, 3, cin, f], out_backprop=dy, strides=strides, padding="SAME"
+            )
+        ),
+    }
+
+
 def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
     """Milliseconds of TensorFlow's own kernels for each convolution of the model at its shapes:
     forward, backprop to the input and backprop to the filter (the three kernels of a training
@@ -34,19 +57,7 @@ def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
         x = tf.random.normal((images, h, w, cin), dtype=dtype)
         k = tf.random.normal((3, 3, cin, f), dtype=dtype)
         dy = tf.random.normal((images, h, w, f), dtype=dtype)
-        kernels = {
-            "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME")),
-            "backprop_input": tf.function(
-                lambda: tf.raw_ops.Conv2DBackpropInput(
-                    input_sizes=[images, h, w, cin], filter=k, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"
-                )
-            ),
-            "backprop_filter": tf.function(
-                lambda: tf.raw_ops.Conv2DBackpropFilter(
-                    input=x, filter_sizes=[3, 3, cin, f], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"
-                )
-            ),
-        }
+        kernels = conv_kernels(x, k, dy)
         row = {"layer": layer.name, "shape": f"{h}x{w}x{cin}->{f}", "dtype": dtype, "backprop_input": 0.0}
         if not rows:
             del kernels["backprop_input"]  # the first convolution's input is data: no gradient is taken
@@ -102,7 +113,7 @@ def profile_op_types(model, batch: int, steps: int, logdir: Path, warmup: int = 
     cols = [c["id"] for c in table["cols"]]
     per_type: dict[str, float] = {}
     for row in table["rows"]:
-        v = dict(zip(cols, (c["v"] for c in row["c"])))
+        v = dict(zip(cols, (c["v"] for c in row["c"]), strict=False))
         if v["type"] != "IDLE":
             per_type[v["type"]] = per_type.get(v["type"], 0.0) + v["total_self_time"]
     total = sum(per_type.values())

@@ -39,7 +39,8 @@ def test_the_report_table_names_the_six_whatever_else_is_registered(seventh):
 
     names = [a.name for a in architectures.report_architectures()]
     assert names == ["mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux"] == [e.model for e in TABLE]
-    assert "cnn_aux_small" in architectures.NAMES and "cnn_aux_small" not in names
+    assert "cnn_aux_small" in architectures.NAMES
+    assert "cnn_aux_small" not in names
 
 
 def test_traits_are_declared_not_read_from_the_name():
@@ -50,8 +51,11 @@ def test_traits_are_declared_not_read_from_the_name():
     try:
         cfg = Config(model="resnet_aux")
         model = build_model(cfg.spec)
-        assert list(model.output) == ["compare"] and loss_weights(cfg.spec) == {"compare": 1.0}
-        assert cfg.num_epochs == 3 and cfg.spec.hidden_units == (8,) and arch.outputs == ("compare",)
+        assert list(model.output) == ["compare"]
+        assert loss_weights(cfg.spec) == {"compare": 1.0}
+        assert cfg.num_epochs == 3
+        assert cfg.spec.hidden_units == (8,)
+        assert arch.outputs == ("compare",)
         assert not any("conv" in layer.name for layer in model.layers)
     finally:
         architectures.unregister("resnet_aux")
@@ -87,8 +91,10 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     ]
     assert train_script.main(argv) == 0
     results = json.loads((run / "results.json").read_text())
-    assert results["model"] == "cnn_aux_small" and results["rounds_ok"] == 1
-    assert results["config"]["hidden"] is None and len((run / "round-00" / "history.csv").read_text().splitlines()) == 3
+    assert results["model"] == "cnn_aux_small"
+    assert results["rounds_ok"] == 1
+    assert results["config"]["hidden"] is None
+    assert len((run / "round-00" / "history.csv").read_text().splitlines()) == 3
     assert load_keras_model(run / "model.keras").get_layer("classifier") is not None
     # export.py checks the file against the registered traits and the run's config.
     assert export_script.main(["--model-file", str(run / "model.keras"), "--export-dir", str(tmp_path / "again")]) == 0
@@ -113,4 +119,5 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     # tune.py searches it with the hypermodel of its body.
     base = Config(model="cnn_aux_small", pairs=100, validation_split=0.2, lr=1e-3, epochs=1, quiet=True)
     best = search(base, Search("random", 1, 1, str(tmp_path / "tune"), "p"), log=lambda *_: None)
-    assert best["config"]["model"] == "cnn_aux_small" and "filters" in best["hyperparameters"]
+    assert best["config"]["model"] == "cnn_aux_small"
+    assert "filters" in best["hyperparameters"]

@@ -35,7 +35,7 @@ def test_flop_count_agrees_with_tensorflows_profiler(name):
 
 
 @pytest.mark.parametrize(
-    "op_type, op",
+    ("op_type", "op"),
     [
         ("Conv2DBackpropFilter", "Conv2DBackpropFilter"),
         ("_MklNativeConv2DBackpropFilterWithBias", "Conv2DBackpropFilter"),
@@ -61,7 +61,9 @@ def test_benchmark_script_prints_json_last():
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"ms_per_step", "pairs_per_s", "gflops_per_s"} <= set(result)
-    assert result["ms_per_step"] > 0 and result["pairs_per_s"] > 0 and result["precision"] == "mixed_bfloat16"
+    assert result["ms_per_step"] > 0
+    assert result["pairs_per_s"] > 0
+    assert result["precision"] == "mixed_bfloat16"
 
 
 def test_the_studys_arithmetic_counts_each_pair_four_times_an_epoch():
@@ -85,7 +87,8 @@ def test_the_convolution_breakdown_times_every_conv_at_the_models_dtype(precisio
     assert [r["layer"] for r in rows] == ["block1_conv1", "block2_conv1"]
     assert [r["shape"] for r in rows] == ["14x14x1->4", "7x7x4->8"]
     assert {r["dtype"] for r in rows} == {"float32" if precision == "float32" else "bfloat16"}
-    assert rows[0]["backprop_input"] == 0.0 and all(r["forward"] > 0 and r["backprop_filter"] > 0 for r in rows)
+    assert rows[0]["backprop_input"] == 0.0
+    assert all(r["forward"] > 0 and r["backprop_filter"] > 0 for r in rows)
     assert rows[1]["backprop_input"] > 0
 
 
@@ -130,11 +133,14 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     exported = json.loads(proc.stdout.strip().splitlines()[-1])["saved_model"]
     assert exported["saved_model"].endswith("cnn_aux/1")
     assert exported["mflops_per_pair"] == pytest.approx(flops_per_pair(model) / 1e6, abs=0.01)
-    assert exported["serving_pairs_per_s_batch1000"] > 0 and exported["baseline_pairs_per_s_batch1000"] > 0
+    assert exported["serving_pairs_per_s_batch1000"] > 0
+    assert exported["baseline_pairs_per_s_batch1000"] > 0
     (tmp_path / "bare" / "1").mkdir(parents=True)
     proc = run_script("benchmark.py", "--steps", "2", "--warmup", "1", "--saved-model", str(tmp_path / "bare"))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1].startswith("benchmark.py: error:") and "no metadata.json" in proc.stderr
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("benchmark.py: error:")
+    assert "no metadata.json" in proc.stderr
 
 
 @pytest.mark.slow
@@ -143,4 +149,5 @@ def test_every_protocol_path_is_measured_beside_the_savedmodel_in_process():
 
     speeds = protocol_speeds(Config(model="cnn_aux", filters=(4,), hidden=(8,)), batch=50, calls=2)
     assert set(speeds["ratios"]) == {"v1_json", "v2_json", "v2_binary", "grpc"}
-    assert speeds["in_process"] > 0 and all(speeds[k] > 0 for k in speeds["ratios"])
+    assert speeds["in_process"] > 0
+    assert all(speeds[k] > 0 for k in speeds["ratios"])

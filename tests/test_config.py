@@ -54,7 +54,8 @@ def test_members_need_one_process():
 
 
 def test_int_lists_and_numbers_are_parsed_or_refused_in_one_line():
-    assert int_list("500,500") == (500, 500) and int_list("8,") == (8,)
+    assert int_list("500,500") == (500, 500)
+    assert int_list("8,") == (8,)
     for bad in ("", "a,b", "0", "-3,4"):
         with pytest.raises(argparse.ArgumentTypeError):
             int_list(bad)
@@ -79,7 +80,7 @@ def test_outputs_follow_the_registered_traits():
 
 
 @pytest.mark.parametrize(
-    "changes, message",
+    ("changes", "message"),
     [
         ({"seed": -1}, "seed must be an integer in \\[0, 4294967295\\]"),
         ({"seed": 99_999_999_999}, "seed must be an integer in \\[0, 4294967295\\]"),
@@ -128,7 +129,9 @@ def test_optimizer_ema_and_elastic_options_are_checked():
 
     cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", ema=True, lr_schedule="onecycle")
     opt = compile_for(build_model(cfg.spec), cfg).optimizer
-    assert opt.nesterov and opt.momentum == 0.9 and opt.use_ema
+    assert opt.nesterov
+    assert opt.momentum == 0.9
+    assert opt.use_ema
 
 
 def test_augmentation_sizes_are_checked_and_shape_the_model():
@@ -147,7 +150,8 @@ def test_augmentation_sizes_are_checked_and_shape_the_model():
     assert model.get_layer("augment_shift").height_factor == pytest.approx(1 / 14)
     assert "augment_rotate" not in {layer.name for layer in model.layers}
     names = {layer.name for layer in build_model(Config(**small, shift=0, rotation=5.0).spec).layers}
-    assert "augment_shift" not in names and "augment_rotate" in names
+    assert "augment_shift" not in names
+    assert "augment_rotate" in names
     from keras_models.cli import add_config_args
 
     parser = argparse.ArgumentParser()

@@ -9,7 +9,7 @@ from keras_models.serving.protocol import BadRequest
 
 
 @pytest.mark.parametrize(
-    "value, message",
+    ("value", "message"),
     [
         (np.zeros((3, 14, 14)), r"pairs must have shape \(N, 2, 14, 14\), got \(3, 14, 14\)"),
         (np.zeros((0, 2, 14, 14)), r"holds no pairs \(shape \(0, 2, 14, 14\)\)"),
@@ -23,7 +23,8 @@ from keras_models.serving.protocol import BadRequest
 def test_every_breach_is_one_line_of_the_callers_error(value, message, error):
     with pytest.raises(error, match=message) as e:
         check_pairs(value, "input", error)
-    assert str(e.value).startswith("input: ") and "\n" not in str(e.value)
+    assert str(e.value).startswith("input: ")
+    assert "\n" not in str(e.value)
 
 
 def test_pairs_on_another_scale_are_refused_against_the_training_range():

@@ -25,8 +25,10 @@ def test_pool_averages_each_2x2_block():
     img[0, 0:2, 0:2] = [[0, 4], [8, 12]]  # block (0, 0): mean 6
     img[0, 26:28, 26:28] = 255  # block (13, 13): mean 255
     pooled = pool(img)
-    assert pooled.shape == (1, 14, 14) and pooled.dtype == np.float32
-    assert pooled[0, 0, 0] == 6 and pooled[0, 13, 13] == 255
+    assert pooled.shape == (1, 14, 14)
+    assert pooled.dtype == np.float32
+    assert pooled[0, 0, 0] == 6
+    assert pooled[0, 13, 13] == 255
     assert pooled.sum() == 6 + 255
 
 
@@ -34,7 +36,8 @@ def test_pairs_targets_match_classes_and_equal_digits_give_one():
     images = np.arange(8, dtype=np.float32)[:, None, None] * np.ones((8, 14, 14), np.float32)
     labels = np.array([3, 3, 1, 7, 7, 0, 5, 2])
     pairs = make_pairs(images, labels, 4, np.random.default_rng(0))
-    assert pairs.x.shape == (4, 2, 14, 14) and pairs.x.dtype == np.float32
+    assert pairs.x.shape == (4, 2, 14, 14)
+    assert pairs.x.dtype == np.float32
     # Each image's pixel value is its index: the pixels tell which image went where.
     idx = pairs.x[:, :, 0, 0].astype(int)
     np.testing.assert_array_equal(pairs.classes, labels[idx])
@@ -49,16 +52,20 @@ def test_too_few_images_is_a_data_error():
 
 def test_embedded_halves_are_disjoint_and_balanced(embedded):
     train, test = embedded
-    assert train.images.shape == (2500, 14, 14) and test.images.shape == (2500, 14, 14)
+    assert train.images.shape == (2500, 14, 14)
+    assert test.images.shape == (2500, 14, 14)
     assert np.bincount(train.labels).tolist() == [250] * 10
     train_rows = {img.tobytes() for img in train.images}
     assert not any(img.tobytes() in train_rows for img in test.images)
-    assert 0 <= train.images.min() and train.images.max() <= 255 and train.images.max() > 200
+    assert train.images.min() >= 0
+    assert train.images.max() <= 255
+    assert train.images.max() > 200
 
 
 def test_embedded_train_uses_all_images_when_test_comes_elsewhere(small_mnist_folder):
     train, test = load_data("embedded", str(small_mnist_folder))
-    assert len(train.images) == 5000 and len(test.images) == 600
+    assert len(train.images) == 5000
+    assert len(test.images) == 600
     assert test.source.endswith(":test")
 
 
@@ -74,7 +81,8 @@ def test_idx_reader_gzipped_and_raw(tmp_path, gz):
 
 def test_idx_folder_feeds_pairs(small_mnist_folder):
     train, test = load_data(str(small_mnist_folder))
-    assert len(train.images) == 600 and len(test.images) == 600
+    assert len(train.images) == 600
+    assert len(test.images) == 600
     pairs = make_pairs(train.images, train.labels, 300, np.random.default_rng(0))
     assert pairs.x.shape == (300, 2, 14, 14)
 
@@ -92,7 +100,7 @@ def test_npz_folder(tmp_path, embedded):
 
 
 @pytest.mark.parametrize(
-    "content, message",
+    ("content", "message"),
     [
         (
             b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100,
@@ -108,7 +116,8 @@ def test_corrupt_idx_files_name_the_file(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(DataError, match=message) as err:
         read_idx(path, expect_magic=0x00000803)
-    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_truncated_gzip_is_a_data_error(tmp_path):
@@ -185,7 +194,7 @@ def test_unused_images_are_exactly_those_outside_the_round_pairs(embedded):
 
 
 @pytest.mark.parametrize(
-    "images, labels, message",
+    ("images", "labels", "message"),
     [
         (np.full((2, 28, 28), np.nan), [1, 2], "NaN or infinite"),
         (np.ones((2, 28, 28), np.complex64) * 9, [1, 2], "real numbers"),
@@ -207,7 +216,8 @@ def test_dev_pairs_come_from_training_images_outside_the_round_pairs(embedded):
     pairs, test_pairs = draw_round(train, test, 500, 3)
     dev = dev_pairs(train, 500, 200, 3)
     seen = {d.tobytes() for d in pairs.x.reshape(-1, 14, 14)}
-    assert len(dev) == 200 and not any(d.tobytes() in seen for d in dev.x.reshape(-1, 14, 14))
+    assert len(dev) == 200
+    assert not any(d.tobytes() in seen for d in dev.x.reshape(-1, 14, 14))
     assert not {d.tobytes() for d in dev.x.reshape(-1, 14, 14)} & {
         d.tobytes() for d in test_pairs.x.reshape(-1, 14, 14)
     }

@@ -87,7 +87,8 @@ def test_digits_drawn_in_a_real_browser_are_answered_right(trained_export, tmp_p
         # A drawing that cannot be read is one line and a 400; a client that is no browser still
         # gets KServe's liveness at /.
         status, answer = post(f"http://127.0.0.1:{port}/demo/pair", b'{"digits": [[[1]]]}')
-        assert status == 400 and answer == {"error": "`digits` must hold two drawings"}
+        assert status == 400
+        assert answer == {"error": "`digits` must hold two drawings"}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
             assert json.loads(r.read())["status"] == "alive"
         with sync_playwright() as p:
@@ -112,9 +113,12 @@ def test_digits_drawn_in_a_real_browser_are_answered_right(trained_export, tmp_p
             classes = random.value.json()["classes"]
             shown = [int(page.get_by_test_id(f"digit{i}-class").inner_text()) for i in (1, 2)]
             p_leq = float(page.get_by_test_id("compare").inner_text())
-            assert all(0 <= c <= 9 for c in shown) and len(classes) == 2 and 0 <= p_leq <= 1
+            assert all(0 <= c <= 9 for c in shown)
+            assert len(classes) == 2
+            assert 0 <= p_leq <= 1
             browser.close()
-        assert asked and all(url.startswith(f"http://127.0.0.1:{port}/") for url in asked)  # no CDN
+        assert asked
+        assert all(url.startswith(f"http://127.0.0.1:{port}/") for url in asked)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

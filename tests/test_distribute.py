@@ -110,17 +110,18 @@ def test_two_workers_train_to_the_same_weights_and_export_once(tmp_path):
     from keras_models.serving.export import load_keras_model
 
     procs, outs = start_workers(tmp_path)
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs, strict=False):
         assert p.returncode == 0, err[-3000:]
     run = tmp_path / "run"
     results = json.loads((run / "results.json").read_text())
     assert [r["status"] for r in results["rounds"]] == ["ok"]
     # Worker 0 is the chief: it alone wrote results and the export; worker 1 kept to its folder.
-    assert "exported SavedModel" in outs[0][0] and "exported SavedModel" not in outs[1][0]
+    assert "exported SavedModel" in outs[0][0]
+    assert "exported SavedModel" not in outs[1][0]
     assert sorted(p.name for p in (tmp_path / "saved_models" / "cc_aux").iterdir()) == ["1"]
     chief = load_keras_model(run / "round-00" / "model.keras").get_weights()
     worker = load_keras_model(run / ".workers" / "worker-1" / "round-00" / "model.keras").get_weights()
-    for a, b in zip(chief, worker):
+    for a, b in zip(chief, worker, strict=False):
         np.testing.assert_array_equal(a, b)
 
 

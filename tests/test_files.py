@@ -41,4 +41,5 @@ def test_a_model_that_fails_to_save_leaves_the_old_file(tmp_path):
     path.write_text("the old model")
     with pytest.raises(RuntimeError):
         atomic_save_model(Unsavable(), path)
-    assert path.read_text() == "the old model" and os.listdir(tmp_path) == ["model.keras"]
+    assert path.read_text() == "the old model"
+    assert os.listdir(tmp_path) == ["model.keras"]

@@ -53,10 +53,13 @@ def test_shifted_views_move_every_pair_and_their_mean_undoes_the_stacking():
     views = ((0, 0), (1, 0), (0, -1), (-1, 1))
     out = np.asarray(ShiftedViews(views)(x)).reshape(4, 3, 2, 14, 14)
     np.testing.assert_array_equal(out[0], x)
-    assert out[1][:, 0, 6, 5].tolist() == [1.0] * 3 and out[1][:, 1, 1, 13].tolist() == [2.0] * 3
-    assert out[2][:, 0, 5, 4].tolist() == [1.0] * 3 and out[2][:, 1, 0, 12].tolist() == [2.0] * 3
+    assert out[1][:, 0, 6, 5].tolist() == [1.0] * 3
+    assert out[1][:, 1, 1, 13].tolist() == [2.0] * 3
+    assert out[2][:, 0, 5, 4].tolist() == [1.0] * 3
+    assert out[2][:, 1, 0, 12].tolist() == [2.0] * 3
     # Moved up and right, the corner pixel leaves the image; nothing wraps around.
-    assert out[3][:, 0, 4, 6].tolist() == [1.0] * 3 and out[3].sum() == 3.0
+    assert out[3][:, 0, 4, 6].tolist() == [1.0] * 3
+    assert out[3].sum() == 3.0
     y = np.arange(24, dtype=np.float32).reshape(12, 2)
     np.testing.assert_allclose(MeanOverViews(4)(y), y.reshape(4, 3, 2).mean(0))
 
@@ -80,7 +83,8 @@ def test_one_cycle_rises_to_the_peak_then_descends_and_round_trips():
     s = OneCycle(3e-3, steps=100)
     lrs = np.array([float(s(i)) for i in range(101)])
     np.testing.assert_allclose([lrs[0], lrs[30], lrs[100]], [3e-3 / 25, 3e-3, 3e-3 / 25e4], rtol=1e-4)
-    assert np.all(np.diff(lrs[:31]) > 0) and np.all(np.diff(lrs[30:]) < 0)
+    assert np.all(np.diff(lrs[:31]) > 0)
+    assert np.all(np.diff(lrs[30:]) < 0)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
     assert again.get_config() == s.get_config()
 
@@ -94,13 +98,16 @@ def test_elastic_distortion_moves_ink_in_training_only_and_keeps_it_roughly():
     assert np.array_equal(np.asarray(layer(x)), x)  # inference: untouched
     y = np.asarray(layer(x, training=True))
     assert not np.allclose(y, x)
-    assert np.all(y >= 0) and np.all(y <= 1)  # bilinear: a convex mix of the pixels
+    assert np.all(y >= 0)
+    assert np.all(y <= 1)
     ink = y.sum(axis=(1, 2, 3))
     # Stretching thins a stroke and squeezing thickens it; the ink stays within a factor of 2.
-    assert np.all(ink > 0.5 * x[0].sum()) and np.all(ink < 2 * x[0].sum())
+    assert np.all(ink > 0.5 * x[0].sum())
+    assert np.all(ink < 2 * x[0].sum())
     # The displacement is the paper's size, scaled to 14 px: a fraction of a pixel to a pixel or two.
     moved = np.abs(y - x).sum(axis=(1, 2, 3)) / x[0].sum()
-    assert np.all(moved > 0.05) and np.all(moved < 1.5)
+    assert np.all(moved > 0.05)
+    assert np.all(moved < 1.5)
     # bilinear() at integer coordinates is a plain lookup: here a shift by one row.
     ys, xs = np.meshgrid(np.arange(14, dtype=np.float32), np.arange(14, dtype=np.float32), indexing="ij")
     shifted = np.asarray(bilinear(x, np.broadcast_to(ys + 1, (8, 14, 14)), np.broadcast_to(xs, (8, 14, 14))))
@@ -116,7 +123,8 @@ def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
     use_ema, fit ends with the averaged weights in the model."""
     cfg = TINY.replace(elastic=True, ema=True, lr_schedule="onecycle", lr=3e-3, epochs=2)
     model = compile_for(build_model(cfg.spec), cfg, steps_per_epoch=2)
-    assert model.get_layer("augment_elastic") and model.optimizer.use_ema
+    assert model.get_layer("augment_elastic")
+    assert model.optimizer.use_ema
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
     digits = rng.integers(0, 10, (8, 2))
@@ -127,7 +135,7 @@ def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
     }
     model.fit(x, y, batch_size=4, epochs=2, verbose=0)
     averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
-    for v, a in zip(model.trainable_variables, averages):
+    for v, a in zip(model.trainable_variables, averages, strict=False):
         np.testing.assert_allclose(v.numpy(), a, rtol=1e-6)  # the model holds the average
     model.save(tmp_path / "m.keras")
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
@@ -168,7 +176,7 @@ def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the
     d = rng.integers(0, 10, (8, 2))
     y = {"compare": (d[:, 0] <= d[:, 1]).astype(np.float32)[:, None], "digit1": d[:, 0], "digit2": d[:, 1]}
     model.fit(x, y, batch_size=4, epochs=2, verbose=0)
-    for a, b in zip(before, teacher.get_weights()):
+    for a, b in zip(before, teacher.get_weights(), strict=False):
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(student_before, model.get_layer("classifier").get_weights()[0])
     student = student_of(model, cfg.spec, 0.0, 1.0)

@@ -20,7 +20,8 @@ def batch(embedded):
 @pytest.mark.parametrize("name", [a.name for a in architectures.report_architectures()])
 def test_models_build_with_named_input_and_outputs(name, batch):
     model = build_model(Config(model=name).spec, mean=30.0, variance=80.0**2)
-    assert model.input.name == "pair" and tuple(model.input.shape) == (None, 2, 14, 14)
+    assert model.input.name == "pair"
+    assert tuple(model.input.shape) == (None, 2, 14, 14)
     out = model.predict(batch, verbose=0)
     expected = set(architectures.get(name).outputs)
     assert set(out) == expected
@@ -76,7 +77,7 @@ def test_widths_depth_and_switches_reach_the_layers():
 
 
 @pytest.mark.parametrize(
-    "name, weights",
+    ("name", "weights"),
     [
         ("cc_aux", AUX_LOSS_WEIGHTS),
         ("cnn_aux", AUX_LOSS_WEIGHTS),
@@ -121,7 +122,8 @@ def test_mixed_bfloat16_reaches_the_arithmetic_and_answers_float32(name, batch, 
     heavy = [layer for layer in heavy if layer.name not in ("compare", "logits")] + (
         [model.get_layer("classifier").get_layer("logits")] if cfg.arch.shared else []
     )
-    assert heavy and all(layer.compute_dtype == "bfloat16" for layer in heavy)
+    assert heavy
+    assert all(layer.compute_dtype == "bfloat16" for layer in heavy)
     assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in model.weights)
     assert model.get_layer("normalize").compute_dtype == "float32"
     out = model.predict(batch, verbose=0)
@@ -153,10 +155,12 @@ def test_weight_decay_uses_adamw_on_kernels_only():
     cfg = Config(model="cnn_aux", filters=(8,), hidden=(16,), weight_decay=0.5)
     model = compile_for(build_model(cfg.spec), cfg)
     opt = model.optimizer
-    assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == 0.5
+    assert isinstance(opt, keras.optimizers.AdamW)
+    assert opt.weight_decay == 0.5
     opt.build(model.trainable_variables)
     decayed = {v.name for v in model.trainable_variables if opt._use_weight_decay(v)}
-    assert decayed and all(name == "kernel" for name in decayed)
+    assert decayed
+    assert all(name == "kernel" for name in decayed)
     plain = Config(model="cnn_aux", filters=(8,), hidden=(16,))
     assert type(compile_for(build_model(plain.spec), plain).optimizer) is keras.optimizers.Adam
 

@@ -17,14 +17,14 @@ def twins(policy: str, shape=(None, 7, 7, 8)):
     rng = np.random.default_rng(0)
     for layer in (fused, plain):
         layer.build(shape)
-    for w_fused, w_plain in zip(fused.weights, plain.weights):
+    for w_fused, w_plain in zip(fused.weights, plain.weights, strict=False):
         value = rng.uniform(0.5, 1.5, w_fused.shape).astype("float32")
         w_fused.assign(value)
         w_plain.assign(value)
     return fused, plain
 
 
-@pytest.mark.parametrize("policy, atol", [("float32", 1e-5), ("mixed_bfloat16", 3e-2)])
+@pytest.mark.parametrize(("policy", "atol"), [("float32", 1e-5), ("mixed_bfloat16", 3e-2)])
 def test_fused_batch_norm_is_keras_batch_norm(policy, atol):
     fused, plain = twins(policy)
     x = np.random.default_rng(1).normal(3.0, 2.0, (16, 7, 7, 8)).astype("float32")

@@ -10,7 +10,8 @@ SETUP = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
 def test_the_readme_opens_with_the_two_commands_that_set_up():
     first_block = ROOT.joinpath("README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
-    assert len(commands) == 2 and all(c.startswith(SETUP + " && .venv/bin/python ") for c in commands)
+    assert len(commands) == 2
+    assert all(c.startswith(SETUP + " && .venv/bin/python ") for c in commands)
 
 
 def test_every_later_command_runs_the_projects_environment():

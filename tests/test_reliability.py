@@ -22,7 +22,7 @@ def train_cmd(out):
     return [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
-        *"--model mlp --hidden 16 --epochs".split(),
+        *["--model", "mlp", "--hidden", "16", "--epochs"],
         str(EPOCHS),
         "--rounds",
         "2",
@@ -69,7 +69,8 @@ def test_sigkill_mid_round_then_resume(tmp_path):
     assert results["rounds"][1]["epochs_run"] <= EPOCHS - killed_at + 1
     # results.json records the resumed part and the whole round.
     resumed = results["rounds"][1]
-    assert resumed["epochs_total"] == EPOCHS and resumed["seconds_total"] > resumed["seconds"]
+    assert resumed["epochs_total"] == EPOCHS
+    assert resumed["seconds_total"] > resumed["seconds"]
     # ... and its history has every epoch once: no gap, no repeat.
     assert [r["epoch"] for r in read_history(history)] == list(range(1, EPOCHS + 1))
     assert not (out / "backup" / "round-01").exists()
@@ -120,8 +121,10 @@ def test_nan_loss_fails_the_round_and_is_not_averaged(tmp_path):
         quiet=True,
     )
     results = run(cfg, log=lambda *_: None)
-    assert results["rounds"][0]["status"] == "failed" and "NaN" in results["rounds"][0]["message"]
-    assert results["rounds_failed"] == 1 and results["test_accuracy_mean"] is None
+    assert results["rounds"][0]["status"] == "failed"
+    assert "NaN" in results["rounds"][0]["message"]
+    assert results["rounds_failed"] == 1
+    assert results["test_accuracy_mean"] is None
     saved = json.loads((tmp_path / "nan" / "results.json").read_text())
     assert saved["rounds"][0]["status"] == "failed"
 
@@ -142,7 +145,8 @@ def test_unwritable_out_is_one_line(tmp_path, capsys):
         ["--model", "mlp", "--epochs", "1", "--pairs", "50", "--out", str(tmp_path / "file" / "run"), "--quiet"]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err
+    assert code == 2
+    assert "\n" not in err
     assert (
         err == f"train.py: error: --out {tmp_path / 'file' / 'run'}: cannot write there, "
         f"{tmp_path / 'file'} is a file, not a folder"
@@ -170,8 +174,11 @@ def test_unwritable_export_dir_is_refused_before_anything_trains(tmp_path, capsy
         ]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith(f"train.py: error: --export-dir {tmp_path / 'file' / 'exports'}: cannot write")
-    assert "\n" not in err and not (out / "round-00").exists() and not (out / "results.json").exists()
+    assert code == 2
+    assert err.startswith(f"train.py: error: --export-dir {tmp_path / 'file' / 'exports'}: cannot write")
+    assert "\n" not in err
+    assert not (out / "round-00").exists()
+    assert not (out / "results.json").exists()
 
 
 def test_default_run_folders_are_unique_within_a_second(tmp_path, monkeypatch):
@@ -180,7 +187,8 @@ def test_default_run_folders_are_unique_within_a_second(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = Config(model="mlp", seed=1)
     folders = {default_out(cfg), default_out(cfg.replace(seed=2)), default_out(cfg)}
-    assert len(folders) == 3 and all((tmp_path / f).is_dir() for f in folders)
+    assert len(folders) == 3
+    assert all((tmp_path / f).is_dir() for f in folders)
 
 
 def start_and_wait(cmd, cwd, history, epochs=2):
@@ -205,7 +213,8 @@ def test_a_run_killed_in_its_first_round_refuses_other_settings_before_touching_
     for flags, named in ((["--lr", "0.05"], "lr"), (["--model", "cc", "--comparer", "8"], "comparer, model")):
         cmd = train_cmd(out) + flags
         again = subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
-        assert again.returncode == 2 and f"other settings ({named})" in again.stderr
+        assert again.returncode == 2
+        assert f"other settings ({named})" in again.stderr
         assert len(again.stderr.strip().splitlines()) == 1
     assert {p: p.stat().st_mtime_ns for p in (out / "backup").rglob("*") if p.is_file()} == backup
 
@@ -215,7 +224,7 @@ def test_sigterm_stops_like_ctrl_c_and_names_the_command_that_resumes(tmp_path):
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
-        *"--model mlp --hidden 16 --epochs".split(),
+        *["--model", "mlp", "--hidden", "16", "--epochs"],
         str(EPOCHS),
         "--pairs",
         "200",
@@ -287,4 +296,6 @@ def test_a_second_run_on_the_same_folder_names_the_process_holding_it(tmp_path, 
     finally:
         held.close()
     err = capsys.readouterr().err.strip()
-    assert code == 2 and f"in use by process {os.getpid()}" in err and "\n" not in err
+    assert code == 2
+    assert f"in use by process {os.getpid()}" in err
+    assert "\n" not in err

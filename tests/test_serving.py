@@ -29,10 +29,8 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
     with pytest.raises(SystemExit) as stop:
         serve.main([str(tmp_path / "no-such-model"), "--http-port", port])
     err = capsys.readouterr().err.strip().splitlines()
-    assert (
-        stop.value.code == 2
-        and err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
-    )
+    assert stop.value.code == 2
+    assert err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
 
 
 def test_a_host_for_several_workers_and_a_grpc_port_out_of_range_are_one_line(tmp_path, capsys):
@@ -61,7 +59,7 @@ def test_both_request_formats_give_the_same_pairs():
 
 
 @pytest.mark.parametrize(
-    "body, message",
+    ("body", "message"),
     [
         (b"{bad", "not valid JSON"),
         ({"signature_name": "other", "instances": []}, "unknown signature_name"),
@@ -80,7 +78,8 @@ def test_both_request_formats_give_the_same_pairs():
 def test_bad_requests_are_one_line_reasons(body, message):
     with pytest.raises(BadRequest) as e:
         parse_request(body)
-    assert message in str(e.value) and "\n" not in str(e.value)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 # --------------------------------------------------------------------------- the real server
@@ -161,7 +160,8 @@ def oversized(url: str) -> int:
 def test_the_readme_request_and_the_columnar_one_match_the_savedmodel(server, pool):
     expected = in_process(server["base"] / "1", pool[:3])
     status, answer = post(server["url"] + ":predict", row_request(pool[:3]))
-    assert status == 200 and set(answer["predictions"][0]) == {"compare", "digit1", "digit2"}
+    assert status == 200
+    assert set(answer["predictions"][0]) == {"compare", "digit1", "digit2"}
     assert same(answer, expected)
     status, answer = post(server["url"] + ":predict", {"inputs": {"pair": pool[:3].tolist()}})
     assert status == 200
@@ -192,14 +192,16 @@ def test_bad_requests_get_400_and_the_server_keeps_answering_the_same(server, po
     status, answer = post(server["url"].replace("cnn_aux", "unknown") + ":predict", good)
     assert status == 404
     status, after = post(predict, good)
-    assert status == 200 and after == before
+    assert status == 200
+    assert after == before
     assert server["proc"].poll() is None
 
 
 def served_version(server) -> str:
     status = json.loads(urllib.request.urlopen(server["url"], timeout=30).read())
     (entry,) = status["model_version_status"]
-    assert status["ready"] and entry["state"] == "AVAILABLE"
+    assert status["ready"]
+    assert entry["state"] == "AVAILABLE"
     return entry["version"]
 
 
@@ -207,7 +209,8 @@ def served_version(server) -> str:
 def test_status_and_v2_metadata_name_the_served_version_and_the_contract(server):
     version = served_version(server)
     meta = json.loads(urllib.request.urlopen(server["url"].replace("/v1/", "/v2/"), timeout=30).read())
-    assert meta["versions"] == [version] and meta["name"] == "cnn_aux"
+    assert meta["versions"] == [version]
+    assert meta["name"] == "cnn_aux"
     assert meta["inputs"] == [{"name": "pair", "datatype": "FP32", "shape": [-1, 2, 14, 14]}]
     assert meta["outputs"] == [
         {"name": "compare", "datatype": "FP32", "shape": [-1, 1]},
@@ -223,7 +226,8 @@ def test_get_on_a_verb_is_405(server, path):
     url = server["url"] + path if path.startswith(":") else server["url"].replace("/v1/", "/v2/") + path
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(url, timeout=30)
-    assert e.value.code == 405 and e.value.headers["allow"] == "POST"
+    assert e.value.code == 405
+    assert e.value.headers["allow"] == "POST"
 
 
 @pytest.mark.slow
@@ -274,11 +278,14 @@ def test_bad_v2_tensors_are_refused_in_one_line_and_later_answers_are_unchanged(
     ):
         with pytest.raises(InferenceServerException) as e:
             ask(name, array, datatype)
-        assert e.value.status() == "400" and message in e.value.message() and "\n" not in e.value.message()
+        assert e.value.status() == "400"
+        assert message in e.value.message()
+        assert "\n" not in e.value.message()
     np.testing.assert_array_equal(ask("pair", pool[:3]).as_numpy("compare"), before)
     # A client's mistake is logged below ERROR, in one line.
     refused = [line for line in server["log"].read_text().splitlines() if "bad request:" in line]
-    assert refused and all(" WARNING " in line for line in refused)
+    assert refused
+    assert all(" WARNING " in line for line in refused)
 
 
 @pytest.mark.slow
@@ -310,10 +317,12 @@ def test_a_new_version_is_served_within_the_poll_interval_and_half_written_ones_
         asker.join()
     assert all(status == 200 for status, _ in seen)
     assert all(same(answer, v1) or same(answer, v2) for _, answer in seen)
-    assert any(same(answer, v1) for _, answer in seen) and same(seen[-1][1], v2)
+    assert any(same(answer, v1) for _, answer in seen)
+    assert same(seen[-1][1], v2)
     # Each load and switch is logged with its version, and the status names the one served.
     log = server["log"].read_text()
-    assert "serving cnn_aux version 1 from" in log and "serving cnn_aux version 2 from" in log
+    assert "serving cnn_aux version 1 from" in log
+    assert "serving cnn_aux version 2 from" in log
     assert served_version(server) == "2"
     # An export being written (.tmp-*) and a broken version folder are never served.
     shutil.copytree(base / "1", base / ".tmp-3-12345")
@@ -334,7 +343,8 @@ def test_load_of_eight_clients_is_answered_right(server, pool):
 
     stats = run_load(server["url"] + ":predict", pool, clients=8, requests=2000, max_pairs=100, check=check)
     assert stats["failures"] == 0, stats["first_failures"]
-    assert stats["requests"] == 2000 and stats["pairs_per_s"] > 0
+    assert stats["requests"] == 2000
+    assert stats["pairs_per_s"] > 0
 
 
 @pytest.mark.slow
@@ -351,6 +361,7 @@ def test_sigterm_answers_the_request_in_flight_then_exits_cleanly(server, pool):
     server["proc"].send_signal(signal.SIGTERM)
     response = conn.getresponse()
     reply = json.loads(response.read())
-    assert response.status == 200 and len(reply["outputs"]["compare"]) == len(big)
+    assert response.status == 200
+    assert len(reply["outputs"]["compare"]) == len(big)
     assert server["proc"].wait(timeout=60) == 0
     assert "Traceback" not in server["log"].read_text()

@@ -26,11 +26,12 @@ def test_every_declared_setting_has_its_flag_and_help_shows_its_default_once():
         assert flag in text, flag
     assert text.count("(default: 0.5)") == 1  # dropout's, as declared
     elastic = text.rsplit("--elastic ", 1)[1].split(" --", 1)[0]  # its entry among the options
-    assert "[study lever" in elastic and "[study lever" not in text.rsplit("--swap ", 1)[1].split(" --", 1)[0]
+    assert "[study lever" in elastic
+    assert "[study lever" not in text.rsplit("--swap ", 1)[1].split(" --", 1)[0]
 
 
 @pytest.mark.parametrize(
-    "argv, name, value",
+    ("argv", "name", "value"),
     [
         (["--shift", "3"], "shift", 3),
         (["--no-batch-norm"], "batch_norm", False),
@@ -64,8 +65,12 @@ def test_the_three_groups_hold_three_concerns():
     spec = {f.name for f in dataclasses.fields(ModelSpec)}
     recipe = {f.name for f in dataclasses.fields(Recipe)}
     run = {f.name for f in dataclasses.fields(RunSettings)}
-    assert {"model", "hidden", "filters", "augment"} <= spec and {"lr", "epochs", "seed", "swap"} <= recipe
-    assert {"rounds", "out", "strategy", "export_dir"} <= run and not (spec & recipe or recipe & run or spec & run)
+    assert {"model", "hidden", "filters", "augment"} <= spec
+    assert {"lr", "epochs", "seed", "swap"} <= recipe
+    assert {"rounds", "out", "strategy", "export_dir"} <= run
+    assert not (spec & recipe)
+    assert not (recipe & run)
+    assert not (spec & run)
     cfg = Config(model="cnn_aux", lr=1e-3, rounds=3)
     assert (cfg.spec.model, cfg.recipe.lr, cfg.run.rounds) == ("cnn_aux", 1e-3, 3)
 
@@ -101,4 +106,5 @@ def test_settings_and_their_checks_load_no_tensorflow():
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     proc = run_python(["-c", code])
-    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

@@ -40,9 +40,13 @@ def test_reproduce_two_models_one_round_two_epochs(tmp_path):
     table = json.loads((out / "table.json").read_text())
     assert [r["model"] for r in table["rows"]] == ["mlp", "cc_aux"]
     for row in table["rows"]:
-        assert row["epochs"] == 2 and row["rounds"] == 1 and 0 <= row["test_accuracy_mean"] <= 1
+        assert row["epochs"] == 2
+        assert row["rounds"] == 1
+        assert 0 <= row["test_accuracy_mean"] <= 1
     md = (out / "table.md").read_text()
-    assert "| mlp |" in md and "| cc_aux |" in md and "81.04" in md
+    assert "| mlp |" in md
+    assert "| cc_aux |" in md
+    assert "81.04" in md
     assert (out / "figure5.png").stat().st_size > 10_000
     # A second invocation finds every round done and only rewrites the outputs.
     before = (out / "runs" / "mlp" / "results.json").read_text()
@@ -64,7 +68,8 @@ def test_the_precision_reaches_every_run_and_names_the_study(tmp_path, capsys):
 def test_bad_model_list_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         reproduce.main(["--models", "mlp,resnet"])
-    assert exc.value.code == 2 and "expected a comma-separated list" in capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "expected a comma-separated list" in capsys.readouterr().err
 
 
 def test_a_folder_holding_another_study_is_refused_and_the_same_study_resumes(tmp_path, capsys):
@@ -83,7 +88,9 @@ def test_a_folder_holding_another_study_is_refused_and_the_same_study_resumes(tm
     claim_folder(tmp_path, "ablation", {k: v for k, v in settings.items() if k != "recipe"})  # another kind
     code = reproduce.main(["--recipe", "fast", "--epochs-scale", "0.1", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "holds a table study with other settings (epochs_scale, recipe)" in err and "\n" not in err
+    assert code == 2
+    assert "holds a table study with other settings (epochs_scale, recipe)" in err
+    assert "\n" not in err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "table.json").write_text("{}")  # finished outputs, no record of their settings
     assert reproduce.main(["--out", str(tmp_path / "other")]) == 2

@@ -46,14 +46,18 @@ def tiny_run(tmp_path_factory):
 def test_run_folder_has_results_history_and_model(tiny_run):
     run = tiny_run / "run"
     results = json.loads((run / "results.json").read_text())
-    assert results["model"] == "cc_aux" and results["params"] > 0
-    assert results["config"]["hidden"] == [64] and results["config"]["epochs"] == 2
+    assert results["model"] == "cc_aux"
+    assert results["params"] > 0
+    assert results["config"]["hidden"] == [64]
+    assert results["config"]["epochs"] == 2
     assert results["data"] == {"train": "embedded:train", "test": "embedded:test"}
     assert [r["seed"] for r in results["rounds"]] == [0, 1]
     for r in results["rounds"]:
         assert r["status"] == "ok"
-        assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["train_accuracy"] <= 1
-        assert 0 <= r["digit_test_accuracy"] <= 1 and 0 <= r["dev_accuracy"] <= 1
+        assert 0 <= r["test_accuracy"] <= 1
+        assert 0 <= r["train_accuracy"] <= 1
+        assert 0 <= r["digit_test_accuracy"] <= 1
+        assert 0 <= r["dev_accuracy"] <= 1
     assert results["dev_accuracy_mean"] == pytest.approx(np.mean([r["dev_accuracy"] for r in results["rounds"]]))
     accs = [r["test_accuracy"] for r in results["rounds"]]
     assert results["test_accuracy_mean"] == pytest.approx(np.mean(accs))
@@ -77,8 +81,11 @@ def test_every_round_records_the_machine_it_ran_on(tiny_run):
         machine = r["machine"]
         assert machine["onednn"] is onednn_enabled()  # TensorFlow's own switch, not the variable
         assert machine["kernels"] == ("oneDNN" if machine["onednn"] else "Eigen")
-        assert machine["cpu"] and machine["vector_extension"] in {name for _, name in VECTOR_FLAGS} | {"unknown"}
-        assert machine["cpus"] >= 1 and machine["intra_op_threads"] >= 0 and machine["inter_op_threads"] >= 0
+        assert machine["cpu"]
+        assert machine["vector_extension"] in {name for _, name in VECTOR_FLAGS} | {"unknown"}
+        assert machine["cpus"] >= 1
+        assert machine["intra_op_threads"] >= 0
+        assert machine["inter_op_threads"] >= 0
 
 
 @pytest.mark.slow
@@ -100,7 +107,7 @@ def test_export_loads_in_a_fresh_process_and_matches_keras(tiny_run, embedded):
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    ("argv", "message"),
     [
         (["--model", "resnet"], "invalid choice: 'resnet'"),
         (["--epochs", "0"], "expected a positive integer, got '0'"),
@@ -114,7 +121,8 @@ def test_bad_flags_are_one_line_and_exit_2(argv, message, capsys):
         train_script.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err
+    assert "Traceback" not in err
 
 
 def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
@@ -123,14 +131,18 @@ def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     code = train_script.main(["--test-data", str(tmp_path), "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.startswith("train.py: error: ") and "t10k-images-idx3-ubyte.gz" in err and "\n" not in err
+    assert err.startswith("train.py: error: ")
+    assert "t10k-images-idx3-ubyte.gz" in err
+    assert "\n" not in err
     assert not (tmp_path / "run").exists()
 
 
 def test_too_many_dev_pairs_is_one_line_and_writes_nothing(tmp_path, capsys):
     code = train_script.main(["--model", "mlp", "--pairs", "1000", "--dev-pairs", "400", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "outside the pairs: 400 pairs need 800 images" in err and "\n" not in err
+    assert code == 2
+    assert "outside the pairs: 400 pairs need 800 images" in err
+    assert "\n" not in err
     assert not (tmp_path / "r").exists()
 
 
@@ -252,15 +264,29 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
 
     out = tmp_path / "run"
     argv = [
-        *"--model cnn_aux --filters 8 --hidden 16 --comparer-type expected --epochs 1 --pairs 100".split(),
-        *"--lr 1e-3 --members 2 --member 3 --tta --out".split(),
+        *[
+            "--model",
+            "cnn_aux",
+            "--filters",
+            "8",
+            "--hidden",
+            "16",
+            "--comparer-type",
+            "expected",
+            "--epochs",
+            "1",
+            "--pairs",
+            "100",
+        ],
+        *["--lr", "1e-3", "--members", "2", "--member", "3", "--tta", "--out"],
         str(out),
         "--no-export",
         "--quiet",
     ]
     assert train_script.main(argv) == 0
     r = json.loads((out / "results.json").read_text())["rounds"][0]
-    assert [m["member"] for m in r["members"]] == [3, 4] and r["status"] == "ok"
+    assert [m["member"] for m in r["members"]] == [3, 4]
+    assert r["status"] == "ok"
     assert r["seconds"] == pytest.approx(sum(m["seconds"] for m in r["members"]), abs=0.02)
     members = [load_keras_model(out / "round-00" / f"member-{m}" / "model.keras") for m in (3, 4)]
     assert all((out / "round-00" / f"member-{m}" / "history.csv").is_file() for m in (3, 4))
@@ -278,20 +304,28 @@ def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
     assert train_script.main(argv) == 0
     again = json.loads((out / "results.json").read_text())["rounds"][0]
     assert (out / "round-00" / "member-3" / "model.keras").stat().st_mtime_ns == first
-    assert again["test_accuracy"] == r["test_accuracy"] and again["members"][0] == r["members"][0]
+    assert again["test_accuracy"] == r["test_accuracy"]
+    assert again["members"][0] == r["members"][0]
 
 
 @pytest.mark.slow
 def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = [*"--model mlp --hidden 16 --epochs 2 --rounds 2 --pairs 100 --out".split(), str(out), "--no-export"]
+    argv = [
+        *["--model", "mlp", "--hidden", "16", "--epochs", "2", "--rounds", "2", "--pairs", "100", "--out"],
+        str(out),
+        "--no-export",
+    ]
     assert train_script.main(argv) == 0
     printed = capsys.readouterr().out
     epochs = [line for line in printed.splitlines() if line.startswith("epoch ")]
-    assert len(epochs) == 4 and all("test_compare_accuracy:" in line for line in epochs)
+    assert len(epochs) == 4
+    assert all("test_compare_accuracy:" in line for line in epochs)
     # The first epoch of a round traces the step: no estimate from it; then whole seconds.
-    assert "eta" not in epochs[0] and "eta" not in epochs[2]
-    assert re.search(r" - eta: 0 s \(run: \d+ s\)$", epochs[1]) and epochs[3].endswith(" - eta: 0 s (run: 0 s)")
+    assert "eta" not in epochs[0]
+    assert "eta" not in epochs[2]
+    assert re.search(r" - eta: 0 s \(run: \d+ s\)$", epochs[1])
+    assert epochs[3].endswith(" - eta: 0 s (run: 0 s)")
     assert (out / "curves.png").stat().st_size > 10_000
 
 
@@ -299,8 +333,21 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
 def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(tmp_path):
     out = tmp_path / "run"
     argv = [
-        *"--model cnn_aux --filters 4 --hidden 8 --comparer-type expected --epochs 1 --pairs 100".split(),
-        *"--lr 1e-3 --teachers 1 --out".split(),
+        *[
+            "--model",
+            "cnn_aux",
+            "--filters",
+            "4",
+            "--hidden",
+            "8",
+            "--comparer-type",
+            "expected",
+            "--epochs",
+            "1",
+            "--pairs",
+            "100",
+        ],
+        *["--lr", "1e-3", "--teachers", "1", "--out"],
         str(out),
         "--no-export",
         "--quiet",
@@ -308,7 +355,9 @@ def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(
     assert train_script.main(argv) == 0
     r = json.loads((out / "results.json").read_text())["rounds"][0]
     (teacher,) = r["teachers"]
-    assert r["status"] == "ok" and teacher["teacher"] == 0 and teacher["seconds"] > 0
+    assert r["status"] == "ok"
+    assert teacher["teacher"] == 0
+    assert teacher["seconds"] > 0
     assert r["seconds"] > teacher["seconds"]  # the student's seconds and the teacher's
     student = load_keras_model(out / "round-00" / "model.keras")
     first_teacher = load_keras_model(out / "round-00" / "teacher-0" / "model.keras")
@@ -335,4 +384,6 @@ def test_a_short_real_run_of_cnn_aux_learns_the_task(tmp_path):
     argv = ["--model", "cnn_aux", "--recipe", "speedrun", "--epochs", "8", "--out", str(out), "--no-export", "--quiet"]
     assert train_script.main(argv) == 0
     (r,) = json.loads((out / "results.json").read_text())["rounds"]
-    assert r["test_accuracy"] >= 0.90 and r["digit_test_accuracy"] >= 0.90 and r["train_accuracy"] >= 0.90
+    assert r["test_accuracy"] >= 0.90
+    assert r["digit_test_accuracy"] >= 0.90
+    assert r["train_accuracy"] >= 0.90

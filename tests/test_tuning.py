@@ -14,7 +14,7 @@ from helpers import ROOT, clean_env
 from experiments.serve_load import free_port
 from keras_models.core.errors import RunError
 from keras_models.training.config import Config
-from tuning.hypermodels import CNNHyperModel, MLPHyperModel, hypermodel_for
+from tuning.hypermodels import hypermodel_for
 
 
 def rounds_of(base, embedded):
@@ -25,14 +25,15 @@ def rounds_of(base, embedded):
 
 def test_hp_values_reach_the_plain_builder(embedded):
     hm = hypermodel_for(Config(model="cnn_aux"), rounds_of(Config(), embedded))
-    assert isinstance(hm, CNNHyperModel)
     hp = kt.HyperParameters()
     hp.Fixed("depth", 3)
     hp.Fixed("filters", 16)
     hp.Fixed("units", 64)
     hp.Fixed("comparer_units", 32)
     cfg = hm.sample(hp)
-    assert cfg.spec.filters == (16, 32, 32) and cfg.spec.hidden == (64,) and cfg.spec.comparer == (32, 32, 8)
+    assert cfg.spec.filters == (16, 32, 32)
+    assert cfg.spec.hidden == (64,)
+    assert cfg.spec.comparer == (32, 32, 8)
     model = hm.build(hp)
     assert [
         layer.filters for layer in model.get_layer("classifier").layers if isinstance(layer, keras.layers.Conv2D)
@@ -48,10 +49,13 @@ def test_hp_values_reach_the_plain_builder(embedded):
 
 
 def test_default_hyperparameters_are_the_default_architecture(embedded):
-    for name, hm_cls in (("cnn_aux", CNNHyperModel), ("cc", MLPHyperModel)):
+    # Each body's hypermodel searches its own widths: filters and dense units, or dense units.
+    searched = {"cnn_aux": {"depth", "filters", "units"}, "cc": {"depth", "units"}}
+    for name, body in searched.items():
         hm = hypermodel_for(Config(model=name), rounds_of(Config(), embedded))
-        assert isinstance(hm, hm_cls)
-        cfg, default = hm.sample(kt.HyperParameters()), Config(model=name)
+        hp = kt.HyperParameters()
+        cfg, default = hm.sample(hp), Config(model=name)
+        assert set(hp.values) == body | {"comparer_units", "dropout", "lr"}
         assert (cfg.spec.filters, cfg.spec.comparer, cfg.spec.dropout) == (
             default.spec.filters,
             default.spec.comparer,
@@ -83,10 +87,12 @@ def test_trials_are_numbered_as_keras_tuner_shows_them(tmp_path, capsys):
     best = search(tiny_base(quiet=False, epochs=1), Search("random", 2, 1, str(tmp_path), "p"), log=lines.append)
     shown = [int(n) for n in re.findall(r"^Trial (\d+) Complete", capsys.readouterr().out, re.M)]
     trials = json.loads((tmp_path / "p" / "trials.json").read_text())
-    assert shown == [1, 2] and sorted(t["trial"] for t in trials) == shown
+    assert shown == [1, 2]
+    assert sorted(t["trial"] for t in trials) == shown
     table = re.findall(r"^\| (\d+) \| COMPLETED", (tmp_path / "p" / "trials.md").read_text(), re.M)
     assert table == [str(t["trial"]) for t in trials]
-    assert f"best: Trial {best['trial']}, " in "\n".join(lines) and best["trial"] in shown
+    assert f"best: Trial {best['trial']}, " in "\n".join(lines)
+    assert best["trial"] in shown
 
 
 @pytest.mark.slow
@@ -97,11 +103,14 @@ def test_random_search_reports_and_resumes(tmp_path):
     folder = tmp_path / "p"
     saved = json.loads((folder / "best_hparams.json").read_text())
     assert saved == json.loads(json.dumps(best))
-    assert saved["config"]["model"] == "cc_aux" and 0 <= saved["val_compare_accuracy"] <= 1
+    assert saved["config"]["model"] == "cc_aux"
+    assert 0 <= saved["val_compare_accuracy"] <= 1
     trials = json.loads((folder / "trials.json").read_text())
-    assert len(trials) == 2 and all(t["status"] == "COMPLETED" and t["seconds"] > 0 for t in trials)
+    assert len(trials) == 2
+    assert all(t["status"] == "COMPLETED" and t["seconds"] > 0 for t in trials)
     assert saved["val_compare_accuracy"] == max(t["score"] for t in trials)
-    assert (folder / "trials.png").stat().st_size > 0 and "| trial | status |" in (folder / "trials.md").read_text()
+    assert (folder / "trials.png").stat().st_size > 0
+    assert "| trial | status |" in (folder / "trials.md").read_text()
     # The same search again: the finished trials are kept, none is rerun.
     search(tiny_base(), Search("random", 2, 1, str(tmp_path), "p"), log=lambda *_: None)
     again = json.loads((folder / "trials.json").read_text())
@@ -123,7 +132,8 @@ def test_dev_search_trains_each_trial_on_several_rounds_under_a_cost_limit(tmp_p
     folder = tmp_path / "dev"
     trials = json.loads((folder / "trials.json").read_text())
     assert all(t["status"] == "COMPLETED" and 0 <= t["score"] <= 1 and t["mflop"] <= 50 for t in trials)
-    assert best["dev_compare_accuracy"] == max(t["score"] for t in trials) and "val_compare_accuracy" not in best
+    assert best["dev_compare_accuracy"] == max(t["score"] for t in trials)
+    assert "val_compare_accuracy" not in best
     assert "100 dev pairs per round, the mean over 2 round(s) (seeds 0-1)" in (folder / "trials.md").read_text()
     assert json.loads((folder / "search.json").read_text())["executions"] == 2
     with pytest.raises(RunError, match=r"other settings \(executions\)"):
@@ -145,7 +155,8 @@ def test_tune_cli_refuses_executions_without_dev_pairs_and_dev_pairs_with_hyperb
         with pytest.raises(SystemExit) if argv[0] == "--max-mflop" else contextlib.nullcontext():
             assert cli.main([*argv, "--directory", str(tmp_path)]) == 2
         err = capsys.readouterr().err
-        assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+        assert message in err.strip().splitlines()[-1]
+        assert "Traceback" not in err
     # Too few images outside the pairs for the dev pairs: refused before the folder is made.
     assert cli.main(["--dev-pairs", "600", "--pairs", "1000", "--directory", str(tmp_path)]) == 2
     assert "outside the pairs" in capsys.readouterr().err
@@ -211,10 +222,12 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
         assert p.returncode == 0, f"{name}: {outs[name][1][-3000:]}"
     folder = tmp_path / "cc_aux-random"
     # Only the chief wrote the report, from its own oracle, after every worker was done.
-    assert "best: Trial" in outs["chief"][0] and "best: Trial" not in outs["tuner0"][0]
+    assert "best: Trial" in outs["chief"][0]
+    assert "best: Trial" not in outs["tuner0"][0]
     trials = json.loads((folder / "trials.json").read_text())
     assert sorted(t["trial"] for t in trials) == sorted({t["trial"] for t in trials})  # each exactly once
-    assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)
+    assert len(trials) == 6
+    assert all(t["status"] == "COMPLETED" for t in trials)
     assert {t["tuner_id"] for t in trials} == {"tuner0", "tuner1"}
 
 
@@ -234,5 +247,8 @@ def test_tune_offers_no_train_only_flags():
     offered, every = options(TRAIN_ONLY), options()
     for name in TRAIN_ONLY:
         flag = "--" + name.replace("_", "-")
-        assert flag in every and flag not in offered and f"--no-{flag[2:]}" not in offered
-    assert "--epochs" in offered and parse_args(["--epochs", "3"]).epochs == 3
+        assert flag in every
+        assert flag not in offered
+        assert f"--no-{flag[2:]}" not in offered
+    assert "--epochs" in offered
+    assert parse_args(["--epochs", "3"]).epochs == 3

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,9 @@ def test_rounds_trained_by_two_workers_give_what_one_process_gives(tmp_path, emb
     lines = []
     side = run(Config(**SMALL, workers=2, out=str(tmp_path / "side"), export=False), log=lines.append, images=embedded)
     assert "in 2 processes of" in lines[0]
-    assert [r["round"] for r in side["rounds"]] == [0, 1, 2] and side["rounds_ok"] == 3
-    for a, b in zip(alone["rounds"], side["rounds"]):
+    assert [r["round"] for r in side["rounds"]] == [0, 1, 2]
+    assert side["rounds_ok"] == 3
+    for a, b in zip(alone["rounds"], side["rounds"], strict=False):
         assert b["machine"]["intra_op_threads"] == threads_per_worker(2)
         # Other thread counts may sum in another order: float tolerance, not equality.
         for key in ("train_accuracy", "test_accuracy", "digit_test_accuracy"):
@@ -37,7 +39,8 @@ def test_rounds_trained_by_two_workers_give_what_one_process_gives(tmp_path, emb
         hb = read_history(tmp_path / "side" / f"round-{b['round']:02d}" / "history.csv")
         np.testing.assert_allclose([r["loss"] for r in hb], [r["loss"] for r in ha], rtol=1e-3)
     saved = json.loads((tmp_path / "side" / "results.json").read_text())
-    assert saved["rounds_ok"] == 3 and (tmp_path / "side" / "model.keras").is_file()
+    assert saved["rounds_ok"] == 3
+    assert (tmp_path / "side" / "model.keras").is_file()
     assert not (tmp_path / "side" / "backup").exists()
 
 
@@ -72,7 +75,7 @@ def train_with_two_workers(out, epochs: int, training: int):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("round-*/history.csv"))) < training:
         time.sleep(0.05)
-    cmdlines = {p: open(f"/proc/{p}/cmdline", "rb").read() for p in children(proc.pid)}
+    cmdlines = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in children(proc.pid)}
     workers = [p for p, c in cmdlines.items() if b"multiprocessing" in c and b"resource_tracker" not in c]
     assert workers, f"no worker process among {cmdlines}"
     return proc, argv, workers
@@ -93,13 +96,15 @@ def test_a_killed_worker_ends_the_run_in_one_line_and_the_same_command_resumes(t
     assert proc.returncode == 2, stderr
     assert "Traceback" not in stderr
     (line,) = [x for x in stderr.strip().splitlines() if "train.py" in x]
-    assert "a worker process died" in line and "the same command resumes" in line
+    assert "a worker process died" in line
+    assert "the same command resumes" in line
     done = json.loads((out / "results.json").read_text())["rounds"] if (out / "results.json").is_file() else []
     assert len(done) < 4
     again = subprocess.run(argv, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     results = json.loads((out / "results.json").read_text())
-    assert [r["round"] for r in results["rounds"]] == [0, 1, 2, 3] and results["rounds_ok"] == 4
+    assert [r["round"] for r in results["rounds"]] == [0, 1, 2, 3]
+    assert results["rounds_ok"] == 4
 
 
 @pytest.mark.slow
@@ -112,6 +117,7 @@ def test_an_interrupted_run_ends_its_workers_instead_of_waiting_for_their_rounds
     os.kill(proc.pid, signal.SIGINT)  # the parent alone, as `kill -INT` would
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "interrupted; to resume:" in stderr and "Traceback" not in stderr
+    assert "interrupted; to resume:" in stderr
+    assert "Traceback" not in stderr
     for p in workers:
-        assert not os.path.exists(f"/proc/{p}") or "zombie" in open(f"/proc/{p}/status").read()
+        assert not os.path.exists(f"/proc/{p}") or "zombie" in Path(f"/proc/{p}/status").read_text()

@@ -99,7 +99,8 @@ def lock_folder(folder: str | Path):
 
     from keras_models.core.errors import RunError
 
-    handle = open(Path(folder) / ".lock", "a+")
+    # Held open on purpose: the lock lasts as long as the handle, which the caller closes.
+    handle = open(Path(folder) / ".lock", "a+")  # noqa: SIM115
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

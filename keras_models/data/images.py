@@ -56,7 +56,7 @@ class Pairs:
         """Targets keyed by output name, as the models' loss dicts expect."""
         return output_targets(self.target, self.classes, names)
 
-    def take(self, idx) -> "Pairs":
+    def take(self, idx) -> Pairs:
         return Pairs(self.x[idx], self.target[idx], self.classes[idx])
 
 

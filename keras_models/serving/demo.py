@@ -57,7 +57,7 @@ class Demo:
                 pixels = np.asarray(drawing, np.float32)
             except (ValueError, TypeError):
                 raise DataError(f"digit {k}: not a rectangle of numbers") from None
-            if pixels.ndim != 2 or not (1 <= min(pixels.shape) and max(pixels.shape) <= MAX_SIDE):
+            if pixels.ndim != 2 or not (min(pixels.shape) >= 1 and max(pixels.shape) <= MAX_SIDE):
                 raise DataError(f"digit {k}: expected a drawing of at most {MAX_SIDE} x {MAX_SIDE}, got {pixels.shape}")
             if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 255:
                 raise DataError(f"digit {k}: pixels must lie in 0-255")

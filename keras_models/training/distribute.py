@@ -77,7 +77,9 @@ def patch_keras_multiworker() -> None:
     if getattr(tf_trainer, "_keras_models_shim", False) or os.environ.get("KERAS_MODELS_NO_MW_SHIM") == "1":
         return
     if keras.__version__ not in SHIM_TESTED_KERAS:
-        warnings.warn(f"the multi-worker shim was tested with Keras {SHIM_TESTED_KERAS}, not {keras.__version__}")
+        warnings.warn(
+            f"the multi-worker shim was tested with Keras {SHIM_TESTED_KERAS}, not {keras.__version__}", stacklevel=2
+        )
 
     original_reduce = tf_trainer.reduce_per_replica
 

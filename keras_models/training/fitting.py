@@ -139,7 +139,7 @@ def restart(traced: keras.Model, fresh: keras.Model) -> keras.Model:
     for old, new in pairs:
         if [(v.shape, v.dtype) for v in old] != [(v.shape, v.dtype) for v in new]:
             raise ValueError("restart needs two models of the same configuration")
-        for a, b in zip(old, new):
+        for a, b in zip(old, new, strict=True):
             a.assign(b)
     return traced
 

@@ -38,7 +38,7 @@ def plot_curves(path: Path, series: list[tuple[str, dict]], title: str) -> Path 
         # The compare loss, not the total: the aux models' total adds digit losses.
         loss = "compare_loss" if "compare_loss" in c else "loss"
         for ax, (train_key, test_key) in zip(
-            axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")]
+            axes, [(loss, f"test_{loss}"), ("compare_accuracy", "test_compare_accuracy")], strict=False
         ):
             for key, style, split in ((train_key, "--", "train"), (test_key, "-", "test")):
                 if key not in c:  # a run without the test curve (--no-test-curve)
