@@ -37,15 +37,14 @@ class Predictor:
     """
 
     def __init__(self, path: str | Path):
-        from keras_models.serving.export import load_saved_model, read_metadata, resolve_version
+        from keras_models.serving.loaded import load_export
 
-        self.path = resolve_version(path)
-        self.card = read_metadata(self.path)
-        self._loaded, self.signature = load_saved_model(self.path)
+        self.export = load_export(path)
 
-    @property
-    def version(self) -> int | None:
-        return int(self.path.name) if self.path.name.isdigit() else None
+    path = property(lambda self: self.export.path)
+    card = property(lambda self: self.export.card)
+    signature = property(lambda self: self.export.signature)
+    version = property(lambda self: self.export.version)
 
     def answer(self, pairs, where: str = "pairs") -> list[dict]:
         """Pairs (N, 2, 14, 14) in the training pairs' pixel units, checked by the pair
@@ -55,8 +54,7 @@ class Predictor:
         from keras_models.data.contract import check_pairs
         from keras_models.serving.predict import answers
 
-        pixel_range = tuple(self.card.get("pixel_range", (0.0, 255.0)))
-        return answers(self.signature, check_pairs(np.asarray(pairs), where, DataError, pixel_range))
+        return answers(self.signature, check_pairs(np.asarray(pairs), where, DataError, self.export.pixel_range))
 
     def answer_images(self, first, second, invert: bool | None = None) -> dict:
         """Two image files, read as MNIST made its digits (predict.mnist_digit)."""

@@ -33,6 +33,21 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
     assert err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
 
 
+def test_the_host_patch_is_checked_against_the_installed_kserve():
+    """serve.py --host sets the address of KServe's REST server through its private
+    `_rest_server`, made in ModelServer.start before setup_event_loop (kserve/kserve#4558)."""
+    import inspect
+    from importlib.metadata import version
+
+    import kserve
+
+    from keras_models.serving.server import KSERVE_TESTED
+
+    assert version("kserve") == KSERVE_TESTED
+    start = inspect.getsource(kserve.ModelServer.start)
+    assert start.index("self._rest_server = RESTServer(") < start.index("self.setup_event_loop()")
+
+
 def test_a_host_for_several_workers_and_a_grpc_port_out_of_range_are_one_line(tmp_path, capsys):
     from keras_models.cli import serve
 

@@ -14,6 +14,9 @@ import numpy as np
 PAIR_SHAPE = (2, 14, 14)
 SHAPE_TEXT = "(N, 2, 14, 14)"
 NOT_FINITE = "NaN or infinite pixels"
+# The pixel units of MNIST, and so of every model trained on it: what a pair is checked against
+# where an export records no range of its own.
+TRAINING_PIXEL_RANGE = (0.0, 255.0)
 # What every model answers per pair: P(digit1 <= digit2), and for the weight-sharing models each
 # digit's ten class probabilities.
 OUTPUT_SHAPES = {"compare": (1,), "digit1": (10,), "digit2": (10,)}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_models.core.errors import DataError
+from keras_models.serving.protocol import send_json
 
 PAGE = Path(__file__).with_name("demo.html")
 MAX_SIDE = 512  # pixels of a drawing a side; the page sends 112
@@ -63,3 +64,41 @@ class Demo:
                 raise DataError(f"digit {k}: pixels must lie in 0-255")
             pair.append(digit_from_pixels(pixels, invert=False, where=f"digit {k}"))
         return {"pair": np.stack(pair).tolist()}
+
+
+class DemoRoutes:
+    """ASGI middleware, beside the protocol's: the demo page at / (for a browser; KServe's
+    liveness answers other clients), its random pairs at /demo/random and its drawings at
+    /demo/pair. Every other request passes on."""
+
+    def __init__(self, app, demo: Demo):
+        self.app, self.demo = app, demo
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and await self.answer(scope, receive, send):
+            return
+        return await self.app(scope, receive, send)
+
+    async def answer(self, scope, receive, send) -> bool:
+        """Whether the request was one of the demo's, answered."""
+        method, path = scope["method"], scope["path"]
+        accept = dict(scope["headers"]).get(b"accept", b"")
+        if method == "GET" and path == "/" and b"text/html" in accept:
+            page = self.demo.page()
+            head = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(page)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": page})
+        elif method == "GET" and path == "/demo/random":
+            await send_json(send, 200, self.demo.random_pair())
+        elif method == "POST" and path == "/demo/pair":
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body, more = body + message.get("body", b""), message.get("more_body", False)
+            try:
+                await send_json(send, 200, self.demo.pair(body))
+            except DataError as e:
+                await send_json(send, 400, {"error": str(e)})
+        else:
+            return False
+        return True

@@ -1,7 +1,8 @@
-"""The `kserve.Model` that serves the protocol of `serving.py`. Importing KServe builds the
-FastAPI app that every server process runs; `install_limits` puts the body-size limit and the
-one-line logging of bad requests on it. `server.serve` calls it in the main process, and each
-process of a multi-worker server calls it when it unpickles its model."""
+"""The `kserve.Model` that serves the protocol of `serving.protocol`. Importing KServe builds the
+FastAPI app that every server process runs; `install_limits` puts the body-size limit, the
+protocol's and the demo's routes and the one-line logging of bad requests on it. `server.serve`
+calls it in the main process, and each process of a multi-worker server calls it when it
+unpickles its model."""
 
 from __future__ import annotations
 
@@ -20,16 +21,15 @@ from kserve.logging import logger as kserve_logger
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from keras_models.core.errors import ModelFileError
-from keras_models.serving.export import run_signature, versions
+from keras_models.serving.export import versions
+from keras_models.serving.loaded import LoadedExport, load_export
 from keras_models.serving.protocol import (
     MAX_BODY_BYTES,
     POLL_SECONDS,
     BadRequest,
     BodyLimit,
     ProtocolRoutes,
-    Served,
     answer,
-    load_version,
     parse_request,
     v2_metadata,
     v2_pairs,
@@ -47,23 +47,20 @@ class OneLineBadRequests(logging.Filter):
         return True
 
 
-_installed = threading.Lock()
-
-
-_MODELS: dict[str, PairModel] = {}  # this process's models, for ProtocolRoutes
-
-
-def install_limits(model: PairModel) -> None:
-    """Once per process: the body-size limit and the protocol routes on KServe's app, and
-    one-line bad-request logs; `model` is the one this process serves."""
-    _MODELS[model.name] = model
-    if not _installed.acquire(blocking=False):
+def install_limits(model: PairModel, app=None) -> None:
+    """The body-size limit, the protocol's and the demo's routes on KServe's `app` (the one
+    this process runs), and one-line bad-request logs; `model` is the one this process serves.
+    The app keeps its models in its own state, so that a second call only adds its model."""
+    app = model_server.app if app is None else app
+    if hasattr(app.state, "pair_models"):
+        app.state.pair_models[model.name] = model
         return
-    from keras_models.serving.demo import Demo
+    from keras_models.serving.demo import Demo, DemoRoutes
 
-    demo = Demo(model.name)
-    model_server.app.add_middleware(ProtocolRoutes, served=lambda name: _MODELS[name].served, demo=demo)
-    model_server.app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    models = app.state.pair_models = {model.name: model}
+    app.add_middleware(DemoRoutes, demo=Demo(model.name))
+    app.add_middleware(ProtocolRoutes, served=lambda name: models[name].served)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     kserve_logger.addFilter(OneLineBadRequests())
     # KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
@@ -76,7 +73,7 @@ class PairModel(kserve.Model):
         super().__init__(name)
         self.base = Path(base_path)
         self.poll_seconds = poll_seconds
-        self.served: Served | None = None
+        self.served: LoadedExport | None = None
         self._failed: dict[int, str] = {}  # version -> reason, reported once
         self._stop = threading.Event()
 
@@ -107,7 +104,7 @@ class PairModel(kserve.Model):
             if version <= current:
                 return
             try:
-                served = load_version(self.base, version)
+                served = load_export(self.base / str(version))
             except ModelFileError as e:
                 if self._failed.get(version) != str(e):
                     self._failed[version] = str(e)
@@ -161,7 +158,7 @@ class PairModel(kserve.Model):
             pairs = v2_pairs(tensor.name, tensor.datatype, tensor.shape, data, served.pixel_range)
         except BadRequest as e:
             raise InvalidInput(str(e)) from None
-        out = await asyncio.get_running_loop().run_in_executor(None, run_signature, served.signature, pairs)
+        out = await asyncio.get_running_loop().run_in_executor(None, served.run, pairs)
         outputs = []
         for name in served.outputs:
             output = InferOutput(name=name, shape=list(out[name].shape), datatype="FP32")

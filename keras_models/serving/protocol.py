@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from keras_models.core.errors import ModelFileError
 from keras_models.data.contract import PAIR_SHAPE, SHAPE_TEXT, check_pairs, output_shape
-from keras_models.serving.export import load_saved_model, read_metadata, run_signature
+from keras_models.serving.loaded import LoadedExport
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
 POLL_SECONDS = 1.0  # TF Serving's default --file_system_poll_wait_seconds
@@ -39,33 +36,6 @@ SIGNATURE = "serving_default"
 
 class BadRequest(ValueError):
     """A request that cannot be answered; the message is the one-line reason sent back."""
-
-
-@dataclass(frozen=True)
-class Served:
-    version: int
-    signature: object  # the concrete function of serving_default
-    loaded: object  # keeps the SavedModel (and so the signature's variables) alive
-    outputs: tuple[str, ...]
-    pixel_range: tuple[float, float] | None  # of the training pairs, from metadata.json
-
-
-def load_version(base: Path, version: int) -> Served:
-    """One version, checked against the contract: input `pair` (None, 2, 14, 14) float32."""
-    import tensorflow as tf
-
-    loaded, signature = load_saved_model(base / str(version))
-    _, inputs = signature.structured_input_signature
-    spec = inputs.get("pair")
-    if spec is None or spec.dtype != tf.float32 or tuple(spec.shape) != (None, *PAIR_SHAPE):
-        raise ModelFileError(
-            f"{base / str(version)}: serving_default does not take pair float32 {SHAPE_TEXT} (it takes {inputs})"
-        )
-    outputs = tuple(sorted(signature.structured_outputs))
-    if "compare" not in outputs:
-        raise ModelFileError(f"{base / str(version)}: serving_default has no `compare` output")
-    card = read_metadata(base / str(version))
-    return Served(version, signature, loaded, outputs, tuple(card["pixel_range"]) if "pixel_range" in card else None)
 
 
 def parse_request(body, pixel_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
@@ -102,15 +72,15 @@ def parse_request(body, pixel_range: tuple[float, float] | None = None) -> tuple
     return check_pairs(inputs, "inputs", BadRequest, pixel_range), True
 
 
-def answer(served: Served, pairs: np.ndarray, columnar: bool) -> dict:
+def answer(served: LoadedExport, pairs: np.ndarray, columnar: bool) -> dict:
     """TF Serving's response: `predictions` per instance, or `outputs` per output name."""
-    out = run_signature(served.signature, pairs)
+    out = served.run(pairs)
     if columnar:
         return {"outputs": {k: out[k].tolist() for k in served.outputs}}
     return {"predictions": [{k: out[k][i].tolist() for k in served.outputs} for i in range(len(pairs))]}
 
 
-def v1_status(served: Served | None, name: str) -> dict:
+def v1_status(served: LoadedExport | None, name: str) -> dict:
     """GET /v1/models/<name>: KServe's readiness, and TF Serving's model_version_status."""
     status = {"name": name, "ready": served is not None}
     if served is not None:
@@ -119,7 +89,7 @@ def v1_status(served: Served | None, name: str) -> dict:
     return status
 
 
-def v2_metadata(served: Served, name: str) -> dict:
+def v2_metadata(served: LoadedExport, name: str) -> dict:
     """GET /v2/models/<name>: the Open Inference Protocol's model metadata, with the served version."""
     return {
         "name": name,
@@ -186,7 +156,7 @@ class ProtocolRoutes:
     on :predict, :infer or /infer (405, Allow: POST), the V1 status with TF Serving's
     model_version_status, and the V2 metadata with the served version. Every other request
     passes on; a V2 body that declares no binary part is JSON, as the protocol has it.
-    `served(name)` is the Served version of the model of that name (None while it
+    `served(name)` is the LoadedExport of the model of that name (None while it
     has none); an unknown name raises KeyError and is left to KServe's 404."""
 
     V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
@@ -194,12 +164,10 @@ class ProtocolRoutes:
     V1_STATUS = re.compile(r"^/v1/models/([^/:]+)$")
     V2_METADATA = re.compile(r"^/v2/models/([^/]+)(/versions/[^/]+)?$")
 
-    def __init__(self, app, served, demo=None):
-        self.app, self.served, self.demo = app, served, demo
+    def __init__(self, app, served):
+        self.app, self.served = app, served
 
     async def __call__(self, scope, receive, send):
-        if self.demo is not None and scope["type"] == "http" and await self.answer_demo(scope, receive, send):
-            return
         if scope["type"] == "http" and scope["method"] == "POST" and self.V2_INFER.match(scope["path"]):
             headers = dict(scope["headers"])
             if b"inference-header-content-length" not in headers and headers.get(b"content-type") != JSON:
@@ -221,33 +189,6 @@ class ProtocolRoutes:
                     if served is not None or answer is v1_status:
                         return await send_json(send, 200, answer(served, found.group(1)))
         return await self.app(scope, receive, send)
-
-    async def answer_demo(self, scope, receive, send) -> bool:
-        """The demo page at / (for a browser: KServe's liveness answers the rest), its random
-        pairs and its drawings (keras_models.serving.demo); whether the request was one of those."""
-        from keras_models.core.errors import DataError
-
-        method, path = scope["method"], scope["path"]
-        accept = dict(scope["headers"]).get(b"accept", b"")
-        if method == "GET" and path == "/" and b"text/html" in accept:
-            page = self.demo.page()
-            head = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(page)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": head})
-            await send({"type": "http.response.body", "body": page})
-        elif method == "GET" and path == "/demo/random":
-            await send_json(send, 200, self.demo.random_pair())
-        elif method == "POST" and path == "/demo/pair":
-            body, more = b"", True
-            while more:
-                message = await receive()
-                body, more = body + message.get("body", b""), message.get("more_body", False)
-            try:
-                await send_json(send, 200, self.demo.pair(body))
-            except DataError as e:
-                await send_json(send, 400, {"error": str(e)})
-        else:
-            return False
-        return True
 
 
 async def send_json(send, status: int, body: dict, headers=()) -> None:
