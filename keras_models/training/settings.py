@@ -8,7 +8,7 @@ choices, and help. The three groups are three concerns:
 A run resumes only with the same spec and recipe; its run settings may change. The command-line
 flags, their `--help` and the validation of every value all come from these declarations
 (`keras_models.cli.add_config_args`, `check_fields`). Rules that tie several settings together
-live with `Config` in config.py.
+live with `Config` in keras_models/training/config.py.
 """
 
 from __future__ import annotations
