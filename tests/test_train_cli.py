@@ -258,26 +258,19 @@ def test_recipe_hparams_and_flags_layer_in_order(tmp_path):
         train_script.build_config(train_script.parse_args(["--hparams", str(best)]))
 
 
+def small_cnn_aux(filters: str, hidden: str) -> list[str]:
+    """A cnn_aux with the parameter-free comparer, small enough to train an epoch in seconds."""
+    model = ["--model", "cnn_aux", "--filters", filters, "--hidden", hidden, "--comparer-type", "expected"]
+    return [*model, "--epochs", "1", "--pairs", "100"]
+
+
 @pytest.mark.slow
 def test_members_and_tta_make_one_ensemble_model_per_round(tmp_path):
     import shutil
 
     out = tmp_path / "run"
     argv = [
-        *[
-            "--model",
-            "cnn_aux",
-            "--filters",
-            "8",
-            "--hidden",
-            "16",
-            "--comparer-type",
-            "expected",
-            "--epochs",
-            "1",
-            "--pairs",
-            "100",
-        ],
+        *small_cnn_aux("8", "16"),
         *["--lr", "1e-3", "--members", "2", "--member", "3", "--tta", "--out"],
         str(out),
         "--no-export",
@@ -333,20 +326,7 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
 def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(tmp_path):
     out = tmp_path / "run"
     argv = [
-        *[
-            "--model",
-            "cnn_aux",
-            "--filters",
-            "4",
-            "--hidden",
-            "8",
-            "--comparer-type",
-            "expected",
-            "--epochs",
-            "1",
-            "--pairs",
-            "100",
-        ],
+        *small_cnn_aux("4", "8"),
         *["--lr", "1e-3", "--teachers", "1", "--out"],
         str(out),
         "--no-export",
