@@ -299,3 +299,39 @@ def test_a_second_run_on_the_same_folder_names_the_process_holding_it(tmp_path, 
     assert code == 2
     assert f"in use by process {os.getpid()}" in err
     assert "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "results", "message"),
+    [
+        ("[1]", None, "config.json: holds list, not a run's JSON object; move it away to start over"),
+        (None, "[]", "results.json: holds list, not a run's JSON object; move it away to start over"),
+        (None, "{}", "holds no run's settings"),
+        (None, {"rounds": "zz"}, "results.json: its `rounds` is not a list of rounds; move it away to start over"),
+        (None, {"rounds": [{"round": "a"}]}, 'results.json: holds a round this run cannot read ({"round": "a"})'),
+        (None, {"rounds": [{"round": 7, "status": "ok", "seconds": 1.0}]}, "holds a round this run cannot read"),
+    ],
+    ids=["config-list", "results-list", "results-empty", "rounds-text", "round-text", "round-beyond"],
+)
+def test_run_files_of_the_wrong_shape_are_one_line_naming_the_file(tmp_path, capsys, config, results, message):
+    from keras_models.cli import train as train_script
+    from keras_models.training.config import save_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = Config(model="mlp", hidden=(8,), epochs=1, pairs=50)
+    if config is None:
+        save_config(cfg, out / "config.json")
+    else:
+        (out / "config.json").write_text(config)
+    if results is not None:
+        body = results if isinstance(results, str) else json.dumps({"config": cfg.to_dict(), **results})
+        (out / "results.json").write_text(body)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["--model", "mlp", "--hidden", "8", "--epochs", "1", "--pairs", "50", "--out", str(out), "--no-export"]
+    assert train_script.main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert message in err
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".lock"} == before  # nothing touched

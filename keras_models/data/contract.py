@@ -1,10 +1,11 @@
 """The pair contract, defined once: what every model, export, predict.py and the server take.
 
 A batch of pairs is real numbers of shape (N, 2, 14, 14), N >= 1, finite, in the pixel units
-of the training pairs (0-255 for MNIST; pixels scaled to 0-1 are refused against the export's
-recorded range). predict.py and the server check it with `check_pairs` before the model sees
-anything; the SavedModel signature checks the shape and finiteness in its graph, with the same
-words (`SHAPE_TEXT`, `NOT_FINITE`), and answers an empty batch with empty outputs.
+of the training pairs (0-255 for MNIST), each pair checked against the export's recorded range
+as an image file is: out of range, scaled to 0-1 or inverted, it is refused; blank, answered.
+predict.py and the server check it with `check_pairs` before the model sees anything; the
+SavedModel signature checks the shape and finiteness in its graph, with the same words
+(`SHAPE_TEXT`, `NOT_FINITE`), and answers an empty batch with empty outputs.
 """
 
 from __future__ import annotations
@@ -49,11 +50,32 @@ def check_pairs(
     if not np.isfinite(arr).all():
         raise error(f"{where}: pairs hold {NOT_FINITE} (or numbers beyond float32)")
     if pixel_range is not None:
-        low, high = pixel_range
-        # Pairs on another pixel scale than the training pairs get answers at chance level.
-        if high > 1.0 and arr.max() <= 1.0:
+        check_pixel_range(arr, where, error, pixel_range)
+    return arr
+
+
+def check_pixel_range(arr: np.ndarray, where: str, error: type[Exception], pixel_range: tuple[float, float]) -> None:
+    """Each pair against the training pairs' pixel range (low, high), as an image file is read:
+    a pair is refused when its pixels leave the range, when they look scaled to 0-1 for a model
+    trained on 0-255 (answers at chance level), or when a digit looks inverted (dark ink on a
+    light background: MNIST's digits are light on black, with a black border). A blank pair is
+    valid input and is answered."""
+    low, high = pixel_range
+    span = high - low
+    for i, pair in enumerate(arr):
+        name = f"{where}: pair {i}" if len(arr) > 1 else where
+        lo, hi = float(pair.min()), float(pair.max())
+        if lo < low - 1e-3 * span or hi > high + 1e-3 * span:
+            raise error(f"{name}: pixels lie in [{lo:g}, {hi:g}], outside the training pixels' [{low:g}, {high:g}]")
+        if high > 1.0 and 0.0 < hi <= 1.0:
             raise error(
-                f"{where}: pixels lie in 0-{arr.max():g}, the model was trained on {low:g}-{high:g}; "
+                f"{name}: pixels lie in [{lo:g}, {hi:g}], the model was trained on [{low:g}, {high:g}]; "
                 "multiply them by 255"
             )
-    return arr
+        border = np.concatenate([pair[:, 0, :], pair[:, -1, :], pair[:, :, 0], pair[:, :, -1]], axis=1)
+        for d, ring in enumerate(border, 1):
+            if ring.mean() > low + span / 2:
+                raise error(
+                    f"{name}: digit {d} looks inverted (a light background; MNIST's digits are light on "
+                    f"black): send {high:g} - x"
+                )

@@ -153,11 +153,46 @@ def as_json(part) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(part).items()}
 
 
+def read_run_file(path: Path) -> dict:
+    """A run folder's config.json or results.json as the JSON object it must be; anything else
+    is one RunError line that names the file and how to start over."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except ValueError:
+        raise RunError(f"{path}: not valid JSON; move it away to start over") from None
+    if not isinstance(found, dict):
+        raise RunError(f"{path}: holds {type(found).__name__}, not a run's JSON object; move it away to start over")
+    return found
+
+
+def check_results(results: dict, path: Path, rounds: int) -> None:
+    """results.json as a run writes it: its rounds a list of objects, each with its round number
+    (below `rounds`), status and seconds; anything else is one RunError line."""
+    entries = results.get("rounds")
+    if not isinstance(entries, list):
+        raise RunError(f"{path}: its `rounds` is not a list of rounds; move it away to start over")
+    for entry in entries:
+        ok = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("round"), int)
+            and not isinstance(entry.get("round"), bool)
+            and 0 <= entry["round"] < rounds
+            and entry.get("status") in ("ok", "failed")
+            and isinstance(entry.get("seconds"), (int, float))
+        )
+        if not ok:
+            raise RunError(
+                f"{path}: holds a round this run cannot read ({json.dumps(entry)[:80]}); move it away to start over"
+            )
+
+
 def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use another --out") -> None:
     """`old` (a results.json or {"config": ...}) may be resumed with `cfg` if it holds the same
     model spec and recipe; else a RunError names the settings that differ."""
+    if not isinstance(old.get("config"), dict) or not old["config"]:
+        raise RunError(f"{out}: holds no run's settings; {instead}, or move the folder away to start over")
     try:
-        before = Config.from_dict(old.get("config", {}))
+        before = Config.from_dict(old["config"])
     except ConfigError as e:
         raise RunError(f"{out}: holds a run this version cannot resume ({e}); {instead}") from None
     then, now = before.to_groups(), cfg.to_groups()
@@ -172,11 +207,7 @@ def check_folder(cfg: Config) -> None:
     path = Path(cfg.run.out) / "config.json"
     if not path.is_file():
         return
-    try:
-        old = json.loads(path.read_text())
-    except ValueError:
-        raise RunError(f"{path}: not valid JSON; move it away to start over") from None
-    check_resumable({"config": old}, cfg, Path(cfg.run.out))
+    check_resumable({"config": read_run_file(path)}, cfg, Path(cfg.run.out))
 
 
 def default_out(cfg: Config) -> str:

@@ -15,7 +15,6 @@ Run folder:
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,15 @@ from keras_models.core.files import (
 )
 from keras_models.core.machine import bfloat16_in_hardware
 from keras_models.data.images import Images, load_data, require_images
-from keras_models.training.config import Config, check_folder, check_resumable, default_out, save_config
+from keras_models.training.config import (
+    Config,
+    check_folder,
+    check_results,
+    check_resumable,
+    default_out,
+    read_run_file,
+    save_config,
+)
 from keras_models.training.results import pct, pm, summarise
 from keras_models.training.rounds import RoundData, RoundResult, RoundRunner
 
@@ -102,11 +109,9 @@ class Run:
             check_folder(cfg)
         results = None
         if folder.chief and folder.results_path.is_file():
-            try:
-                results = json.loads(folder.results_path.read_text())
-            except ValueError:
-                raise RunError(f"{folder.results_path}: not valid JSON; move it away to start over") from None
+            results = read_run_file(folder.results_path)
             check_resumable(results, cfg, folder.out)
+            check_results(results, folder.results_path, cfg.run.rounds)
         if results is None:
             results = {"model": cfg.spec.model, "params": None, "rounds": []}
         results.update(config=cfg.to_dict(), data={"train": self.images[0].source, "test": self.images[1].source})
