@@ -22,10 +22,15 @@ def pairs(embedded):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """An untrained cnn_cc exported twice: its two versions, and the model itself."""
+    """An untrained cnn_cc exported twice: its two versions, and the model itself, saved with
+    its config.json as a run folder holds them."""
+    from keras_models.training.config import save_config
+
     root = tmp_path_factory.mktemp("serving")
-    model = build_model(Config(model="cnn_cc", filters=(8, 16), hidden=(32,)).spec, 33.0, 80.0**2)
+    cfg = Config(model="cnn_cc", filters=(8, 16), hidden=(32,))
+    model = build_model(cfg.spec, 33.0, 80.0**2)
     atomic_save_model(model, root / "model.keras")
+    save_config(cfg, root / "config.json")
     first = export_saved_model(model, root / "saved_models")
     second = export_saved_model(model, root / "saved_models")
     return root, model, first, second
@@ -177,7 +182,7 @@ def test_export_script_and_wrong_architecture(exported, tmp_path):
     card = json.loads((tmp_path / "cnn_cc" / "1" / "metadata.json").read_text())
     assert card["model"] == "cnn_cc"
     assert card["pixel_range"] == [0.0, 255.0]
-    assert card["rounds"] == 1
+    assert card["spec"]["filters"] == [8, 16]
     # A .keras file with no run above it names its architecture, or is refused in one line.
     alone = tmp_path / "alone" / "model.keras"
     alone.parent.mkdir()

@@ -43,3 +43,15 @@ def test_a_model_that_fails_to_save_leaves_the_old_file(tmp_path):
         atomic_save_model(Unsavable(), path)
     assert path.read_text() == "the old model"
     assert os.listdir(tmp_path) == ["model.keras"]
+
+
+def test_results_files_are_as_readable_as_any_other_file(tmp_path):
+    import os
+
+    from keras_models.core.files import atomic_write_json
+
+    atomic_write_json(tmp_path / "results.json", {"a": 1})
+    (tmp_path / "plain.txt").write_text("x")
+    mode = os.stat(tmp_path / "results.json").st_mode & 0o777
+    assert mode == os.stat(tmp_path / "plain.txt").st_mode & 0o777
+    assert mode & 0o044  # group and others may read it under the usual umask

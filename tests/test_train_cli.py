@@ -367,3 +367,21 @@ def test_a_short_real_run_of_cnn_aux_learns_the_task(tmp_path):
     assert r["test_accuracy"] >= 0.90
     assert r["digit_test_accuracy"] >= 0.90
     assert r["train_accuracy"] >= 0.90
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--pairs", "3000"], "3000"),
+        (["--export-dir", "/proc/x"], "--export-dir"),
+    ],
+    ids=["too-many-pairs", "unwritable-export-dir"],
+)
+def test_a_run_refused_before_it_began_leaves_no_run_folder(tmp_path, flags, message):
+    from helpers import ROOT, run_python
+
+    proc = run_python([str(ROOT / "scripts" / "train.py"), "--model", "cc_aux", "--epochs", "1", *flags], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.glob("runs/*")) == []  # no run folder claimed, or the one claimed gone again

@@ -69,18 +69,27 @@ def main(argv=None) -> int:
 
     def job():
         nonlocal cfg
+        from keras_models.core.files import remove_if_unused
         from keras_models.data.images import load_data
-        from keras_models.training.config import check_folder, default_out
+        from keras_models.training.config import check_before_training, check_folder, default_out
 
         cfg = build_config(args)
-        # The data and the folder before TensorFlow loads: a mistake fails fast and alone.
+        # The data and the folders before TensorFlow loads: a mistake fails fast and alone.
         images = load_data(cfg.recipe.data, cfg.recipe.test_data)
-        # A default folder is made now, so that an interrupted run can name it.
-        cfg = cfg if cfg.run.out else cfg.replace(out=default_out(cfg))
-        check_folder(cfg)
-        from keras_models.training.run import run
+        check_before_training(cfg, images)
+        # A default folder is made now, so that an interrupted run can name it; a run refused
+        # before it wrote anything takes it away again.
+        claimed = None if cfg.run.out else default_out(cfg)
+        cfg = cfg if claimed is None else cfg.replace(out=claimed)
+        try:
+            check_folder(cfg)
+            from keras_models.training.run import run
 
-        results = run(cfg, images=images)
+            results = run(cfg, images=images)
+        except BaseException:
+            if claimed is not None:
+                remove_if_unused(claimed)
+            raise
         if not results["rounds_ok"]:
             raise RunError("every round failed; see results.json")
 

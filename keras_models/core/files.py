@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -9,10 +10,21 @@ import tempfile
 from pathlib import Path
 
 
+@functools.cache
+def default_file_mode() -> int:
+    """The mode open() gives a new file under this process's umask (0o644 under the usual 022).
+    Read once: os.umask can only be read by setting it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes its file 0600; the results are as readable as any other file written.
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -86,6 +98,15 @@ def claim_folder(parent: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"{parent / name}: 10,000 folders of that name exist")
+
+
+def remove_if_unused(folder: str | Path) -> None:
+    """Removes `folder` if a run claimed it and wrote nothing into it but its lock, so that a run
+    refused before it began leaves no empty folder behind."""
+    folder = Path(folder)
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".lock"}:
+        (folder / ".lock").unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def remove_tree(path: str | Path) -> None:

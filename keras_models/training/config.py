@@ -201,6 +201,27 @@ def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use anoth
         raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)}); {instead}")
 
 
+def check_before_training(cfg: Config, images, chief: bool = True) -> None:
+    """What a run needs of its (train, test) images and its folders, checked before TensorFlow
+    loads and before anything is written: a mistake fails fast, in one line, and a folder
+    refused after a 15-minute round would cost the round."""
+    from keras_models.core.files import check_writable
+    from keras_models.data.images import require_images
+
+    recipe, (train_images, test_images) = cfg.recipe, images
+    for imgs in (train_images, test_images):
+        require_images(len(imgs.images), recipe.pairs, imgs.source)
+    outside = len(train_images.images) - 2 * recipe.pairs
+    if recipe.dev_pairs:
+        require_images(outside, recipe.dev_pairs, f"{train_images.source} outside the pairs")
+    if recipe.pretrain_epochs and not outside:
+        raise ConfigError(f"{train_images.source}: no training images outside the {recipe.pairs} pairs to pre-train on")
+    if cfg.run.out:
+        check_writable(cfg.run.out, "--out")
+    if cfg.run.export and chief:
+        check_writable(cfg.run.export_dir, "--export-dir")
+
+
 def check_folder(cfg: Config) -> None:
     """Before anything is trained or touched: a run folder that holds a config.json (written
     first by every run) may only be resumed with the same settings."""

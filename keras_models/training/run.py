@@ -24,14 +24,14 @@ from keras_models.core.files import (
     atomic_link,
     atomic_save_model,
     atomic_write_json,
-    check_writable,
     lock_folder,
     remove_tree,
 )
 from keras_models.core.machine import bfloat16_in_hardware
-from keras_models.data.images import Images, load_data, require_images
+from keras_models.data.images import Images, load_data
 from keras_models.training.config import (
     Config,
+    check_before_training,
     check_folder,
     check_results,
     check_resumable,
@@ -75,31 +75,16 @@ class Run:
         from keras_models.training.distribute import get_strategy, is_chief, task
 
         chief = is_chief()
-        recipe = cfg.recipe
-        train_images, test_images = images or load_data(recipe.data, recipe.test_data)
-        for imgs in (train_images, test_images):
-            require_images(len(imgs.images), recipe.pairs, imgs.source)
-        outside = len(train_images.images) - 2 * recipe.pairs
-        if recipe.dev_pairs:
-            require_images(outside, recipe.dev_pairs, f"{train_images.source} outside the pairs")
-        if recipe.pretrain_epochs and not outside:
-            raise ConfigError(
-                f"{train_images.source}: no training images outside the {recipe.pairs} pairs to pre-train on"
-            )
+        images = images or load_data(cfg.recipe.data, cfg.recipe.test_data)
+        check_before_training(cfg, images, chief)
         strategy = get_strategy(cfg.run.strategy)
-        if recipe.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
+        if cfg.recipe.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
             raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
-        # Where the run will write, checked before it trains: a folder refused after a 15-minute
-        # round costs the round.
-        if cfg.run.out:
-            check_writable(cfg.run.out, "--out")
-        if cfg.run.export and chief:
-            check_writable(cfg.run.export_dir, "--export-dir")
         cfg = cfg if cfg.run.out else cfg.replace(out=default_out(cfg))
         out = Path(cfg.run.out)
         folder = RunFolder(out, out if chief else out / ".workers" / "{}-{}".format(*task()), chief)
         folder.work.mkdir(parents=True, exist_ok=True)
-        return cls(cfg, folder, (train_images, test_images), strategy, log)
+        return cls(cfg, folder, images, strategy, log)
 
     def resume(self) -> None:
         """The results so far: those of a finished part of the same run, or none. config.json is
