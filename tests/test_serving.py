@@ -61,6 +61,34 @@ def test_a_host_for_several_workers_and_a_grpc_port_out_of_range_are_one_line(tm
     assert "--grpc-port: expected a TCP port in 1-65535" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--http-port", "--grpc-port"])
+def test_a_port_in_use_is_one_line_before_the_model_loads(tmp_path, capsys, flag):
+    """A listener as gRPC makes one (SO_REUSEPORT, which would let a second server share it)."""
+    import socket
+
+    from helpers import free_ports
+
+    from keras_models.cli import serve
+
+    (tmp_path / "cnn_aux" / "1").mkdir(parents=True)  # no loadable version: loading would fail otherwise
+    taken, other = free_ports(2)
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("0.0.0.0", taken))
+        listener.listen()
+        ports = {"--http-port": taken, "--grpc-port": other} if flag == "--http-port" else {"--http-port": other}
+        argv = [str(tmp_path / "cnn_aux"), *[str(v) for kv in ports.items() for v in kv]]
+        if flag == "--grpc-port":
+            argv += ["--grpc-port", str(taken)]
+        assert serve.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"serve.py: error: {flag} {taken}: 0.0.0.0:{taken} is in use (Address already in use); give another port"
+    )
+    assert serve.main([str(tmp_path / "cnn_aux"), "--http-port", str(other), "--grpc-port", str(other)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"are both {other}; give each its own port")
+
+
 def test_both_request_formats_give_the_same_pairs():
     x = np.arange(2 * 2 * 14 * 14, dtype=np.float32).reshape(2, 2, 14, 14)
     rows, columnar = parse_request(row_request(x))

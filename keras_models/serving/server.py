@@ -16,6 +16,21 @@ ALL_INTERFACES = "0.0.0.0"  # TF Serving's default, and KServe's
 KSERVE_TESTED = "0.21.0"
 
 
+def check_port_free(host: str, port: int, flag: str) -> None:
+    """A ConfigError when another socket listens on `host`:`port`. gRPC binds its port with
+    SO_REUSEPORT, which would let a second server share it and answer half the calls for a
+    model it does not have; a probe without that option is refused by any listener there.
+    SO_REUSEADDR lets the probe pass over connections of an earlier server still in TIME_WAIT."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise ConfigError(f"{flag} {port}: {host}:{port} is in use ({e.strerror}); give another port") from None
+
+
 def serve(
     base_path: str | Path,
     name: str | None = None,
@@ -34,6 +49,12 @@ def serve(
         raise ModelFileError(f"{base}: is one version; give its base path {base.parent}, as TF Serving takes")
     if host != ALL_INTERFACES and workers > 1:
         raise ConfigError("--host binds one server process; with --workers above 1 KServe binds all interfaces")
+    if grpc_port is not None and grpc_port == http_port:
+        raise ConfigError(f"--http-port and --grpc-port are both {http_port}; give each its own port")
+    # Before the model loads: a port in use is one line, not a server that fails after loading.
+    check_port_free(host, http_port, "--http-port")
+    if grpc_port is not None:
+        check_port_free(ALL_INTERFACES, grpc_port, "--grpc-port")
     import kserve
 
     from keras_models.serving.kserve_model import PairModel, install_limits
