@@ -125,27 +125,33 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await self._refuse(send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
+        # The whole body is read here, at most `limit` bytes of it, and then handed on: an error
+        # raised while the app itself reads a chunked body would be answered by FastAPI's body
+        # parser as a 400 of its own instead of this 413.
+        messages, seen, more = [], 0, True
+        while more:
             message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return await self.app(scope, replay([*messages, message], receive), send)
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+                return await self._refuse(send)
+            messages.append(message)
+            more = message.get("more_body", False)
+        await self.app(scope, replay(messages, receive), send)
 
     async def _refuse(self, send):
         await send_json(send, 413, {"error": f"request body over {self.limit} bytes"})
 
 
-class _TooLarge(Exception):
-    pass
+def replay(messages: list, receive):
+    """An ASGI `receive` that gives `messages` again, then what the client sends next."""
+    pending = list(messages)
+
+    async def receive_again():
+        return pending.pop(0) if pending else await receive()
+
+    return receive_again
 
 
 JSON = b"application/json"
