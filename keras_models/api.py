@@ -27,7 +27,7 @@ def train(cfg: Config, log=print) -> dict:
 class Predictor:
     """An exported SavedModel, loaded once, that answers as predict.py does: one dict per pair
     with P(digit1 <= digit2), the answer, and each digit's class and confidence. A base path
-    (saved_models/cnn_aux) loads its highest version.
+    (saved_models/cnn_aux) loads its newest version that loads, as the server does.
 
         >>> import keras_models as km
         >>> predictor = km.Predictor("saved_models/cnn_aux")
@@ -36,10 +36,10 @@ class Predictor:
         >>> predictor.answer_images("three.png", "seven.jpg")  # any size, gray or RGB
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, on_skip=None):
         from keras_models.serving.loaded import load_export
 
-        self.export = load_export(path)
+        self.export = load_export(path, on_skip)
 
     path = property(lambda self: self.export.path)
     card = property(lambda self: self.export.card)

@@ -336,3 +336,24 @@ def test_a_mixed_bfloat16_run_exports_a_float32_contract_answered_in_a_fresh_pro
     expected = load_keras_model(tmp_path / "run" / "model.keras").predict(pairs.x[:8], verbose=0)["compare"][:, 0]
     answered = [json.loads(line)["compare"] for line in proc.stdout.strip().splitlines()]
     np.testing.assert_allclose(answered, expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_predict_falls_back_from_a_broken_or_empty_newest_version(exported, pairs, tmp_path):
+    import shutil
+
+    root, _, _, _ = exported
+    base = tmp_path / "cnn_cc"
+    shutil.copytree(root / "saved_models" / "cnn_cc", base)
+    (base / "3").mkdir()  # empty
+    (base / "4").mkdir()
+    (base / "4" / "saved_model.pb").write_bytes(b"not a SavedModel")  # broken
+    np.save(tmp_path / "pairs.npy", pairs.x[:2])
+    proc = run_script("predict.py", str(base), str(tmp_path / "pairs.npy"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(proc.stdout.strip().splitlines()) == 2
+    skipped = [line for line in proc.stderr.splitlines() if line.startswith("predict.py: skipping version")]
+    assert [line.split(":")[1].strip() for line in skipped] == ["skipping version 4", "skipping version 3"]
+    proc = run_script("predict.py", str(tmp_path / "nonexistent"), str(tmp_path / "pairs.npy"))
+    assert proc.returncode == 2
+    assert f"predict.py: error: {tmp_path / 'nonexistent'}: no such folder" in proc.stderr

@@ -51,7 +51,9 @@ def main(argv=None) -> int:
             pairs = load_pairs_array(args.inputs[0])
         else:
             pairs = pair_from_images(*args.inputs, invert=args.invert)
-        rows = Predictor(args.saved_model).answer(pairs, args.inputs[0])
+        # Like the server, it answers from the newest version that loads, and says what it skipped.
+        predictor = Predictor(args.saved_model, on_skip=lambda m: print(f"predict.py: {m}", file=sys.stderr))
+        rows = predictor.answer(pairs, args.inputs[0])
         for row in rows:
             print(json.dumps(row))
 

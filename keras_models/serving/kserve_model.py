@@ -22,7 +22,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from keras_models.core.errors import ModelFileError
 from keras_models.serving.export import versions
-from keras_models.serving.loaded import LoadedExport, load_export
+from keras_models.serving.loaded import LoadedExport, load_version
 from keras_models.serving.protocol import (
     MAX_BODY_BYTES,
     POLL_SECONDS,
@@ -104,7 +104,7 @@ class PairModel(kserve.Model):
             if version <= current:
                 return
             try:
-                served = load_export(self.base / str(version))
+                served = load_version(self.base / str(version))
             except ModelFileError as e:
                 if self._failed.get(version) != str(e):
                     self._failed[version] = str(e)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keras_models.core.errors import ModelFileError
 from keras_models.data.contract import PAIR_SHAPE, SHAPE_TEXT, TRAINING_PIXEL_RANGE
-from keras_models.serving.export import load_saved_model, read_metadata, resolve_version, run_signature
+from keras_models.serving.export import load_saved_model, read_metadata, run_signature, versions
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,29 @@ class LoadedExport:
         return run_signature(self.signature, pairs)
 
 
-def load_export(path: str | Path) -> LoadedExport:
-    """A version folder, or a base path's highest version (as TF Serving serves it), checked:
-    serving_default takes `pair` float32 (None, 2, 14, 14) and answers `compare`."""
+def load_export(path: str | Path, on_skip=None) -> LoadedExport:
+    """A version folder, or a base path's highest version that loads, as the server serves it:
+    a newer version that does not load (empty, half-written, broken) is skipped, and
+    `on_skip(message)` hears of it. Checked: serving_default takes `pair` float32
+    (None, 2, 14, 14) and answers `compare`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such folder (give an export, such as saved_models/cnn_aux)")
+    if (path / "saved_model.pb").is_file() or not versions(path):
+        return load_version(path)
+    for version in reversed(versions(path)):
+        try:
+            return load_version(path / str(version))
+        except ModelFileError as e:
+            if on_skip is not None:
+                on_skip(f"skipping version {version}: {e}")
+    raise ModelFileError(f"{path}: none of its versions ({', '.join(map(str, versions(path)))}) loads")
+
+
+def load_version(path: Path) -> LoadedExport:
+    """One version folder, checked against the contract."""
     import tensorflow as tf
 
-    path = resolve_version(path)
     loaded, signature = load_saved_model(path)
     _, inputs = signature.structured_input_signature
     spec = inputs.get("pair")
