@@ -31,7 +31,10 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
         serve.main([str(tmp_path / "no-such-model"), "--http-port", port])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2
-    assert err[-1] == f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r}"
+    # One line, argparse's error without its usage block.
+    assert err == [
+        f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r} (see serve.py --help)"
+    ]
 
 
 def test_the_host_patch_is_checked_against_the_installed_kserve():

@@ -14,7 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_models.cli import DefaultsFormatter, add_config_args, config_from_args, positive_float, positive_int, run_cli
+from keras_models.cli import (
+    ArgumentParser,
+    DefaultsFormatter,
+    add_config_args,
+    config_from_args,
+    positive_float,
+    positive_int,
+    run_cli,
+)
 from keras_models.training.config import Config
 
 # What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training,
@@ -39,7 +47,7 @@ TRAIN_ONLY = (
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
+    p = ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     s = p.add_argument_group("search")
     s.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
     s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")

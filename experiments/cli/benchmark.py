@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from keras_models.cli import DefaultsFormatter, positive_int, run_cli
+from keras_models.cli import ArgumentParser, DefaultsFormatter, positive_int, run_cli
 from keras_models.models.architectures import NAMES
 from keras_models.training.config import Config, choices
 
@@ -23,9 +23,7 @@ from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT, DEFAULT_REFERENCE
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="benchmark.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
-    )
+    p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument("--model", choices=NAMES, default="cnn_aux")
     p.add_argument("--batch", type=positive_int, default=100)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")

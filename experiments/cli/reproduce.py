@@ -15,7 +15,15 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from keras_models.cli import DefaultsFormatter, add_config_args, command_line, config_from_args, positive_float, run_cli
+from keras_models.cli import (
+    ArgumentParser,
+    DefaultsFormatter,
+    add_config_args,
+    command_line,
+    config_from_args,
+    positive_float,
+    run_cli,
+)
 from keras_models.training.recipes import RECIPES
 
 from ..ablation import ABLATION
@@ -44,9 +52,7 @@ def name_list(choices, convert=str):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="reproduce.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
-    )
+    p = ArgumentParser(prog="reproduce.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument(
         "--recipe",
         choices=sorted(RECIPES),

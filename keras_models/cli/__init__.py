@@ -24,6 +24,14 @@ from keras_models.training.config import Config  # noqa: E402
 from keras_models.training.settings import FIELDS, GROUPS  # noqa: E402
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line, with a pointer to --help, instead of the
+    whole usage block before the line that matters."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, what schedulers and `kill` send: stopped like Ctrl-C."""
 

@@ -10,12 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_models.cli import run_cli
+from keras_models.cli import ArgumentParser, run_cli
 from keras_models.models.architectures import NAMES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model-file", required=True, help="a .keras file written by train.py")
     p.add_argument(
         "--model",

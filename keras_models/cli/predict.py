@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 
-from keras_models.cli import run_cli
+from keras_models.cli import ArgumentParser, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "saved_model",
         help="a SavedModel folder, e.g. saved_models/cc_aux/1, or a base path "

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_models.cli import DefaultsFormatter, port, positive_float, positive_int, run_cli
+from keras_models.cli import ArgumentParser, DefaultsFormatter, port, positive_float, positive_int, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from keras_models.serving.protocol import POLL_SECONDS
     from keras_models.serving.server import ALL_INTERFACES
 
-    p = argparse.ArgumentParser(
-        prog="serve.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
-    )
+    p = ArgumentParser(prog="serve.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument("saved_model_base_path", help="the folder of numbered versions, e.g. saved_models/cnn_aux")
     p.add_argument("--model-name", help="the name in the URL (default: the base path's folder name)")
     p.add_argument("--http-port", type=port, default=8080, help="REST: V1 (TF Serving's API) and V2")

@@ -11,16 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_models.cli import DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
+from keras_models.cli import ArgumentParser, DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
 from keras_models.core.errors import RunError
 from keras_models.training.config import Config
 from keras_models.training.recipes import TRAIN_RECIPES, recipe_changes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="train.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter
-    )
+    p = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument(
         "--recipe",
         choices=TRAIN_RECIPES,
