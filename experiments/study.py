@@ -154,6 +154,8 @@ def claim_folder(out: Path, kind: str, settings: dict) -> None:
     """Refuse, in one line, a folder that holds a study of this kind (Table I or an ablation)
     with other settings, or finished outputs with no record of theirs; else record `settings`
     there first, before anything runs."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: a file, not a folder; give --out a folder")
     record_path = out / STUDY_RECORD
     try:
         record = json.loads(record_path.read_text()) if record_path.is_file() else {}

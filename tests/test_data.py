@@ -225,3 +225,12 @@ def test_dev_pairs_come_from_training_images_outside_the_round_pairs(embedded):
     np.testing.assert_array_equal(dev_pairs(train, 500, 200, 3).x, dev.x)  # the same for the same seed
     with pytest.raises(DataError, match="need"):
         dev_pairs(train, 1000, 400, 3)  # 2,500 images: 500 left outside 1000 pairs
+
+
+def test_a_file_given_as_the_data_folder_is_named_a_file(tmp_path):
+    from keras_models.core.errors import DataError
+    from keras_models.data.images import load_data
+
+    (tmp_path / "README.md").write_text("# not MNIST")
+    with pytest.raises(DataError, match=r"README.md: a file, not a folder \(of MNIST's IDX files"):
+        load_data(str(tmp_path / "README.md"))

@@ -122,3 +122,14 @@ def test_an_interrupted_study_names_the_command_that_resumes_it(tmp_path, monkey
         "reproduce.py: interrupted; to resume: python scripts/reproduce.py --models mlp --rounds 1 --out runs/study-"
     )
     assert (tmp_path / err.split("--out ")[1] / "reproduce.json").is_file()
+
+
+def test_a_file_given_as_the_study_folder_is_named_a_file(tmp_path, capsys):
+    from experiments.cli import reproduce
+
+    (tmp_path / "README.md").write_text("# a file")
+    assert reproduce.main(["--models", "mlp", "--figures", "none", "--out", str(tmp_path / "README.md")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"reproduce.py: error: {tmp_path / 'README.md'}: a file, not a folder; give --out a folder"
+    )

@@ -224,6 +224,8 @@ def _find(folder: Path, split: str, what: str, ndim: int) -> Path | None:
 def read_folder(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """One split (train or test) of a folder of IDX files, or of an mnist.npz in it."""
     folder = Path(folder)
+    if folder.is_file():
+        raise DataError(f"{folder}: a file, not a folder (of MNIST's IDX files, or holding an mnist.npz)")
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     images_path, labels_path = _find(folder, split, "images", 3), _find(folder, split, "labels", 1)
