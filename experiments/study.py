@@ -201,4 +201,8 @@ def run_study(
         run(cfg, log=log, images=images)
     meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)
     log(f"wrote {out / 'table.md'}, {out / 'table.json'} and {len(meta['figures'])} figure(s)")
+    for number in figures:
+        shown = {e.model for e in FIGURES[number][1]}
+        if not shown & set(models):
+            log(f"figure {number} not drawn: it shows {', '.join(sorted(shown))}, none of them among --models")
     return meta

@@ -133,3 +133,36 @@ def test_a_file_given_as_the_study_folder_is_named_a_file(tmp_path, capsys):
         capsys.readouterr().err.strip()
         == f"reproduce.py: error: {tmp_path / 'README.md'}: a file, not a folder; give --out a folder"
     )
+
+
+def test_curves_of_one_epoch_are_drawn_and_an_axis_below_chance_is_kept(tmp_path):
+    """One point per curve gets a marker; accuracies under 0.5 widen the axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from keras_models.training import plots
+
+    drawn = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def plot(self, *args, **kwargs):
+        drawn.append(kwargs.get("marker"))
+        return real_plot(self, *args, **kwargs)
+
+    ylims = []
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        ylims.append(fig.axes[1].get_ylim())
+        return real_savefig(fig, *args, **kwargs)
+
+    c = {k: np.array([[v]]) for k, v in (("epoch", 1), ("loss", 0.7), ("compare_accuracy", 0.31))}
+    matplotlib.axes.Axes.plot, matplotlib.figure.Figure.savefig = plot, savefig
+    try:
+        assert plots.plot_curves(tmp_path / "one.png", [("mlp", c)], "one epoch") == tmp_path / "one.png"
+    finally:
+        matplotlib.axes.Axes.plot, matplotlib.figure.Figure.savefig = real_plot, real_savefig
+    assert drawn == ["o", "o"]
+    assert ylims[0][0] == pytest.approx(0.3)

@@ -33,6 +33,7 @@ def plot_curves(path: Path, series: list[tuple[str, dict]], title: str) -> Path 
     if not series:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    lowest = 0.5  # chance for compare; a curve below it widens the axis instead of leaving it
     for i, (label, c) in enumerate(series):
         epochs, color = c["epoch"][0], f"C{i}"
         # The compare loss, not the total: the aux models' total adds digit losses.
@@ -44,10 +45,14 @@ def plot_curves(path: Path, series: list[tuple[str, dict]], title: str) -> Path 
                 if key not in c:  # a run without the test curve (--no-test-curve)
                     continue
                 mean, std = c[key].mean(0), c[key].std(0)
-                ax.plot(epochs, mean, style, color=color, label=f"{label} {split}")
+                # A run of one epoch is one point, which a line alone would not draw.
+                marker = "o" if len(epochs) == 1 else None
+                ax.plot(epochs, mean, style, marker=marker, color=color, label=f"{label} {split}")
+                if key.endswith("accuracy"):
+                    lowest = min(lowest, float((mean - std).min()))
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
     axes[0].set(xlabel="epoch", ylabel="binary cross-entropy of compare")
-    axes[1].set(xlabel="epoch", ylabel="accuracy of compare", ylim=(0.5, 1.0))
+    axes[1].set(xlabel="epoch", ylabel="accuracy of compare", ylim=(max(0.0, np.floor(lowest * 10) / 10), 1.0))
     axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
