@@ -121,3 +121,21 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     best = search(base, Search("random", 1, 1, str(tmp_path / "tune"), "p"), log=lambda *_: None)
     assert best["config"]["model"] == "cnn_aux_small"
     assert "filters" in best["hyperparameters"]
+
+
+def test_an_architecture_registered_by_a_named_module_is_known_to_every_process(tmp_path):
+    from helpers import run_python
+
+    (tmp_path / "my_archs.py").write_text(
+        "from keras_models.models.architectures import Architecture, register\n"
+        "from keras_models.models.bodies import ConvBody\n"
+        "register(Architecture('cnn_aux_plugin', body=ConvBody(), shared=True, aux=True, hidden=(16,), epochs=2))\n"
+    )
+    code = "from keras_models.training.config import Config; print(Config(model='cnn_aux_plugin').arch.outputs)"
+    env = {"PYTHONPATH": str(tmp_path), "KERAS_MODELS_ARCHITECTURES": "my_archs"}
+    proc = run_python(["-c", code], **env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "('compare', 'digit1', 'digit2')"
+    proc = run_python(["-c", code], KERAS_MODELS_ARCHITECTURES="no_such_module")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("keras_models: KERAS_MODELS_ARCHITECTURES names 'no_such")

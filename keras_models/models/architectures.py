@@ -13,6 +13,8 @@ tunes like the report's six, and the study's Table I keeps to those six.
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass
 
 from keras_models.core.errors import ConfigError
@@ -56,7 +58,10 @@ NAMES = _REGISTRY.keys()  # a live view: argparse's choices and the settings' ch
 
 
 def register(arch: Architecture) -> Architecture:
-    """Adds `arch` to the registry: `Config(model=arch.name)` and every command then take it.
+    """Adds `arch` to this process's registry: `Config(model=arch.name)` then takes it. Other
+    processes (the commands, a server's workers) know it when a module that registers it is
+    named in the environment variable KERAS_MODELS_ARCHITECTURES (comma-separated), which the
+    registry imports when it is first imported.
 
     >>> register(Architecture("cc_aux_narrow", body=DenseBody(), shared=True, aux=True, hidden=(128, 128), epochs=200))
     """
@@ -96,3 +101,13 @@ for _arch in (
     ),
 ):
     register(_arch)
+
+
+# Architectures registered elsewhere, for every process of this environment (see `register`).
+PLUGINS = "KERAS_MODELS_ARCHITECTURES"
+for _module in filter(None, (m.strip() for m in os.environ.get(PLUGINS, "").split(","))):
+    try:
+        importlib.import_module(_module)
+    except ImportError as e:
+        # At import, before any command can catch an error: one line and a non-zero exit.
+        raise SystemExit(f"keras_models: {PLUGINS} names {_module!r}, which cannot be imported ({e})") from None
