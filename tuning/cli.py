@@ -49,7 +49,12 @@ TRAIN_ONLY = (
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="tune.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     s = p.add_argument_group("search")
-    s.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
+    s.add_argument(
+        "--tuner",
+        choices=("random", "bayesian", "hyperband"),
+        default="random",
+        help="keras-tuner's search: random, Bayesian optimisation, or Hyperband's brackets of epochs",
+    )
     s.add_argument("--max-trials", type=positive_int, default=10, help="trials (random, bayesian)")
     s.add_argument("--directory", default="tuner_runs", help="where keras-tuner keeps its trials and the report")
     s.add_argument("--project-name", help="subfolder of --directory (default <model>-<tuner>)")

@@ -24,8 +24,8 @@ from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT, DEFAULT_REFERENCE
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
-    p.add_argument("--model", choices=NAMES, default="cnn_aux")
-    p.add_argument("--batch", type=positive_int, default=100)
+    p.add_argument("--model", choices=NAMES, default="cnn_aux", help="the architecture to time")
+    p.add_argument("--batch", type=positive_int, default=100, help="pairs per timed training step")
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument(
         "--precision",
@@ -34,18 +34,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="the timed model's arithmetic (train.py --precision); with --race-study: this checkout's",
     )
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
-    p.add_argument("--warmup", type=positive_int, default=10)
+    p.add_argument("--warmup", type=positive_int, default=10, help="untimed steps first (tracing, caches)")
     p.add_argument("--compare-torch", action="store_true", help="alternate with the PyTorch peer, print ratios")
     p.add_argument("--reps", type=positive_int, default=5, help="A/B repetitions with --compare-torch")
-    p.add_argument("--torch-reference", type=Path, default=DEFAULT_REFERENCE)
+    p.add_argument("--torch-reference", type=Path, default=DEFAULT_REFERENCE, help="the PyTorch peer's script")
     p.add_argument(
         "--all",
         action="store_true",
         help="also: time per epoch, seconds to --target test accuracy (fast recipe), "
         "SavedModel serving speed, peak memory of train.py",
     )
-    p.add_argument("--target", type=float, default=0.98)
-    p.add_argument("--max-epochs", type=positive_int, default=25)
+    p.add_argument("--target", type=float, default=0.98, help="with --all: the test accuracy to time to")
+    p.add_argument("--max-epochs", type=positive_int, default=25, help="with --all: give up on --target after these")
     p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
     p.add_argument(
         "--breakdown", action="store_true", help="time TensorFlow's convolution kernels alone at the model's shapes"
