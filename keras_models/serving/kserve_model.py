@@ -15,10 +15,13 @@ from pathlib import Path
 
 import kserve
 import numpy as np
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 from kserve.logging import logger as kserve_logger
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keras_models.core.errors import ModelFileError
 from keras_models.serving.export import versions
@@ -61,9 +64,25 @@ def install_limits(model: PairModel, app=None) -> None:
     app.add_middleware(DemoRoutes, demo=Demo(model.name))
     app.add_middleware(ProtocolRoutes, served=lambda name: models[name].served)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    # Every client error in the protocol's one form, {"error": "..."}: a body that fails
+    # FastAPI's validation is a bad request (400, not 422 with pydantic's list), and a route's
+    # own refusals (404, 405) keep their status.
+    app.add_exception_handler(RequestValidationError, one_line_validation_error)
+    app.add_exception_handler(StarletteHTTPException, one_line_http_error)
     kserve_logger.addFilter(OneLineBadRequests())
     # KServe's own responses use a response class that FastAPI now deprecates; not this project's to fix.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+
+
+async def one_line_validation_error(request, exc) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
+    return JSONResponse({"error": f"{where}: {first.get('msg', 'not a valid request')}"}, status_code=400)
+
+
+async def one_line_http_error(request, exc) -> JSONResponse:
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
 class PairModel(kserve.Model):

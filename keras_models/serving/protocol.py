@@ -167,6 +167,7 @@ class ProtocolRoutes:
 
     V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
     VERB = re.compile(r"^/v1/models/[^/]+:(predict|infer)$|" + V2_INFER.pattern)
+    OTHER_VERB = re.compile(r"^/v1/models/[^/]+(/versions/[^/]+)?:(classify|regress)$")
     V1_STATUS = re.compile(r"^/v1/models/([^/:]+)$")
     V2_METADATA = re.compile(r"^/v2/models/([^/]+)(/versions/[^/]+)?$")
 
@@ -181,6 +182,12 @@ class ProtocolRoutes:
                 # JSON when told so (tritonclient's JSON requests name no content type).
                 headers[b"content-type"] = JSON
                 scope = {**scope, "headers": list(headers.items())}
+        if scope["type"] == "http" and self.OTHER_VERB.match(scope["path"]):
+            return await send_json(
+                send,
+                400,
+                {"error": f"the model's one signature, {SIGNATURE}, is a predict signature; use :predict"},
+            )
         if scope["type"] == "http" and scope["method"] == "GET":
             path = scope["path"]
             if self.VERB.match(path):
