@@ -37,9 +37,13 @@ class StepTimer(keras.callbacks.Callback):
 def synthetic_pairs(n: int, seed: int = 0):
     from keras_models.data.images import Pairs, comparison_target
 
+    """Random pixels in 0-255 inside a black border, as MNIST's digits have one: a server checks
+    each pair like an image and refuses one on a light background."""
     rng = np.random.default_rng(seed)
     classes = rng.integers(0, 10, (n, 2))
-    return Pairs((rng.random((n, 2, 14, 14)) * 255).astype(np.float32), comparison_target(classes), classes)
+    x = np.zeros((n, 2, 14, 14), np.float32)
+    x[:, :, 1:-1, 1:-1] = rng.random((n, 2, 12, 12)) * 255
+    return Pairs(x, comparison_target(classes), classes)
 
 
 def train_step_ms(model, batch: int, steps: int, warmup: int) -> float:
