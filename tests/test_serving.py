@@ -39,17 +39,20 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
 
 def test_the_host_patch_is_checked_against_the_installed_kserve():
     """serve.py --host sets the address of KServe's REST server through its private
-    `_rest_server`, made in ModelServer.start before setup_event_loop (kserve/kserve#4558)."""
-    import inspect
-    from importlib.metadata import version
+    `_rest_server`, made in ModelServer.start before setup_event_loop (kserve/kserve#4558).
+    Read in a fresh process: KServe's protos clash with tritonclient's in one process."""
+    from helpers import run_python
 
-    import kserve
-
-    from keras_models.serving.server import KSERVE_TESTED
-
-    assert version("kserve") == KSERVE_TESTED
-    start = inspect.getsource(kserve.ModelServer.start)
-    assert start.index("self._rest_server = RESTServer(") < start.index("self.setup_event_loop()")
+    code = (
+        "import inspect, kserve; from importlib.metadata import version\n"
+        "from keras_models.serving.server import KSERVE_TESTED\n"
+        "start = inspect.getsource(kserve.ModelServer.start)\n"
+        "print(version('kserve') == KSERVE_TESTED, "
+        "start.index('self._rest_server = RESTServer(') < start.index('self.setup_event_loop()'))\n"
+    )
+    proc = run_python(["-c", code])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "True True"
 
 
 def test_a_host_for_several_workers_and_a_grpc_port_out_of_range_are_one_line(tmp_path, capsys):
