@@ -17,7 +17,7 @@ import numpy as np
 from keras_models.core.files import atomic_write_json, atomic_write_text
 from keras_models.models.builder import NO_TTA, TTA_VIEWS
 from keras_models.training.config import Config
-from keras_models.training.results import mean_std, pm, read_results
+from keras_models.training.results import mean_std, pm, read_results, secs
 
 from .ablation_rows import ABLATION, ABLATION_BASE
 from .rows import Row, row_config, train_rows
@@ -59,6 +59,7 @@ def row_summary(path: Path) -> dict | None:
             )
         },
         "seconds_per_round": r["seconds_mean"],
+        "wall_seconds_per_round": r.get("wall_seconds_mean"),
     }
 
 
@@ -167,15 +168,16 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
         f"the ensembles are scored, from the rows' saved models, after every such run "
         f"(`--rows none` only scores them).",
         "",
-        "| row | what | validation acc. % | test acc. % | digit acc. % | s / round |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| row | what | validation acc. % | test acc. % | digit acc. % | training s / round | wall-clock s / round |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         mark = " (uses images outside the pairs)" if r["outside_images"] else ""
         lines.append(
             f"| {r['key']} | {r['label']}{mark} | {pm(r['validation_accuracy_mean'], r['validation_accuracy_std'])} | "
             f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | "
-            f"{pm(r['digit_test_accuracy_mean'], r['digit_test_accuracy_std'])} | {r['seconds_per_round']:.1f} |"
+            f"{pm(r['digit_test_accuracy_mean'], r['digit_test_accuracy_std'])} | {secs(r['seconds_per_round'])} | "
+            f"{secs(r.get('wall_seconds_per_round'))} |"
         )
     for name, ensemble in found.items():
         if not ensemble:

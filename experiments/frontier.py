@@ -17,10 +17,10 @@ import numpy as np
 
 from keras_models.core.files import atomic_write_json, atomic_write_text
 from keras_models.training.config import Config, config_mflops
-from keras_models.training.results import ok_rounds, pm, read_results
+from keras_models.training.results import ok_rounds, pm, read_results, secs
 
 from .frontier_rows import FRONTIER, FRONTIER_BASE
-from .peer import DEFAULT_PEER_TEXT, peer_seconds, run_peer
+from .peer import DEFAULT_PEER_TEXT, peer_seconds, run_peers
 from .rows import Row, row_config, train_rows
 
 # The budget of `best`, in training seconds per round alone on the 2 cores, and the serving
@@ -72,6 +72,8 @@ def row_result(path: Path) -> dict | None:
         "per_round": ok,
         "seconds_per_round": r["seconds_mean"],
         "seconds_max": r["seconds_max"],
+        # Rows run before rounds recorded their wall-clock have none.
+        "wall_seconds_per_round": r.get("wall_seconds_mean"),
         "onednn": onednn_state(ok),
         **{
             f"{key}_{s}": r[f"{key}_{s}"]
@@ -178,13 +180,14 @@ def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
         f"`--recipe speedrun`, {SPEEDRUN_PEER_MULTIPLE:g} x the training seconds of the peer "
         f"(`{DEFAULT_PEER_TEXT}`, the best public recipe) run in the same invocation as the row "
         f"(`--peer`; its seconds in the peer column); `--recipe best`, {BEST_SECONDS:.0f} s. "
-        "Seconds: training (a distilled row's teachers included), mean per round (max in brackets), the rows "
+        "Training seconds: the epochs alone (a distilled row's teachers included), mean per round (max in "
+        "brackets); wall-clock: each round from drawing its pairs to its last file written; the rows "
         "run one after another; oneDNN: whether TensorFlow ran its oneDNN kernels, as each round recorded it "
         "(`TF_ENABLE_ONEDNN_OPTS`, or on by default on CPUs with AVX-512).",
         "",
-        "| row | what | MFLOP / pair | rounds | dev acc. % | test acc. % | worst test round % | s / round "
-        "| peer s / round | oneDNN |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| row | what | MFLOP / pair | rounds | dev acc. % | test acc. % | worst test round % "
+        "| training s / round | wall-clock s / round | peer training s / round | oneDNN |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         pick = named.get(r["key"])
@@ -196,15 +199,10 @@ def frontier_markdown(rows: list[dict], picks: dict, base: Config) -> str:
         lines.append(
             f"| {r['key']}{f' (**{pick}**)' if pick else ''} | {r['label']} | {r['mflop']:.1f} | {r['rounds']} | "
             f"{pm(r['dev_accuracy_mean'], r['dev_accuracy_std'])} | {test[0]} | {test[1]} | "
-            f"{seconds(r['seconds_per_round'])} ({seconds(r['seconds_max'])}) | "
-            f"{seconds(r['peer_seconds']) if r.get('peer_seconds') else '-'} | {r['onednn']} |"
+            f"{secs(r['seconds_per_round'])} ({secs(r['seconds_max'])}) | {secs(r.get('wall_seconds_per_round'))} | "
+            f"{secs(r.get('peer_seconds'))} | {r['onednn']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def seconds(s: float) -> str:
-    """Whole seconds, or two decimals below 10 s, where the sprint's rows and the peer are."""
-    return f"{s:.2f}" if s < 10 else f"{s:.0f}"
 
 
 def run_frontier(
@@ -219,7 +217,11 @@ def run_frontier(
     """The rows, one after another; with `peer` (its script), the peer first, its result kept
     beside every row run in this invocation (`peer.json`), for the sprint's and the speedrun's
     budgets."""
-    reference = run_peer(peer, base.recipe.test_data, base.run.rounds, base.recipe.seed, log) if peer else None
+    reference = None
+    if peer:
+        recipe = base.recipe
+        peers = run_peers(peer, out, recipe.data, recipe.test_data, recipe.pairs, recipe.seed, base.run.rounds, log)
+        reference = {"rows": [line for _, line in peers]}
     train_rows(
         base,
         out,

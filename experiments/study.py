@@ -18,7 +18,7 @@ from keras_models.core.files import atomic_write_json, atomic_write_text
 from keras_models.models import architectures
 from keras_models.training.config import Config
 from keras_models.training.recipes import RECIPES, recipe_changes
-from keras_models.training.results import pm, read_results
+from keras_models.training.results import pm, read_results, secs
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ def table_rows(out: Path, models: list[str]) -> list[dict]:
                 "epochs": r["config"]["epochs"],
                 "lr": r["config"]["lr"],
                 "seconds_per_round": r["seconds_mean"],
+                "wall_seconds_per_round": r.get("wall_seconds_mean"),
                 "report_test_accuracy": architectures.get(exp.model).report_accuracy,
             }
         )
@@ -105,8 +106,9 @@ def table_markdown(rows: list[dict], title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr | s / round |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr "
+        "| training s / round | wall-clock s / round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         digit = (
@@ -117,7 +119,8 @@ def table_markdown(rows: list[dict], title: str) -> str:
         lines.append(
             f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
             f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
-            f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {r['seconds_per_round']:.1f} |"
+            f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {secs(r['seconds_per_round'])} | "
+            f"{secs(r.get('wall_seconds_per_round'))} |"
         )
     return "\n".join(lines) + "\n"
 

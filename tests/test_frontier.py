@@ -11,7 +11,7 @@ from keras_models.cli import train as train_script
 from keras_models.training.config import Config, load_config
 
 
-def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98, peer=None):
+def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98, peer=None, wall=None):
     return {
         "key": key,
         "peer_seconds": peer,
@@ -27,6 +27,7 @@ def row(key, dev, seconds, rounds=10, mflop=18.9, test=0.98, peer=None):
         "test_accuracy_min": test - 0.01,
         "seconds_per_round": seconds,
         "seconds_max": seconds + 1,
+        "wall_seconds_per_round": wall,
         "onednn": "off",
     }
 
@@ -51,15 +52,15 @@ def test_rule_takes_the_best_dev_row_within_each_budget():
 
 def test_table_reports_test_accuracy_of_the_chosen_rows_only():
     rows = [
-        row("quick", 0.980, 5.0, test=0.9712, peer=1.99),
+        row("quick", 0.980, 5.0, test=0.9712, peer=1.99, wall=8.5),
         row("slow", 0.990, 300, test=0.9934),
         row("other", 0.985, 200, test=0.9555),
     ]
     md = frontier_markdown(rows, chosen(rows, 10), Config(rounds=10))
     assert "| quick (**speedrun**) |" in md
     assert "| slow (**best**) |" in md
-    assert "| 5.00 (6.00) | 1.99 |" in md
-    assert "| 300 (301) | - |" in md
+    assert "| 5.00 (6.00) | 8.50 | 1.99 |" in md
+    assert "| 300 (301) | - | - |" in md  # a row from before rounds recorded their wall-clock
     assert "97.12 ± 1.00" in md
     assert "99.34 ± 1.00" in md
     assert "95.55" not in md
@@ -194,7 +195,10 @@ def test_rows_run_beside_the_real_peer_keep_its_seconds_and_compete_for_the_spri
     argv = ["--frontier", "--rows", "sprint_c16_e12", "--rounds", "1", "--epochs-scale", "0.1", "--quiet"]
     argv += ["--test-data", str(peer_test_folder), "--peer", str(peer_script), "--out", str(out)]
     assert reproduce.main(argv) == 0
-    peer = json.loads((out / "runs" / "frontier-sprint_c16_e12" / "peer.json").read_text())
+    peers = json.loads((out / "runs" / "frontier-sprint_c16_e12" / "peer.json").read_text())["rows"]
+    # The peer trained on the rows' own pairs: its recipe's 800 of them, then all 1000.
+    assert [(p["pairs"], p["train_pairs"]) for p in peers] == [("given", 800), ("given", 1000)]
+    peer = peers[0]
     assert 50 < peer["mean"] <= 100
     assert peer["train_s_per_round"] > 0
     assert peer["machine"]["cpu"]

@@ -39,10 +39,16 @@ def test_a_race_of_one_round_beside_the_real_peer_and_another_checkout(tmp_path,
 
     result = race(["sprint"], 1, str(peer_test_folder), tmp_path, peer_script, baseline=ROOT)
     names = [e["name"] for e in result["entries"]]
-    assert names == ["peer", "sprint", "sprint (before)"]
-    peer, now, before = result["entries"]
+    assert names == ["peer", "peer, 1000 pairs", "sprint", "sprint (before)"]
+    peer, peer_all, now, before = result["entries"]
     assert peer["seconds_over_peer"] == 1.0
     assert now["seconds_over_before"] > 0
+    # Both of the peer's rows trained on the pairs the project drew, on 800 and on all 1000 of them.
+    recorded = json.loads((tmp_path / "peer.json").read_text())["rows"]
+    assert [(r["pairs"], r["train_pairs"]) for r in recorded] == [("given", 800), ("given", 1000)]
+    for e in (peer, peer_all, now, before):
+        assert 0 < e["train_s_per_round"] * e["rounds"] < e["wall_seconds"]
+    assert "| peer, 1000 pairs | 1000 |" in (tmp_path / "race.md").read_text()
     for e in (now, before):
         assert e["rounds"] == 1
         assert 50 < e["mean"] <= 100
@@ -66,11 +72,12 @@ def test_a_baseline_runs_its_own_code_not_the_installed_package(tmp_path):
     assert done.stdout.strip() == str(tmp_path / "keras_models" / "__init__.py")
 
 
-def test_a_peer_that_fails_to_start_is_one_line(tmp_path, capsys):
+def test_a_peer_that_fails_to_start_is_one_line(tmp_path, capsys, peer_test_folder):
     # What a machine without torch sees: the peer's import fails in its own process.
     script = tmp_path / "peer.py"
     script.write_text("import torch_is_not_installed_here\n")
-    argv = ["--race", "sprint", "--test-data", str(tmp_path), "--peer", str(script), "--out", str(tmp_path / "r")]
+    argv = ["--race", "sprint", "--test-data", str(peer_test_folder), "--peer", str(script), "--rounds", "1"]
+    argv += ["--out", str(tmp_path / "r")]
     assert benchmark.main(argv) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "peer.py failed" in line

@@ -58,6 +58,13 @@ def test_run_folder_has_results_history_and_model(tiny_run):
         assert 0 <= r["train_accuracy"] <= 1
         assert 0 <= r["digit_test_accuracy"] <= 1
         assert 0 <= r["dev_accuracy"] <= 1
+        # The wall-clock holds the training seconds and the rest of the round's wait.
+        assert r["wall_seconds"] > r["seconds"] > 0
+    # The export is the last round's last file, and its wait counts in that round.
+    assert "export_seconds" not in results["rounds"][0]
+    assert 0 < results["rounds"][-1]["export_seconds"] < results["rounds"][-1]["wall_seconds"]
+    walls = [r["wall_seconds"] for r in results["rounds"]]
+    assert results["wall_seconds_mean"] == pytest.approx(np.mean(walls))
     assert results["dev_accuracy_mean"] == pytest.approx(np.mean([r["dev_accuracy"] for r in results["rounds"]]))
     accs = [r["test_accuracy"] for r in results["rounds"]]
     assert results["test_accuracy_mean"] == pytest.approx(np.mean(accs))
@@ -182,6 +189,11 @@ def test_train_script_runs_as_a_command(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "mlp: test accuracy" in proc.stdout
+    # The command's last line is its own wall-clock, from the process's start: more than its round's.
+    done = re.fullmatch(r"train\.py: done in ([0-9.]+) s of wall-clock", proc.stderr.strip().splitlines()[-1])
+    assert done, proc.stderr[-500:]
+    (r,) = json.loads((tmp_path / "run" / "results.json").read_text())["rounds"]
+    assert float(done.group(1)) > r["wall_seconds"]
     assert not (tmp_path / "saved_models").exists()
 
 

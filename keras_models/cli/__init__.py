@@ -12,6 +12,8 @@ import shlex
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 
 # Before TensorFlow is imported anywhere: its C++ INFO/WARNING lines drown the progress output,
 # and on a machine without an NVIDIA driver its one ERROR line at start-up ("failed call to
@@ -22,6 +24,22 @@ from keras_models.core.errors import USER_ERRORS  # noqa: E402
 from keras_models.core.fields import accepts, describe, field_type  # noqa: E402
 from keras_models.training.config import Config  # noqa: E402
 from keras_models.training.settings import FIELDS, GROUPS  # noqa: E402
+
+# The fallback start of the command's clock, where the process's own start cannot be read.
+_IMPORTED = time.time()
+
+
+def process_started() -> float:
+    """When this process started (seconds since the epoch): its start in /proc (Linux), so that
+    the wall-clock a command reports includes Python's and the imports' start-up; elsewhere,
+    when this module was imported."""
+    try:
+        stat, uptime = (Path(p).read_text() for p in ("/proc/self/stat", "/proc/uptime"))
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command's name
+        uptime = float(uptime.split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -41,7 +59,8 @@ def _terminate(signum, frame):
 
 
 def run_cli(fn, prog: str, resume_hint=None) -> int:
-    """Call fn(); a user error or an OS error (read-only folder, disk full) becomes one line.
+    """Call fn(); a user error or an OS error (read-only folder, disk full) becomes one line,
+    and a command that ends well ends with its wall-clock since the process started.
     `resume_hint()`: the command that resumes the work, said when it is interrupted."""
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
@@ -62,6 +81,8 @@ def run_cli(fn, prog: str, resume_hint=None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+    # On stderr, after the command's own output, which stays parseable on stdout.
+    print(f"{prog}: done in {time.time() - process_started():.1f} s of wall-clock", file=sys.stderr)
     return 0
 
 

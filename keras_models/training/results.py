@@ -38,7 +38,8 @@ SCORES = ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_
 def summarise(results: dict) -> dict:
     """A run's results (results.json) with the summary over its finished rounds: each score's
     mean and std, how many rounds finished and failed, and their training seconds (mean and
-    max). The one summary that train.py, the study, the ablations and the tuner read."""
+    max) and wall-clock seconds (mean). The one summary that train.py, the study, the ablations
+    and the tuner read."""
     ok = ok_rounds(results)
     for key in SCORES:
         results[f"{key}_mean"], results[f"{key}_std"] = mean_std(r[key] for r in ok if r.get(key) is not None)
@@ -46,6 +47,9 @@ def summarise(results: dict) -> dict:
     seconds = [r["seconds"] for r in ok]
     results["seconds_mean"] = float(np.mean(seconds)) if ok else None
     results["seconds_max"] = float(max(seconds)) if ok else None
+    # Rounds written by earlier code have no wall-clock: the mean is over those that do.
+    walls = [r["wall_seconds"] for r in ok if r.get("wall_seconds") is not None]
+    results["wall_seconds_mean"] = float(np.mean(walls)) if walls else None
     return results
 
 
@@ -70,3 +74,9 @@ def pct(v) -> str:
 
 def pm(mean, std, scale=100.0) -> str:
     return "n/a" if mean is None else f"{scale * mean:.2f} ± {scale * std:.2f}"
+
+
+def secs(s: float | None) -> str:
+    """Seconds in a table: whole seconds, or two decimals below 10 s; '-' where none were
+    recorded (a round written before rounds kept their wall-clock)."""
+    return "-" if s is None else f"{s:.2f}" if s < 10 else f"{s:.0f}"

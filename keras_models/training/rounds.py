@@ -55,6 +55,10 @@ class RoundResult:
     epochs_run: int
     seconds_total: float  # over every invocation that worked on the round
     epochs_total: int
+    # This invocation's wall-clock for the round, from drawing its pairs to its last file
+    # written: building, tracing, training, evaluation, the test curve, saving (and, for the
+    # run's last round, the export). What a user waits for, beside the training `seconds`.
+    wall_seconds: float | None = None
     machine: dict = field(default_factory=describe_machine)
     train_accuracy: float | None = None
     test_accuracy: float | None = None

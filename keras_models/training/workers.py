@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -52,11 +53,13 @@ def _round(index: int) -> tuple[dict, int]:
     from keras_models.training.rounds import RoundData
 
     cfg, work, runner = _WORKER["cfg"], _WORKER["work"], _WORKER["runner"]
+    start = time.perf_counter()
     data = RoundData.draw(cfg, _WORKER["images"], index)
     round_dir = work / f"round-{index:02d}"
     round_dir.mkdir(exist_ok=True)
     model, result = runner.run(data)
     atomic_save_model(model, round_dir / "model.keras")
+    result.wall_seconds = round(time.perf_counter() - start, 2)
     return result.to_dict(), int(model.count_params())
 
 
