@@ -76,6 +76,8 @@ def test_the_studys_arithmetic_counts_each_pair_four_times_an_epoch():
     assert work["tflop_per_round"]["mlp"] == pytest.approx(mlp, rel=2e-3)
     assert set(work["tflop_per_round"]) == {"mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux"}
     assert work["total_tflop"] == pytest.approx(sum(work["tflop_per_round"].values()), abs=0.01)
+    # Without the test curve: the three passes of training alone.
+    assert work["training_tflop"] == pytest.approx(0.75 * work["total_tflop"], abs=0.01)
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

@@ -143,8 +143,6 @@ def test_a_tiny_frontier_end_to_end(tmp_path):
         "--quiet",
         "--out",
         str(out),
-        "--earlier",
-        str(ROOT / "results"),
     ]
     assert reproduce.main(argv) == 0
     found = json.loads((out / "frontier.json").read_text())

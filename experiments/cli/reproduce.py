@@ -100,11 +100,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --frontier: first run the peer (needs torch and --test-data), whose training seconds set "
         f"the budgets of the sprint and the speedrun (default script: {DEFAULT_PEER_TEXT})",
     )
-    p.add_argument(
-        "--earlier",
-        default="results",
-        help="with --frontier: the folder of the published study whose points the figure also shows",
-    )
     return p.parse_args(argv)
 
 
@@ -153,9 +148,7 @@ def main(argv=None) -> int:
         elif args.frontier:
             from ..frontier import run_frontier
 
-            run_frontier(
-                base, out, rows=args.rows, earlier=Path(args.earlier), epochs_scale=args.epochs_scale, peer=args.peer
-            )
+            run_frontier(base, out, rows=args.rows, epochs_scale=args.epochs_scale, peer=args.peer)
         else:
             run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale)
 

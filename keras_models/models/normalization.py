@@ -16,7 +16,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Keras 3 normalises with about ten separate ops per layer (moments, then the affine
     transform) and as many again for their gradients; in TensorFlow's profile of a cnn_aux
-    step on a 2-core Xeon they took 36% of the op time (docs/REPORT.md, section 9). The fused
+    step on a 2-core Xeon they took 36% of the op time (docs/BENCHMARKS.md, the Xeon's step). The fused
     kernel computes the same function in one op each way, which oneDNN also fuses with the
     following ReLU. The moving statistics follow Keras' rule (biased batch variance). bfloat16
     images (the mixed_bfloat16 policy) are normalised with float32 statistics and weights, as
