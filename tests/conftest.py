@@ -67,3 +67,45 @@ def peer_script():
     if not DEFAULT_PEER.is_file():
         pytest.skip(f"no peer at {DEFAULT_PEER}")
     return DEFAULT_PEER
+
+
+@pytest.fixture(scope="module")
+def pool(embedded):
+    """Pairs of real MNIST test digits."""
+    from keras_models.data.images import make_pairs
+
+    _, test = embedded
+    return make_pairs(test.images, test.labels, 300, np.random.default_rng(5)).x
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """scripts/serve.py in a process of its own on 127.0.0.1, REST and gRPC, serving version 1
+    of a small real cnn_aux export."""
+    from helpers import POLL, clean_env, tiny_model
+
+    from experiments.serve_load import free_port, start_server, wait_ready
+    from keras_models.serving.export import export_saved_model
+
+    root = tmp_path_factory.mktemp("serve")
+    first = export_saved_model(tiny_model(1), root / "saved_models", "cnn_aux")
+    port, grpc_port = free_port(), free_port()
+    log = root / "server.log"
+    flags = ("--poll-seconds", str(POLL), "--host", "127.0.0.1", "--grpc-port", str(grpc_port))
+    proc = start_server(first.parent, port, log, *flags, cwd=root, env=clean_env())
+    url = f"http://127.0.0.1:{port}/v1/models/cnn_aux"
+    try:
+        wait_ready(url, proc)
+        yield {
+            "root": root,
+            "base": first.parent,
+            "url": url,
+            "proc": proc,
+            "log": log,
+            "http": f"127.0.0.1:{port}",
+            "grpc": f"127.0.0.1:{grpc_port}",
+        }
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

@@ -44,3 +44,36 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+# A real served model, small: the serving tests' SavedModels.
+POLL = 0.5  # the servers' --poll-seconds in the tests
+
+
+def tiny_model(seed):
+    import keras
+
+    from keras_models.models.builder import build_model
+    from keras_models.training.config import Config
+
+    keras.utils.set_random_seed(seed)
+    return build_model(
+        Config(model="cnn_aux", filters=(4, 8), hidden=(16,), comparer_type="expected").spec, 33.0, 80.0**2
+    )
+
+
+def in_process(path, pairs):
+    """The SavedModel's answers for `pairs`, loaded in this process."""
+    import tensorflow as tf
+
+    from keras_models.serving.export import load_saved_model
+
+    _, signature = load_saved_model(path)
+    return {k: v.numpy() for k, v in signature(pair=tf.constant(pairs)).items()}
+
+
+def same(answer: dict, expected: dict, atol=1e-6) -> bool:
+    import numpy as np
+
+    got = {k: np.array([p[k] for p in answer["predictions"]]) for k in expected}
+    return all(np.allclose(got[k], expected[k], atol=atol) for k in expected)

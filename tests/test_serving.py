@@ -12,15 +12,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import clean_env
+from helpers import POLL, in_process, same, tiny_model
 
-from experiments.serve_load import free_port, post, row_request, run_load, start_server, wait_ready
-from keras_models.models.builder import build_model
-from keras_models.serving.export import export_saved_model, load_saved_model
+from experiments.serve_load import post, row_request, run_load
+from keras_models.serving.export import export_saved_model
 from keras_models.serving.protocol import MAX_BODY_BYTES, BadRequest, parse_request
-from keras_models.training.config import Config
-
-POLL = 0.5
 
 
 @pytest.mark.parametrize("port", ["0", "70000", "-1", "http"])
@@ -47,12 +43,15 @@ def test_the_host_patch_is_checked_against_the_installed_kserve():
         "import inspect, kserve; from importlib.metadata import version\n"
         "from keras_models.serving.server import KSERVE_TESTED\n"
         "start = inspect.getsource(kserve.ModelServer.start)\n"
+        "from kserve.protocol.grpc import server as g\n"
+        "grpc_start = inspect.getsource(g.GRPCServer.start)\n"
         "print(version('kserve') == KSERVE_TESTED, "
-        "start.index('self._rest_server = RESTServer(') < start.index('self.setup_event_loop()'))\n"
+        "start.index('self._rest_server = RESTServer(') < start.index('self.setup_event_loop()'), "
+        "'inference_servicer = InferenceServicer(' in grpc_start)\n"
     )
     proc = run_python(["-c", code])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "True True"
+    assert proc.stdout.strip().splitlines()[-1] == "True True True"
 
 
 def test_a_host_for_several_workers_and_a_grpc_port_out_of_range_are_one_line(tmp_path, capsys):
@@ -133,62 +132,6 @@ def test_bad_requests_are_one_line_reasons(body, message):
 
 
 # --------------------------------------------------------------------------- the real server
-
-
-@pytest.fixture(scope="module")
-def pool(embedded):
-    """Pairs of real MNIST test digits."""
-    from keras_models.data.images import make_pairs
-
-    _, test = embedded
-    return make_pairs(test.images, test.labels, 300, np.random.default_rng(5)).x
-
-
-def tiny_model(seed):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    return build_model(
-        Config(model="cnn_aux", filters=(4, 8), hidden=(16,), comparer_type="expected").spec, 33.0, 80.0**2
-    )
-
-
-def in_process(path, pairs):
-    import tensorflow as tf
-
-    _, signature = load_saved_model(path)
-    return {k: v.numpy() for k, v in signature(pair=tf.constant(pairs)).items()}
-
-
-def same(answer: dict, expected: dict, atol=1e-6) -> bool:
-    got = {k: np.array([p[k] for p in answer["predictions"]]) for k in expected}
-    return all(np.allclose(got[k], expected[k], atol=atol) for k in expected)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    first = export_saved_model(tiny_model(1), root / "saved_models", "cnn_aux")
-    port, grpc_port = free_port(), free_port()
-    log = root / "server.log"
-    flags = ("--poll-seconds", str(POLL), "--host", "127.0.0.1", "--grpc-port", str(grpc_port))
-    proc = start_server(first.parent, port, log, *flags, cwd=root, env=clean_env())
-    url = f"http://127.0.0.1:{port}/v1/models/cnn_aux"
-    try:
-        wait_ready(url, proc)
-        yield {
-            "root": root,
-            "base": first.parent,
-            "url": url,
-            "proc": proc,
-            "log": log,
-            "http": f"127.0.0.1:{port}",
-            "grpc": f"127.0.0.1:{grpc_port}",
-        }
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
 
 
 def oversized(url: str) -> int:

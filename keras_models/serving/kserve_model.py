@@ -31,12 +31,11 @@ from keras_models.serving.protocol import (
     POLL_SECONDS,
     BadRequest,
     BodyLimit,
-    ProtocolRoutes,
     answer,
     parse_request,
-    v2_metadata,
     v2_pairs,
 )
+from keras_models.serving.routes import VERSION_HEADER, ProtocolRoutes, v2_metadata
 
 
 class OneLineBadRequests(logging.Filter):
@@ -150,10 +149,19 @@ class PairModel(kserve.Model):
     def get_output_types(self):
         return v2_metadata(self.served, self.name)["outputs"] if self.served else []
 
-    async def predict(self, payload, headers=None):
-        if isinstance(payload, InferRequest):
-            return await self._predict_v2(payload)
+    def version_for(self, headers) -> LoadedExport:
+        """The served version, which must be the one a versioned path named (routes.py passes
+        it on in a header): a newer one switched in after the route checked it is not that one."""
         served = self.served
+        pinned = (headers or {}).get(VERSION_HEADER.decode())
+        if pinned is not None and (served is None or str(served.version) != pinned):
+            raise ModelNotFound(f"{self.name} version {pinned}")
+        return served
+
+    async def predict(self, payload, headers=None):
+        served = self.version_for(headers)
+        if isinstance(payload, InferRequest):
+            return await self._predict_v2(payload, served)
         try:
             pairs, columnar = parse_request(payload, served.pixel_range)
         except BadRequest as e:
@@ -162,10 +170,9 @@ class PairModel(kserve.Model):
         # server answering readiness checks and other requests meanwhile.
         return await asyncio.get_running_loop().run_in_executor(None, answer, served, pairs, columnar)
 
-    async def _predict_v2(self, request: InferRequest) -> InferResponse:
+    async def _predict_v2(self, request: InferRequest, served: LoadedExport) -> InferResponse:
         """The Open Inference Protocol: the one FP32 input `pair`, as JSON or as the binary
         tensor extension (KServe decodes either), answered by one version."""
-        served = self.served
         try:
             if len(request.inputs) != 1:
                 raise BadRequest(f"the request must hold the one input `pair`, got {[i.name for i in request.inputs]}")

@@ -7,7 +7,8 @@ either server:
 
     POST /v1/models/<name>:predict   {"instances": [{"pair": [[[...14 x 14...]], [[...]]]}]}
                                      or {"inputs": {"pair": [...]}}  (columnar)
-    GET  /v1/models/<name>           readiness
+
+`routes.py` answers every model path of both protocols, with and without a version.
 
 Like TF Serving, the server takes the highest numeric version under the base path and polls the
 folder for newer ones; `.tmp-*` folders (exports being written) are never numeric, and a
@@ -22,11 +23,10 @@ before it is checked, so no request can change later answers.
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 
-from keras_models.data.contract import PAIR_SHAPE, SHAPE_TEXT, check_pairs, output_shape
+from keras_models.data.contract import PAIR_SHAPE, SHAPE_TEXT, check_pairs
 from keras_models.serving.loaded import LoadedExport
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
@@ -78,26 +78,6 @@ def answer(served: LoadedExport, pairs: np.ndarray, columnar: bool) -> dict:
     if columnar:
         return {"outputs": {k: out[k].tolist() for k in served.outputs}}
     return {"predictions": [{k: out[k][i].tolist() for k in served.outputs} for i in range(len(pairs))]}
-
-
-def v1_status(served: LoadedExport | None, name: str) -> dict:
-    """GET /v1/models/<name>: KServe's readiness, and TF Serving's model_version_status."""
-    status = {"name": name, "ready": served is not None}
-    if served is not None:
-        ok = {"error_code": "OK", "error_message": ""}
-        status["model_version_status"] = [{"version": str(served.version), "state": "AVAILABLE", "status": ok}]
-    return status
-
-
-def v2_metadata(served: LoadedExport, name: str) -> dict:
-    """GET /v2/models/<name>: the Open Inference Protocol's model metadata, with the served version."""
-    return {
-        "name": name,
-        "versions": [str(served.version)],
-        "platform": "tensorflow_savedmodel",
-        "inputs": [{"name": "pair", "datatype": "FP32", "shape": [-1, *PAIR_SHAPE]}],
-        "outputs": [{"name": k, "datatype": "FP32", "shape": [-1, *output_shape(k)]} for k in served.outputs],
-    }
 
 
 def v2_pairs(name: str, datatype: str, shape, data, pixel_range) -> np.ndarray:
@@ -152,56 +132,6 @@ def replay(messages: list, receive):
         return pending.pop(0) if pending else await receive()
 
     return receive_again
-
-
-JSON = b"application/json"
-
-
-class ProtocolRoutes:
-    """ASGI middleware before KServe's routes, for what they answer wrongly or not at all: a GET
-    on :predict, :infer or /infer (405, Allow: POST), the V1 status with TF Serving's
-    model_version_status, and the V2 metadata with the served version. Every other request
-    passes on; a V2 body that declares no binary part is JSON, as the protocol has it.
-    `served(name)` is the LoadedExport of the model of that name (None while it
-    has none); an unknown name raises KeyError and is left to KServe's 404."""
-
-    V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
-    VERB = re.compile(r"^/v1/models/[^/]+:(predict|infer)$|" + V2_INFER.pattern)
-    OTHER_VERB = re.compile(r"^/v1/models/[^/]+(/versions/[^/]+)?:(classify|regress)$")
-    V1_STATUS = re.compile(r"^/v1/models/([^/:]+)$")
-    V2_METADATA = re.compile(r"^/v2/models/([^/]+)(/versions/[^/]+)?$")
-
-    def __init__(self, app, served):
-        self.app, self.served = app, served
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "POST" and self.V2_INFER.match(scope["path"]):
-            headers = dict(scope["headers"])
-            if b"inference-header-content-length" not in headers and headers.get(b"content-type") != JSON:
-                # The protocol's body without that header is JSON, which KServe parses only as
-                # JSON when told so (tritonclient's JSON requests name no content type).
-                headers[b"content-type"] = JSON
-                scope = {**scope, "headers": list(headers.items())}
-        if scope["type"] == "http" and self.OTHER_VERB.match(scope["path"]):
-            return await send_json(
-                send,
-                400,
-                {"error": f"the model's one signature, {SIGNATURE}, is a predict signature; use :predict"},
-            )
-        if scope["type"] == "http" and scope["method"] == "GET":
-            path = scope["path"]
-            if self.VERB.match(path):
-                return await send_json(send, 405, {"error": f"{path} takes POST"}, [(b"allow", b"POST")])
-            for pattern, answer in ((self.V1_STATUS, v1_status), (self.V2_METADATA, v2_metadata)):
-                found = pattern.match(path)
-                if found:
-                    try:
-                        served = self.served(found.group(1))
-                    except KeyError:
-                        break
-                    if served is not None or answer is v1_status:
-                        return await send_json(send, 200, answer(served, found.group(1)))
-        return await self.app(scope, receive, send)
 
 
 async def send_json(send, status: int, body: dict, headers=()) -> None:

@@ -10,9 +10,10 @@ from keras_models.core.errors import ConfigError, ModelFileError
 from keras_models.serving.protocol import POLL_SECONDS
 
 ALL_INTERFACES = "0.0.0.0"  # TF Serving's default, and KServe's
-# The one private attribute of KServe that the project touches is ModelServer._rest_server (the
-# --host patch below, for kserve/kserve#4558); it was read in this release, which requirements.txt
-# pins, and tests/test_serving.py fails on another until the patch is checked again.
+# KServe's internals that the project relies on: ModelServer._rest_server (the --host patch below,
+# for kserve/kserve#4558) and the module attribute from which its gRPC server builds its servicer
+# (grpc_servicer.install). Both were read in this release, which requirements.txt pins, and
+# tests/test_serving.py fails on another until they are checked again.
 KSERVE_TESTED = "0.21.0"
 
 
@@ -57,6 +58,7 @@ def serve(
         check_port_free(ALL_INTERFACES, grpc_port, "--grpc-port")
     import kserve
 
+    from keras_models.serving import grpc_servicer
     from keras_models.serving.kserve_model import PairModel, install_limits
 
     class BoundModelServer(kserve.ModelServer):
@@ -70,6 +72,8 @@ def serve(
     model = PairModel(name or base.name, base, poll_seconds)
     install_limits(model)
     grpc = {"enable_grpc": grpc_port is not None, **({"grpc_port": grpc_port} if grpc_port else {})}
+    if grpc_port is not None:
+        grpc_servicer.install()
     server = BoundModelServer(http_port=http_port, workers=workers, **grpc)
     model.load()  # after the server set up KServe's logging, so that the first version's line is kept
     server.start([model])
