@@ -9,6 +9,7 @@ from helpers import run_python, run_script
 from keras_models.core.files import atomic_save_model
 from keras_models.models.builder import build_model
 from keras_models.serving.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
+from keras_models.serving.predict import load_image
 from keras_models.training.config import Config
 
 
@@ -222,6 +223,16 @@ def test_predict_script(exported, pairs, tmp_path):
     row = json.loads(proc.stdout.strip())
     assert set(row) == {"compare", "leq", "digit1", "digit2", "digit1_confidence", "digit2_confidence"}
     assert row["digit1"] == row["digit2"]  # the same digit twice (JPEG noise aside)
+    # A blank image is a valid digit: answered, as the blank digit the model gets in process, with a warning.
+    Image.fromarray(np.full((56, 56), 255, np.uint8)).save(tmp_path / "blank.png")
+    proc = run_script("predict.py", str(first), str(tmp_path / "a.png"), str(tmp_path / "blank.png"), "--invert")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout.strip())
+    blank = np.stack([load_image(tmp_path / "a.png", True), np.zeros((14, 14), np.float32)])[None]
+    assert row["compare"] == pytest.approx(float(model.predict(blank, verbose=0)["compare"][0, 0]), abs=1e-5)
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("predict.py: warning:")]
+    assert len(warned) == 1
+    assert "blank.png: no ink" in warned[0]
 
 
 @pytest.mark.slow

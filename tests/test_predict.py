@@ -43,10 +43,17 @@ def test_pairs_arrays_load_from_npy_and_npz(tmp_path):
     assert load_pairs_array(tmp_path / "p.npy").shape == load_pairs_array(tmp_path / "p.npz").shape == (3, 2, 14, 14)
 
 
-def test_a_blank_image_is_refused(tmp_path):
+def test_a_blank_image_is_a_blank_digit_with_a_warning_or_refused_without_one(tmp_path):
     from PIL import Image
 
     Image.fromarray(np.full((40, 30), 255, np.uint8)).save(tmp_path / "blank.png")
+    heard = []
+    digit = load_image(tmp_path / "blank.png", on_blank=heard.append)
+    np.testing.assert_array_equal(digit, np.zeros((14, 14), np.float32))
+    assert len(heard) == 1
+    assert "blank.png: no ink, the image is blank" in heard[0]
+    assert "answered as a blank digit" in heard[0]
+    # The demo page, which asks for a drawing, refuses it instead.
     with pytest.raises(DataError, match="no ink"):
         load_image(tmp_path / "blank.png")
 

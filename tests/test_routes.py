@@ -13,7 +13,7 @@ from helpers import in_process
 
 from experiments.serve_load import post, row_request
 from keras_models.serving.loaded import LoadedExport
-from keras_models.serving.routes import PATH, VERSION_HEADER, ProtocolRoutes
+from keras_models.serving.routes import VERSION_HEADER, ProtocolRoutes, path_parts
 
 OUTPUTS = ("compare", "digit1", "digit2")
 
@@ -50,10 +50,13 @@ def call(method: str, path: str, served=3, models=("cnn_aux",)):
         ("/v1/models/cnn_aux/labels/stable/metadata", ("v1", "cnn_aux", None, "stable", "/metadata")),
         ("/v2/models/cnn_aux/versions/3/ready", ("v2", "cnn_aux", "3", None, "/ready")),
         ("/v2/models/cnn_aux/infer", ("v2", "cnn_aux", None, None, "/infer")),
+        ("/v2/models/cnn_aux", ("v2", "cnn_aux", None, None, "")),
+        # V2 names and versions may hold a colon (a case schemathesis found answered 501).
+        ("/v2/models/a:b/versions/c:d/ready", ("v2", "a:b", "c:d", None, "/ready")),
     ],
 )
 def test_the_paths_of_both_protocols_are_read_alike(path, parts):
-    assert PATH.match(path).group("api", "model", "version", "label", "rest") == parts
+    assert path_parts(path) == parts
 
 
 @pytest.mark.parametrize(
@@ -89,6 +92,9 @@ def test_a_version_served_is_passed_on_unversioned_with_the_version_to_hold_to(p
         ("GET", "/v2/models/cnn_aux/versions/3/infer", 405, "takes POST"),
         ("POST", "/v1/models/cnn_aux/metadata", 405, "takes GET"),
         ("DELETE", "/v2/models/cnn_aux", 405, "takes GET"),
+        # Found by schemathesis (tests/test_conformance.py): KServe answered 501 for these.
+        ("GET", "/v2/models/cnn_aux/versions/c:d/ready", 404, "no version 'c:d' loaded"),
+        ("GET", "/v2/models/x\ny/versions/1", 404, "model 'x\\ny' is not served here"),
     ],
 )
 def test_refusals_are_one_line_with_the_protocols_status(method, path, status, says):
@@ -121,6 +127,12 @@ def test_status_and_metadata_with_and_without_the_version():
     # While the first version loads, the status says not ready and a version path finds nothing.
     assert call("GET", "/v1/models/cnn_aux", served=None)[:2] == (200, {"name": "cnn_aux", "ready": False})
     assert call("GET", "/v2/models/cnn_aux/versions/3/ready", served=None)[0] == 404
+
+
+def test_a_clients_text_in_an_error_is_escaped_to_one_line():
+    from keras_models.serving.protocol import one_line
+
+    assert one_line("key a\nb\u2028c\x1e, é") == "key a\\nb\\u2028c\\x1e, é"
 
 
 def test_paths_outside_the_protocols_pass_on_to_kserve():
@@ -206,6 +218,10 @@ BAD_BODIES = {
     "inputs of the wrong type": b'{"inputs": "pair", "instances": 3}',
     "wrong shape": json.dumps({"inputs": [[1.0, 2.0]]}).encode(),
     "NaN": json.dumps({"inputs": np.full((1, 2, 14, 14), np.nan).tolist()}).encode(),
+    # Found by schemathesis: FastAPI's message echoed this key, newline and all.
+    "a key with a newline": json.dumps(
+        {"inputs": [{"name": "pair", "shape": [1], "datatype": "FP32", "data": [1], "parameters": {"a\nb": {"c": 1}}}]}
+    ).encode(),
 }
 
 

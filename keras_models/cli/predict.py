@@ -50,7 +50,11 @@ def main(argv=None) -> int:
         if len(args.inputs) == 1:
             pairs = load_pairs_array(args.inputs[0])
         else:
-            pairs = pair_from_images(*args.inputs, invert=args.invert)
+            # A blank image is a valid digit: answered, with a line that says it was blank.
+            def warn(message):
+                print(f"predict.py: warning: {message}", file=sys.stderr)
+
+            pairs = pair_from_images(*args.inputs, invert=args.invert, on_blank=warn)
         # Like the server, it answers from the newest version that loads, and says what it skipped.
         predictor = Predictor(args.saved_model, on_skip=lambda m: print(f"predict.py: {m}", file=sys.stderr))
         rows = predictor.answer(pairs, args.inputs[0])

@@ -32,6 +32,7 @@ from keras_models.serving.protocol import (
     BadRequest,
     BodyLimit,
     answer,
+    one_line,
     parse_request,
     v2_pairs,
 )
@@ -77,11 +78,11 @@ async def one_line_validation_error(request, exc) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
-    return JSONResponse({"error": f"{where}: {first.get('msg', 'not a valid request')}"}, status_code=400)
+    return JSONResponse({"error": one_line(f"{where}: {first.get('msg', 'not a valid request')}")}, status_code=400)
 
 
 async def one_line_http_error(request, exc) -> JSONResponse:
-    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"error": one_line(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
 class PairModel(kserve.Model):

@@ -47,10 +47,12 @@ def check_file(path: Path) -> None:
         raise DataError(f"{path}: no such file")
 
 
-def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "image") -> np.ndarray:
+def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "image", on_blank=None) -> np.ndarray:
     """A grayscale image of one digit (any size, 0-255) -> 28x28 as MNIST made its digits:
     white on black, the ink cropped and scaled to fit 20x20 (aspect kept), then centred by its
-    centre of mass. `invert` None: black-on-white is told from the border, which is background."""
+    centre of mass. `invert` None: black-on-white is told from the border, which is background.
+    An image without ink is a valid, blank digit: with `on_blank`, it is told that (one line)
+    and the blank digit is returned; without, the image is refused."""
     from PIL import Image
 
     pixels = np.asarray(pixels, np.float32)
@@ -59,7 +61,10 @@ def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "im
         pixels, border = 255.0 - pixels, 255.0 - border
     pixels = np.clip(pixels - np.median(border), 0, None)  # a gray background becomes black
     if pixels.max() < 32:
-        raise DataError(f"{where}: no ink, the image is blank (or its digit too faint)")
+        if on_blank is None:
+            raise DataError(f"{where}: no ink, the image is blank (or its digit too faint)")
+        on_blank(f"{where}: no ink, the image is blank (or its digit too faint); answered as a blank digit")
+        return np.zeros((28, 28), np.float32)
     rows, cols = (
         np.flatnonzero((pixels > 0.2 * pixels.max()).any(1)),
         np.flatnonzero((pixels > 0.2 * pixels.max()).any(0)),
@@ -78,7 +83,7 @@ def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "im
     return canvas
 
 
-def load_image(path: str | Path, invert: bool | None = None) -> np.ndarray:
+def load_image(path: str | Path, invert: bool | None = None, on_blank=None) -> np.ndarray:
     """Any size, grayscale or RGB -> (14, 14) float32: MNIST's preprocessing (mnist_digit),
     then pooled as the pairs are."""
     from PIL import Image, UnidentifiedImageError
@@ -92,20 +97,22 @@ def load_image(path: str | Path, invert: bool | None = None) -> np.ndarray:
         raise DataError(f"{path}: refused, too many pixels for a digit ({str(e).splitlines()[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: cannot decode the image ({str(e).splitlines()[0]})") from None
-    return digit_from_pixels(pixels, invert, str(path))
+    return digit_from_pixels(pixels, invert, str(path), on_blank)
 
 
-def digit_from_pixels(pixels: np.ndarray, invert: bool | None = None, where: str = "image") -> np.ndarray:
+def digit_from_pixels(
+    pixels: np.ndarray, invert: bool | None = None, where: str = "image", on_blank=None
+) -> np.ndarray:
     """A grayscale digit of any size (0-255) -> (14, 14) float32: MNIST's preprocessing
     (mnist_digit), then pooled as the pairs are. predict.py's images and the demo page's
     drawings both go through it."""
     from keras_models.data.images import pool
 
-    return pool(mnist_digit(pixels, invert, where)[None])[0]
+    return pool(mnist_digit(pixels, invert, where, on_blank)[None])[0]
 
 
-def pair_from_images(first, second, invert: bool | None = None) -> np.ndarray:
-    return np.stack([load_image(first, invert), load_image(second, invert)])[None]
+def pair_from_images(first, second, invert: bool | None = None, on_blank=None) -> np.ndarray:
+    return np.stack([load_image(first, invert, on_blank), load_image(second, invert, on_blank)])[None]
 
 
 def answers(signature, pairs: np.ndarray) -> list[dict]:

@@ -23,6 +23,7 @@ before it is checked, so no request can change later answers.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -36,6 +37,15 @@ SIGNATURE = "serving_default"
 
 class BadRequest(ValueError):
     """A request that cannot be answered; the message is the one-line reason sent back."""
+
+
+# What str.splitlines() breaks a line at, and the other control characters: a client's own
+# text (a key, a name) echoed in an error is escaped, so that every error stays one line.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
 
 
 def parse_request(body, pixel_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:

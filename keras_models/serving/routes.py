@@ -27,10 +27,24 @@ from keras_models.serving.protocol import SIGNATURE, send_json
 
 VERSION_HEADER = b"x-keras-models-version"
 JSON = b"application/json"
+# V1 puts its verbs after a colon (`:predict`), so its names and versions have none; V2's may.
 PATH = re.compile(
-    r"^/(?P<api>v1|v2)/models/(?P<model>[^/:]+)"
+    r"^/(?P<api>v1)/models/(?P<model>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?(?P<rest>(?:/[^/:]+|:[a-z]+)?)$"
+    r"|^/(?P<api2>v2)/models/(?P<model2>[^/]+)(?:/versions/(?P<version2>[^/]+))?(?P<rest2>/ready|/infer)?$"
 )
+
+
+def path_parts(path: str):
+    """(api, model, version, label, rest) of a model path of either protocol, or None."""
+    found = PATH.match(path)
+    if found is None:
+        return None
+    if found.group("api"):
+        return found.group("api", "model", "version", "label", "rest")
+    return "v2", found.group("model2"), found.group("version2"), None, found.group("rest2") or ""
+
+
 # (api, rest): the method each path takes.
 METHODS = {
     ("v1", ""): "GET",
@@ -95,10 +109,10 @@ class ProtocolRoutes:
         self.app, self.served = app, served
 
     async def __call__(self, scope, receive, send):
-        found = PATH.match(scope["path"]) if scope["type"] == "http" else None
-        if found is None:
+        parts = path_parts(scope["path"]) if scope["type"] == "http" else None
+        if parts is None:
             return await self.app(scope, receive, send)
-        api, name, version, label, rest = found.group("api", "model", "version", "label", "rest")
+        api, name, version, label, rest = parts
         method = scope["method"]
         if rest in OTHER_SIGNATURES and api == "v1":
             error = f"the model's one signature, {SIGNATURE}, is a predict signature; use :predict"
