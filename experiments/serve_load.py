@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 
-def start_server(base_path: Path, port: int, log: Path, *args: str, **popen) -> subprocess.Popen:
-    """`serve.py` in a process of its own, its output in the file `log`: the server logs every
-    request, and a pipe that nobody reads would fill up and stall it."""
-    cmd = [sys.executable, "-m", "keras_models.cli.serve", str(base_path), "--http-port", str(port), *args]
+def start_server(
+    base_path: Path, port: int, log: Path, *args: str, python: str = sys.executable, **popen
+) -> subprocess.Popen:
+    """`serve.py` in a process of its own (of `python`, another environment's), its output in the
+    file `log`: the server logs every request, and a pipe that nobody reads would fill up and stall it."""
+    cmd = [python, "-m", "keras_models.cli.serve", str(base_path), "--http-port", str(port), *args]
     with open(log, "w") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **popen)
 

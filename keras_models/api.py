@@ -25,9 +25,10 @@ def train(cfg: Config, log=print) -> dict:
 
 
 class Predictor:
-    """An exported SavedModel, loaded once, that answers as predict.py does: one dict per pair
-    with P(digit1 <= digit2), the answer, and each digit's class and confidence. A base path
-    (saved_models/cnn_aux) loads its newest version that loads, as the server does.
+    """An export, loaded once, that answers as predict.py does: one dict per pair with P(digit1
+    <= digit2), the answer, and each digit's class and confidence. A base path
+    (saved_models/cnn_aux) loads its newest version that loads, as the server does; `runtime`
+    "onnx" runs its model.onnx with ONNX Runtime instead of the SavedModel with TensorFlow.
 
         >>> import keras_models as km
         >>> predictor = km.Predictor("saved_models/cnn_aux")
@@ -36,14 +37,13 @@ class Predictor:
         >>> predictor.answer_images("three.png", "seven.jpg")  # any size, gray or RGB
     """
 
-    def __init__(self, path: str | Path, on_skip=None):
+    def __init__(self, path: str | Path, on_skip=None, runtime: str = "tensorflow"):
         from keras_models.serving.loaded import load_export
 
-        self.export = load_export(path, on_skip)
+        self.export = load_export(path, on_skip, runtime)
 
     path = property(lambda self: self.export.path)
     card = property(lambda self: self.export.card)
-    signature = property(lambda self: self.export.signature)
     version = property(lambda self: self.export.version)
 
     def answer(self, pairs, where: str = "pairs") -> list[dict]:
@@ -54,10 +54,10 @@ class Predictor:
         from keras_models.data.contract import check_pairs
         from keras_models.serving.predict import answers
 
-        return answers(self.signature, check_pairs(np.asarray(pairs), where, DataError, self.export.pixel_range))
+        return answers(self.export, check_pairs(np.asarray(pairs), where, DataError, self.export.pixel_range))
 
     def answer_images(self, first, second, invert: bool | None = None) -> dict:
         """Two image files, read as MNIST made its digits (predict.mnist_digit)."""
         from keras_models.serving.predict import answers, pair_from_images
 
-        return answers(self.signature, pair_from_images(first, second, invert=invert))[0]
+        return answers(self.export, pair_from_images(first, second, invert=invert))[0]

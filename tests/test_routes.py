@@ -14,6 +14,7 @@ from helpers import in_process
 from experiments.serve_load import post, row_request
 from keras_models.serving.loaded import LoadedExport
 from keras_models.serving.routes import VERSION_HEADER, ProtocolRoutes, path_parts
+from keras_models.serving.runtimes import RUNTIMES
 
 OUTPUTS = ("compare", "digit1", "digit2")
 
@@ -21,7 +22,8 @@ OUTPUTS = ("compare", "digit1", "digit2")
 def call(method: str, path: str, served=3, models=("cnn_aux",)):
     """ProtocolRoutes' answer to one request: (status, body, headers), or what it passed on to
     the app behind it, as ("passed", path, headers)."""
-    export = None if served is None else LoadedExport(Path(f"base/{served}"), None, None, OUTPUTS, {})
+    runtime = RUNTIMES["tensorflow"]
+    export = None if served is None else LoadedExport(Path(f"base/{served}"), runtime, None, OUTPUTS, {})
     sent, passed = [], []
 
     async def app(scope, receive, send):

@@ -14,6 +14,8 @@ from keras_models.cli import ArgumentParser, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from keras_models.serving.runtimes import RUNTIMES
+
     p = ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "saved_model",
@@ -32,6 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="the images are black digits on white (--no-invert: white on black); "
         "by default told from each image's border",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default="tensorflow",
+        help="what answers: the SavedModel with TensorFlow (default), or the export's model.onnx with ONNX Runtime",
     )
     args = p.parse_args(argv)
     if len(args.inputs) > 2:
@@ -56,7 +64,9 @@ def main(argv=None) -> int:
 
             pairs = pair_from_images(*args.inputs, invert=args.invert, on_blank=warn)
         # Like the server, it answers from the newest version that loads, and says what it skipped.
-        predictor = Predictor(args.saved_model, on_skip=lambda m: print(f"predict.py: {m}", file=sys.stderr))
+        predictor = Predictor(
+            args.saved_model, on_skip=lambda m: print(f"predict.py: {m}", file=sys.stderr), runtime=args.runtime
+        )
         rows = predictor.answer(pairs, args.inputs[0])
         for row in rows:
             print(json.dumps(row))

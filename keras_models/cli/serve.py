@@ -19,6 +19,7 @@ from keras_models.cli import ArgumentParser, DefaultsFormatter, port, positive_f
 
 def parse_args(argv=None) -> argparse.Namespace:
     from keras_models.serving.protocol import POLL_SECONDS
+    from keras_models.serving.runtimes import RUNTIMES
     from keras_models.serving.server import ALL_INTERFACES
 
     p = ArgumentParser(prog="serve.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
@@ -34,6 +35,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=positive_int, default=1, help="server processes, each with its own model")
     p.add_argument(
         "--poll-seconds", type=positive_float, default=POLL_SECONDS, help="how often to look for a new version"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=list(RUNTIMES),
+        default="tensorflow",
+        help="what answers: the SavedModel with TensorFlow, or the export's model.onnx with ONNX Runtime "
+        "(which needs no TensorFlow: requirements-onnx.txt)",
     )
     return p.parse_args(argv)
 
@@ -52,6 +60,7 @@ def main(argv=None) -> int:
             args.poll_seconds,
             args.host,
             args.grpc_port,
+            args.runtime,
         )
 
     return run_cli(job, "serve.py")

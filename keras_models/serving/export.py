@@ -15,6 +15,7 @@ from keras_models.core.errors import ModelFileError
 from keras_models.core.files import remove_tree
 
 TMP_PREFIX = ".tmp-"  # TF Serving only loads numeric folder names, so it never sees these
+ONNX_FILE = "model.onnx"  # beside saved_model.pb, for ONNX Runtime (serving.runtimes); TF Serving ignores it
 
 
 def versions(base: Path) -> list[int]:
@@ -51,6 +52,32 @@ def write_saved_model(model, path: Path) -> None:
 
     archive.add_endpoint("serving_default", serve)
     archive.write_out(str(path), verbose=False)
+
+
+def write_onnx(model, path: Path) -> bool:
+    """The model's inference function as ONNX (tf2onnx, opset 17), input `pair` (None, 2, 14,
+    14) float32 and the model's named outputs; False, and nothing written, for a model that
+    computes in bfloat16 (ONNX Runtime's CPU kernels take no bfloat16 convolutions). The pair
+    checks of the SavedModel's signature (shape, finite pixels) are the callers' there: the
+    server and predict.py check every pair before it reaches either runtime."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from keras_models.data.contract import PAIR_SHAPE
+
+    def layers(m):
+        return [x for layer in m.layers for x in (layers(layer) if hasattr(layer, "layers") else [layer])]
+
+    if any(getattr(layer, "compute_dtype", "float32") == "bfloat16" for layer in layers(model)):
+        return False
+    spec = (tf.TensorSpec((None, *PAIR_SHAPE), tf.float32, name="pair"),)
+
+    @tf.function(input_signature=spec)
+    def infer(pair):
+        return model(pair, training=False)
+
+    tf2onnx.convert.from_function(infer, input_signature=spec, opset=17, output_path=str(path))
+    return True
 
 
 METADATA = "metadata.json"  # beside saved_model.pb; TF Serving ignores it
@@ -93,9 +120,10 @@ def check_contract(model, where: str, arch, spec=None) -> None:
 
 
 def export_saved_model(model, root: str | Path, name: str | None = None, metadata: dict | None = None) -> Path:
-    """Export to the next free version. Written to a temporary folder beside the target and
-    renamed into place, so a kill half-way leaves no version folder for TF Serving to load.
-    `metadata` (the model card: config, run, accuracy, pixel range, versions) goes beside it.
+    """Export to the next free version: the SavedModel, and beside it the same model as ONNX
+    (`model.onnx`, for ONNX Runtime without TensorFlow). Written to a temporary folder beside the
+    target and renamed into place, so a kill half-way leaves no version folder for TF Serving to
+    load. `metadata` (the model card: config, run, accuracy, pixel range, versions) goes beside it.
 
         >>> export_saved_model(model, "saved_models")  # saved_models/<model.name>/<next version>
     """
@@ -107,6 +135,7 @@ def export_saved_model(model, root: str | Path, name: str | None = None, metadat
     remove_tree(tmp)
     try:
         write_saved_model(model, tmp)
+        write_onnx(model, tmp / ONNX_FILE)
         if metadata is not None:
             (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
         # os.rename onto an existing non-empty folder fails, and onto an empty one would

@@ -86,12 +86,15 @@ async def one_line_http_error(request, exc) -> JSONResponse:
 
 
 class PairModel(kserve.Model):
-    """The SavedModels under one base path, served under one name."""
+    """The exports under one base path, served under one name by one runtime (serving.runtimes)."""
 
-    def __init__(self, name: str, base_path: str | Path, poll_seconds: float = POLL_SECONDS):
+    def __init__(
+        self, name: str, base_path: str | Path, poll_seconds: float = POLL_SECONDS, runtime: str = "tensorflow"
+    ):
         super().__init__(name)
         self.base = Path(base_path)
         self.poll_seconds = poll_seconds
+        self.runtime = runtime
         self.served: LoadedExport | None = None
         self._failed: dict[int, str] = {}  # version -> reason, reported once
         self._stop = threading.Event()
@@ -101,10 +104,10 @@ class PairModel(kserve.Model):
     # because KServe restarts a process that does not answer its parent's ping within 5 s,
     # and importing TensorFlow alone can take longer; until then the model reports not ready.
     def __getstate__(self):
-        return {"name": self.name, "base": str(self.base), "poll_seconds": self.poll_seconds}
+        return {"name": self.name, "base": str(self.base), "poll_seconds": self.poll_seconds, "runtime": self.runtime}
 
     def __setstate__(self, state):
-        self.__init__(state["name"], state["base"], state["poll_seconds"])
+        self.__init__(state["name"], state["base"], state["poll_seconds"], state["runtime"])
         install_limits(self)
         threading.Thread(target=self.load, name="load", daemon=True).start()
 
@@ -123,7 +126,7 @@ class PairModel(kserve.Model):
             if version <= current:
                 return
             try:
-                served = load_version(self.base / str(version))
+                served = load_version(self.base / str(version), self.runtime)
             except ModelFileError as e:
                 if self._failed.get(version) != str(e):
                     self._failed[version] = str(e)
@@ -167,7 +170,7 @@ class PairModel(kserve.Model):
             pairs, columnar = parse_request(payload, served.pixel_range)
         except BadRequest as e:
             raise InvalidInput(str(e)) from None
-        # TensorFlow releases the GIL: running the signature off the event loop keeps the
+        # Both runtimes release the GIL: running the model off the event loop keeps the
         # server answering readiness checks and other requests meanwhile.
         return await asyncio.get_running_loop().run_in_executor(None, answer, served, pairs, columnar)
 

@@ -115,11 +115,10 @@ def pair_from_images(first, second, invert: bool | None = None, on_blank=None) -
     return np.stack([load_image(first, invert, on_blank), load_image(second, invert, on_blank)])[None]
 
 
-def answers(signature, pairs: np.ndarray) -> list[dict]:
-    """One row per pair: P(digit1 <= digit2), the answer, and each digit's class and confidence."""
-    from keras_models.serving.export import run_signature
-
-    out = run_signature(signature, pairs)
+def answers(export, pairs: np.ndarray) -> list[dict]:
+    """One row per pair of `export` (a loaded.LoadedExport), from checked `pairs`: P(digit1 <=
+    digit2), the answer, and each digit's class and confidence."""
+    out = export.run(pairs)
     rows = []
     for i in range(len(pairs)):
         p = float(np.ravel(out["compare"][i])[0])

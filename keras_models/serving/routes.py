@@ -95,7 +95,7 @@ def v2_metadata(served: LoadedExport, name: str) -> dict:
     return {
         "name": name,
         "versions": [str(served.version)],
-        "platform": "tensorflow_savedmodel",
+        "platform": served.runtime.platform,
         "inputs": [{"name": "pair", "datatype": "FP32", "shape": [-1, *PAIR_SHAPE]}],
         "outputs": [{"name": k, "datatype": "FP32", "shape": [-1, *output_shape(k)]} for k in served.outputs],
     }

@@ -40,9 +40,11 @@ def serve(
     poll_seconds: float = POLL_SECONDS,
     host: str = ALL_INTERFACES,
     grpc_port: int | None = None,
+    runtime: str = "tensorflow",
 ) -> None:
     """Load the highest version under `base_path` and serve it until SIGTERM or SIGINT: REST
-    (V1 and V2) on `host`:`http_port`, and gRPC V2 on `grpc_port` when one is given."""
+    (V1 and V2) on `host`:`http_port`, and gRPC V2 on `grpc_port` when one is given; `runtime`
+    names what answers (serving.runtimes.RUNTIMES)."""
     base = Path(base_path)
     if not base.is_dir():
         raise ModelFileError(f"{base}: no such folder (give a base path such as saved_models/cnn_aux)")
@@ -69,7 +71,7 @@ def serve(
             if getattr(self, "_rest_server", None) is not None:
                 self._rest_server.config.host = host
 
-    model = PairModel(name or base.name, base, poll_seconds)
+    model = PairModel(name or base.name, base, poll_seconds, runtime)
     install_limits(model)
     grpc = {"enable_grpc": grpc_port is not None, **({"grpc_port": grpc_port} if grpc_port else {})}
     if grpc_port is not None:
