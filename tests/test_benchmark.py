@@ -153,3 +153,16 @@ def test_every_protocol_path_is_measured_beside_the_savedmodel_in_process():
     assert set(speeds["ratios"]) == {"v1_json", "v2_json", "v2_binary", "grpc"}
     assert speeds["in_process"] > 0
     assert all(speeds[k] > 0 for k in speeds["ratios"])
+
+
+def test_a_runtimes_install_size_counts_what_it_requires_once():
+    from importlib import metadata
+
+    from experiments.runtimes_speed import install_mb, requirement_names
+
+    alone = sum(f.size or 0 for f in metadata.distribution("onnxruntime").files) / 1e6
+    numpy = sum(f.size or 0 for f in metadata.distribution("numpy").files) / 1e6
+    assert "numpy" in requirement_names(metadata.distribution("onnxruntime"))
+    assert install_mb("onnxruntime") >= alone + numpy
+    assert install_mb("tensorflow") > install_mb("onnxruntime")
+    assert install_mb("no-such-distribution") == 0

@@ -27,12 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", choices=NAMES, default="cnn_aux", help="the architecture to time")
     p.add_argument("--batch", type=positive_int, default=100, help="pairs per timed training step")
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
-    p.add_argument(
-        "--precision",
-        choices=choices("precision"),
-        default="float32",
-        help="the timed model's arithmetic (train.py --precision); with --race-study: this checkout's",
-    )
+    precision = "the timed model's arithmetic (train.py --precision); with --race-study: this checkout's"
+    p.add_argument("--precision", choices=choices("precision"), default="float32", help=precision)
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
     p.add_argument("--warmup", type=positive_int, default=10, help="untimed steps first (tracing, caches)")
     p.add_argument("--compare-torch", action="store_true", help="alternate with the PyTorch peer, print ratios")
@@ -47,9 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--target", type=float, default=0.98, help="with --all: the test accuracy to time to")
     p.add_argument("--max-epochs", type=positive_int, default=25, help="with --all: give up on --target after these")
     p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
-    p.add_argument(
-        "--breakdown", action="store_true", help="time TensorFlow's convolution kernels alone at the model's shapes"
-    )
+    p.add_argument("--breakdown", action="store_true", help="time TensorFlow's conv kernels at the model's shapes")
     p.add_argument(
         "--profile",
         type=Path,
@@ -77,10 +71,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also: pairs/s at batch 1000 through each of serve.py's paths (V1 JSON, V2 JSON, V2 binary, gRPC) "
         "on 127.0.0.1, beside the SavedModel in process",
     )
+    p.add_argument("--matmul", action="store_true", help="also: the CPU's matmul peak (2048^3, float32 and bfloat16)")
     p.add_argument(
-        "--matmul",
+        "--runtimes",
         action="store_true",
-        help="also: the CPU's matmul peak as TensorFlow reaches it (2048^3, float32 and bfloat16)",
+        help="also: ONNX Runtime against TensorFlow on a fresh export (install size, a fresh process's first "
+        "answer, pairs/s at batch 1 and 1000)",
     )
     p.add_argument(
         "--compare-precision",
@@ -289,6 +285,10 @@ def main(argv=None) -> int:
                 f"{load['requests_per_s']:.0f} requests/s, {load['pairs_per_s']:.0f} pairs/s, latency p50 "
                 f"{load['latency_ms_p50']:.0f} ms, p99 {load['latency_ms_p99']:.0f} ms, {load['failures']} failed"
             )
+        if args.runtimes:
+            from ..runtimes_speed import measure_and_print
+
+            result["runtimes"] = measure_and_print(cfg)
         if args.json:
             print(json.dumps(result))
 
