@@ -117,3 +117,14 @@ def test_import_keras_models_offers_its_names_without_loading_tensorflow():
             "train",
         ]
     )
+
+
+def test_no_command_loads_tensorflow_before_its_work_starts():
+    """`--help`, a bad flag and the ONNX runtime need no TensorFlow: no command module imports it."""
+    commands = [f"keras_models.cli.{c}" for c in ("train", "export", "predict", "serve")]
+    commands += ["tuning.cli", "experiments.cli.reproduce", "experiments.cli.benchmark"]
+    code = "import importlib, sys\n" + "".join(f"importlib.import_module({c!r})\n" for c in commands)
+    code += "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -26,12 +26,23 @@ from keras_models.cli import (
 )
 from keras_models.training.recipes import RECIPES
 
-from ..ablation import ABLATION
+from ..ablation_rows import ABLATION
 from ..frontier import FRONTIER
 from ..peer import DEFAULT_PEER, DEFAULT_PEER_TEXT
 from ..study import FIGURES, MODELS
 
-STUDY_SETTINGS = ("rounds", "pairs", "seed", "data", "test_data", "strategy", "precision", "workers", "quiet")
+STUDY_SETTINGS = (
+    "rounds",
+    "pairs",
+    "seed",
+    "pairs_per_study",
+    "data",
+    "test_data",
+    "strategy",
+    "precision",
+    "workers",
+    "quiet",
+)
 
 
 def name_list(choices, convert=str):
@@ -139,6 +150,7 @@ def main(argv=None) -> int:
             **({"recipe": args.recipe} if kind == "table" else {}),
             # Named only when changed, so that studies claimed before the setting existed resume.
             **({"precision": base.spec.precision} if base.spec.precision != "float32" else {}),
+            **({"pairs_per_study": recipe.pairs_per_study} if recipe.pairs_per_study != "fresh" else {}),
         }
         claim_folder(out, kind, settings)
         if args.ablation:
