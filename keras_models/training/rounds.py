@@ -35,9 +35,11 @@ class RoundData:
     @classmethod
     def draw(cls, cfg: Config, images: tuple[Images, Images], index: int) -> RoundData:
         seed = cfg.recipe.seed + index
-        pairs, test = draw_round(*images, cfg.recipe.pairs, seed)
-        unused = unused_images(images[0], cfg.recipe.pairs, seed) if cfg.recipe.pretrain_epochs else None
-        dev = dev_pairs(images[0], cfg.recipe.pairs, cfg.recipe.dev_pairs, seed) if cfg.recipe.dev_pairs else None
+        # --pairs-per-study once: the pairs of round 0 in every round, the round's own seed for the rest.
+        drawn = cfg.recipe.seed if cfg.recipe.pairs_per_study == "once" else seed
+        pairs, test = draw_round(*images, cfg.recipe.pairs, drawn)
+        unused = unused_images(images[0], cfg.recipe.pairs, drawn) if cfg.recipe.pretrain_epochs else None
+        dev = dev_pairs(images[0], cfg.recipe.pairs, cfg.recipe.dev_pairs, drawn) if cfg.recipe.dev_pairs else None
         train, val = split_validation(pairs, cfg.recipe.validation_split)
         if cfg.recipe.swap:  # every training pair also swapped, its target from the classes
             train = concat(train, swapped(train))

@@ -62,6 +62,12 @@ class Recipe:
         lever=True,
     )
     seed: int = setting(0, "seed of round 0; round r uses seed + r", min=0, max=MAX_SEED)
+    pairs_per_study: str = setting(
+        "fresh",
+        "fresh: round r draws its pairs from seed + r; once: every round trains and tests on round 0's "
+        "pairs, and only its initialisation, shuffle and dropout come from seed + r",
+        choices=("fresh", "once"),
+    )
     member: int = setting(0, "ensemble member: other initial weights and batch order, the same pairs", min=0)
     members: int = setting(
         1,
