@@ -204,8 +204,16 @@ def run_study(
         run(cfg, log=log, images=images)
     meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)
     log(f"wrote {out / 'table.md'}, {out / 'table.json'} and {len(meta['figures'])} figure(s)")
+    for line in undrawn(figures, models):
+        log(line)
+    return meta
+
+
+def undrawn(figures: list[int], models: list[str]) -> list[str]:
+    """A line for each requested figure that none of `models` appears in, saying why it is not drawn."""
+    lines = []
     for number in figures:
         shown = {e.model for e in FIGURES[number][1]}
         if not shown & set(models):
-            log(f"figure {number} not drawn: it shows {', '.join(sorted(shown))}, none of them among --models")
-    return meta
+            lines.append(f"figure {number} not drawn: it shows {', '.join(sorted(shown))}, none of them among --models")
+    return lines

@@ -16,6 +16,15 @@ def test_plan_runs_each_experiment_once_and_narrows_figures():
 
 
 @pytest.mark.slow
+def test_a_figure_none_of_whose_models_ran_says_why_it_is_not_drawn():
+    from experiments.study import FIGURES, undrawn
+
+    (line,) = undrawn([5, 7], ["cnn"])
+    shown = sorted({e.model for e in FIGURES[5][1]})
+    assert line == f"figure 5 not drawn: it shows {', '.join(shown)}, none of them among --models"
+    assert undrawn([7], ["cnn"]) == []
+
+
 def test_reproduce_two_models_one_round_two_epochs(tmp_path):
     out = tmp_path / "results"
     # fast recipe: 50 epochs for the MLP family, x 0.04 = 2 epochs
