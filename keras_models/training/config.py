@@ -64,6 +64,10 @@ RULES = (
         "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model",
     ),
     (
+        lambda c: c.recipe.early_stopping and not c.recipe.validation_split,
+        "--early-stopping watches the validation pairs; it needs --validation-split",
+    ),
+    (
         lambda c: c.recipe.members > 1 and c.run.strategy == "multiworker",
         "--members trains its members one after another in one process; with --strategy multiworker train one "
         "--member per run",

@@ -172,6 +172,12 @@ def fit_member(
     callbacks += [recorder, stopwatch, IntervalBackupAndRestore(str(fit.backup_dir), cfg.run.backup_interval)]
     if cfg.run.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(fit.history_dir / "tensorboard")))
+    if cfg.recipe.early_stopping:  # chosen on validation pairs only; the test curve is never read
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                "val_compare_accuracy", patience=cfg.recipe.early_stopping, mode="max", restore_best_weights=True
+            )
+        )
     if not cfg.run.quiet:
         callbacks.append(EpochLog(fit.fits_after))
     start = time.perf_counter()

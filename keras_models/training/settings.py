@@ -93,6 +93,12 @@ class Recipe:
         lever=True,
     )
     validation_split: float = setting(0.0, "fraction of the training pairs held out for validation", min=0.0, below=1.0)
+    early_stopping: int = setting(
+        0,
+        "with --validation-split: stop once the validation compare accuracy has not improved for this many "
+        "epochs, and keep the weights of its best epoch; 0: train every epoch",
+        min=0,
+    )
     dev_pairs: int = setting(
         0,
         "also score this many dev pairs per round, from the training images outside "
