@@ -37,3 +37,14 @@ def _history(path):
 
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def test_the_report_early_recipe_is_the_reports_with_its_stopping_rule():
+    from keras_models.training.recipes import recipe_changes
+
+    for model in ("mlp", "cnn_cc"):
+        assert recipe_changes("report_early", model) == {
+            **recipe_changes("report", model),
+            "validation_split": 0.1,
+            "early_stopping": 10,
+        }
