@@ -25,7 +25,7 @@ DESCRIPTIVE = {"what", "levers", "how"}
 
 def tables(text: str):
     """(line number, marker files or None, header cells, body rows) of each markdown table."""
-    lines = text.splitlines()
+    lines = [line.strip() for line in text.splitlines()]  # a table may be indented in a list item
     i = 0
     while i < len(lines):
         if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|\s*:?-", lines[i + 1]):
