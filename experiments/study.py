@@ -106,9 +106,9 @@ def table_markdown(rows: list[dict], title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | epochs | lr "
+        "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | gap | epochs | lr "
         "| training s / round | wall-clock s / round |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         digit = (
@@ -119,7 +119,8 @@ def table_markdown(rows: list[dict], title: str) -> str:
         lines.append(
             f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
             f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
-            f"{r['report_test_accuracy']:.2f} | {r['epochs']} | {r['lr']:g} | {secs(r['seconds_per_round'])} | "
+            f"{r['report_test_accuracy']:.2f} | {100 * r['test_accuracy_mean'] - r['report_test_accuracy']:+.2f} | "
+            f"{r['epochs']} | {r['lr']:g} | {secs(r['seconds_per_round'])} | "
             f"{secs(r.get('wall_seconds_per_round'))} |"
         )
     return "\n".join(lines) + "\n"
