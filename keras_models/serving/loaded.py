@@ -18,7 +18,7 @@ from keras_models.serving.runtimes import RUNTIMES
 class LoadedExport:
     path: Path  # the version folder
     runtime: object  # the runtimes.RUNTIMES entry that loaded it
-    handle: object = field(repr=False)  # what the runtime runs: the SavedModel's signature, an ONNX session
+    handle: object = field(repr=False)  # what the runtime runs: (SavedModel, its signature), or an ONNX session
     outputs: tuple[str, ...]
     card: dict  # metadata.json ({} for an export without one)
 
