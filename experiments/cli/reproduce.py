@@ -41,6 +41,7 @@ STUDY_SETTINGS = (
     "strategy",
     "precision",
     "workers",
+    "ray_address",
     "quiet",
 )
 
@@ -139,6 +140,10 @@ def main(argv=None) -> int:
         from ..study import claim_folder, run_study
 
         base = config_from_args(args)
+        if base.run.ray_address:  # before TensorFlow loads and anything is written
+            from keras_models.training.ray_rounds import check_address
+
+            check_address(base.run.ray_address)
         recipe = base.recipe
         # What makes two invocations the same study; models, figures, rows and rounds may grow.
         settings = {

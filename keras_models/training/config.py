@@ -73,9 +73,9 @@ RULES = (
         "--member per run",
     ),
     (
-        lambda c: c.run.workers > 1 and c.run.strategy in ("mirrored", "multiworker"),
-        "--workers trains rounds in processes of one device each; it cannot be combined with --strategy "
-        "mirrored or multiworker",
+        lambda c: (c.run.workers > 1 or c.run.ray_address) and c.run.strategy in ("mirrored", "multiworker"),
+        "--workers and --ray-address train rounds as Ray tasks of one device each; they cannot be combined "
+        "with --strategy mirrored or multiworker",
     ),
     (
         lambda c: last_seed(c) > MAX_SEED,

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_models.core.errors import ConfigError, RunError
+from keras_models.core.errors import ConfigError
 from keras_models.core.files import (
     atomic_link,
     atomic_save_model,
@@ -74,6 +74,10 @@ class Run:
         """Checks the data and the devices before anything is written, then makes the folder."""
         from keras_models.training.distribute import get_strategy, is_chief, task
 
+        if cfg.run.ray_address:  # a cluster that does not answer, in one line before anything is written
+            from keras_models.training.ray_rounds import check_address
+
+            check_address(cfg.run.ray_address)
         chief = is_chief()
         images = images or load_data(cfg.recipe.data, cfg.recipe.test_data)
         check_before_training(cfg, images, chief)
@@ -119,8 +123,8 @@ class Run:
 
             if not (bfloat16_in_hardware() or tf.config.list_physical_devices("GPU")):
                 log("note: this CPU or its kernel library emulates bfloat16: --precision mixed_bfloat16 trains slower")
-        if cfg.run.workers > 1 and len(todo) > 1:
-            return self.train_in_workers(todo)
+        if todo and (cfg.run.ray_address or (cfg.run.workers > 1 and len(todo) > 1)):
+            return self.train_on_ray(todo)
         runner = RoundRunner(cfg, self.strategy, folder.work, len(todo))
         model, started = None, time.perf_counter()
         for i, r in enumerate(todo):
@@ -141,30 +145,16 @@ class Run:
         self.remove_empty_backups()
         return model
 
-    def train_in_workers(self, todo: list[int]):
-        """The rounds of `todo` in cfg.run.workers processes (keras_models.training.workers); returns
-        the model of the last of them, loaded from its round folder."""
-        from concurrent.futures.process import BrokenProcessPool
-
+    def train_on_ray(self, todo: list[int]):
+        """The rounds of `todo` as Ray tasks (keras_models.training.ray_rounds); returns the model
+        of the last of them, loaded from its round folder."""
         from keras_models.serving.export import load_keras_model
-        from keras_models.training.workers import threads_per_worker, train_in_workers
+        from keras_models.training.ray_rounds import train_on_ray
 
-        cfg, folder = self.cfg, self.folder
-        workers = min(cfg.run.workers, len(todo))
-        self.log(
-            f"{cfg.spec.model}: rounds {', '.join(str(r + 1) for r in todo)} of {cfg.run.rounds} in {workers} "
-            f"processes of {threads_per_worker(workers)} thread(s), {cfg.num_epochs} epochs each"
-        )
-        try:
-            for result, params in train_in_workers(cfg, folder.work, self.images, todo):
-                self.round_done(RoundResult(**result), params)
-        except BrokenProcessPool:
-            raise RunError(
-                f"a worker process died (killed, or out of memory); the rounds it finished are in "
-                f"{folder.results_path}, and the same command resumes the others"
-            ) from None
+        for result, params in train_on_ray(self.cfg, self.folder.work, self.images, todo, self.log):
+            self.round_done(RoundResult(**result), params)
         self.remove_empty_backups()
-        return load_keras_model(folder.work / f"round-{todo[-1]:02d}" / "model.keras")
+        return load_keras_model(self.folder.work / f"round-{todo[-1]:02d}" / "model.keras")
 
     def remove_empty_backups(self) -> None:
         backup = self.folder.work / "backup"

@@ -129,7 +129,16 @@ class RunSettings:
     rounds: int = setting(1, "rounds, each with freshly drawn pairs", min=1)
     steps_per_execution: int = setting(10, "train steps per tf.function call", min=1)
     workers: int = setting(
-        1, "processes that train rounds side by side, each with its share of the CPU's cores as threads", min=1
+        1,
+        "rounds trained side by side as tasks of a local Ray that the command starts, each with its share "
+        "of the CPU's cores as threads",
+        min=1,
+    )
+    ray_address: str | None = setting(
+        None,
+        "HOST:PORT of a running Ray cluster's head (ray start --head) to train the rounds on; this "
+        "command writes their files",
+        default_text="none: one process, or a local Ray with --workers",
     )
     strategy: str = setting(
         "auto",
