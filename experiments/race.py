@@ -151,9 +151,11 @@ def study_race(
     workers: int = 1,
     precision: str = "float32",
     log=print,
+    ray_address: str | None = None,
 ) -> dict:
     """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
-    `baseline` and then by this checkout (with `workers` processes and `precision`), in fresh
+    `baseline` and then by this checkout (with `workers` Ray tasks at a time or on the Ray cluster
+    at `ray_address`, and `precision`), in fresh
     processes one after the other: wall seconds of each, per model seconds per round, test
     accuracies, and the ratios."""
     if not (baseline / "scripts" / "reproduce.py").is_file():
@@ -166,6 +168,7 @@ def study_race(
         argv += ["--test-data", str(Path(test_data).resolve())]
         argv += ["--workers", str(workers)] if name == "now" and workers > 1 else []
         argv += ["--precision", precision] if name == "now" and precision != "float32" else []
+        argv += ["--ray-address", ray_address] if name == "now" and ray_address else []
         log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
@@ -185,6 +188,7 @@ def study_race(
         "rounds": rounds,
         "epochs_scale": epochs_scale,
         "workers_now": workers,
+        "ray_address_now": ray_address,
         "precision_now": precision,
         **entries,
         "wall_speedup": round(entries["before"]["wall_s"] / entries["now"]["wall_s"], 2),

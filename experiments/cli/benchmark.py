@@ -44,13 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-epochs", type=positive_int, default=25, help="with --all: give up on --target after these")
     p.add_argument("--test-data", default=None, help="test pairs for --all's time to accuracy")
     p.add_argument("--breakdown", action="store_true", help="time TensorFlow's conv kernels at the model's shapes")
-    p.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="run TensorFlow's profiler over --steps training steps; the trace goes to DIR "
-        "(TensorBoard's Profile tab), the self time per op type is printed",
-    )
+    profile = "TensorFlow's profiler over --steps steps, its trace in DIR (TensorBoard's Profile tab); self time per op"
+    p.add_argument("--profile", type=Path, metavar="DIR", help=profile)
     p.add_argument(
         "--serving-load",
         type=positive_int,
@@ -78,11 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also: ONNX Runtime against TensorFlow on a fresh export (install size, a fresh process's first "
         "answer, pairs/s at batch 1 and 1000)",
     )
-    p.add_argument(
-        "--compare-precision",
-        action="store_true",
-        help="alternate training steps under the float32 and mixed_bfloat16 dtype policies, print ratios",
-    )
+    compare = "alternate training steps under the float32 and mixed_bfloat16 dtype policies, print ratios"
+    p.add_argument("--compare-precision", action="store_true", help=compare)
     p.add_argument(
         "--race",
         type=recipe_list,
@@ -120,6 +112,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--workers", type=positive_int, default=1, help="with --race-study: this checkout's reproduce.py --workers"
     )
+    p.add_argument("--ray-address", default=None, help="with --race-study: this checkout's reproduce.py --ray-address")
+    stacking = "instead: the report recipe's epoch per round, alone and 4 rounds stacked in one model, each +-XLA"
+    p.add_argument("--stacking", action="store_true", help=stacking)
     p.add_argument("--out", type=Path, default=None, help="with --race: its folder (default a new runs/race-TIME)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
@@ -151,6 +146,11 @@ def main(argv=None) -> int:
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
         from keras_models.core.machine import describe, summary
 
+        if args.stacking:
+            from ..stacking_speed import measure
+
+            stacked = measure()
+            return print(json.dumps(stacked)) if args.json else None
         if args.race or args.race_study is not None:
             from datetime import datetime
 
@@ -160,9 +160,8 @@ def main(argv=None) -> int:
             if args.race_study is not None:
                 if not (args.baseline and args.test_data):
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
-                result = race.study_race(
-                    args.baseline, args.rounds, args.race_study, args.test_data, out, args.workers, args.precision
-                )
+                now = {"workers": args.workers, "precision": args.precision, "ray_address": args.ray_address}
+                result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, **now)
             else:
                 if not args.test_data:
                     raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")

@@ -33,6 +33,7 @@ from keras_models.training.config import Config
 RETRIES = 3  # runs of a round after a lost worker or node, before the run gives up
 ANSWER_SECONDS = 10.0  # how long an address may take to accept a connection
 _WORKER: dict = {}  # a Ray worker process's own state: its threads and the runner it reuses
+_DRIVER: dict = {}  # the command's: the address of the Ray it is connected to
 
 
 def threads_per_worker(workers: int) -> int:
@@ -57,17 +58,27 @@ def check_address(address: str) -> tuple[str, int]:
 
 def start_ray(cfg: Config) -> int:
     """Connects to the cluster of cfg.run.ray_address, or starts a local Ray of this machine's
-    CPUs; returns the CPUs each round's task asks for (its TensorFlow threads)."""
+    CPUs, once per process: the runs of a study share it, and its workers, whose TensorFlow is
+    loaded, go on to the next model's rounds (Ray ends it when the process exits). Returns the
+    CPUs each round's task asks for (its TensorFlow threads)."""
     import ray
 
-    quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
+    # A worker's TensorFlow threads are set once, when it loads TensorFlow: other threads, another Ray.
+    address = (cfg.run.ray_address or "local", cfg.run.workers)
+    if ray.is_initialized() and _DRIVER.get("address") != address:
+        stop_ray()
+    if not ray.is_initialized():
+        quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
+        if cfg.run.ray_address:
+            check_address(cfg.run.ray_address)
+            ray.init(address=cfg.run.ray_address, **quiet)
+        else:
+            # The dashboard is a web server that nobody of a command looks at; it also needs ray[default].
+            ray.init(num_cpus=visible_cpus(), include_dashboard=False, **quiet)
+        _DRIVER["address"] = address
     if cfg.run.ray_address:
-        check_address(cfg.run.ray_address)
-        ray.init(address=cfg.run.ray_address, **quiet)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         return max(1, cpus // cfg.run.workers) if cfg.run.workers > 1 else 1
-    # The dashboard is a web server that nobody of a command looks at; it also needs ray[default].
-    ray.init(num_cpus=visible_cpus(), include_dashboard=False, **quiet)
     return threads_per_worker(cfg.run.workers)
 
 
@@ -124,7 +135,7 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
     order, after its files are in `work`. Ray's task errors end the run with a RunError."""
     import ray
 
-    threads, pending = start_ray(cfg), {}
+    threads, pending, finished = start_ray(cfg), {}, False
     try:
         # The workers print no epoch lines: those of several rounds at once would interleave.
         groups = cfg.replace(quiet=True).to_dict()
@@ -160,10 +171,12 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
                     (work / name).parent.mkdir(parents=True, exist_ok=True)
                     atomic_write_bytes(work / name, data)
                 yield result, params
+        finished = True
     finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        stop_ray()
+        if not finished:  # Ctrl-C, SIGTERM or a failed round: the rounds still running are ended, not waited for
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            stop_ray()
 
 
 def _in_flight(cfg: Config) -> int:
@@ -181,5 +194,6 @@ def stop_ray() -> None:
     try:
         if ray.is_initialized():
             ray.shutdown()
+        _DRIVER.clear()
     finally:
         signal.signal(signal.SIGINT, previous)
