@@ -148,6 +148,13 @@ def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str,
     )
     atomic_write_text(out / "table.md", table_markdown(rows, title))
     meta["figures"] = [str(p) for p in (plot_figure(out, f) for f in figures) if p is not None]
+    if figures:
+        from .figure_points import figure_points, points_markdown
+
+        points = figure_points(out, {f: FIGURES[f][1] for f in figures})
+        if points:
+            atomic_write_json(out / "figures.json", {"recipe": recipe, "points": points})
+            atomic_write_text(out / "figures.md", points_markdown(points))
     return meta
 
 
