@@ -2,6 +2,7 @@
 (--workers) and on a real two-node Ray cluster on 127.0.0.1 (--ray-address), with a worker
 process and a whole node killed mid-round."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ import pytest
 from keras_models.core.errors import ConfigError
 from keras_models.training.callbacks import read_history
 from keras_models.training.config import Config
-from keras_models.training.ray_rounds import check_address, threads_per_worker
+from keras_models.training.ray_rounds import check_address, stop_ray, threads_per_worker
 
 SMALL = dict(model="cc_aux", hidden=(32,), comparer=(8,), pairs=200, epochs=2, rounds=3, lr=1e-3, quiet=True)
 TINY_STUDY = ["--recipe", "fast", "--models", "mlp", "--figures", "none", "--rounds", "3", "--epochs-scale", "0.04"]
@@ -85,6 +86,7 @@ def test_rounds_on_a_local_ray_give_what_one_process_gives(tmp_path, embedded):
     assert_same_rounds(alone, side, tmp_path / "alone", tmp_path / "side")
     for b in side["rounds"]:
         assert b["machine"]["intra_op_threads"] == threads_per_worker(2)
+    stop_ray()  # the local Ray lives as long as the process that started it: this test's
     saved = json.loads((tmp_path / "side" / "results.json").read_text())
     assert saved["rounds_ok"] == 3
     assert (tmp_path / "side" / "model.keras").is_file()
@@ -104,9 +106,21 @@ def processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def round_tasks(parent: int | None = None) -> list[int]:
-    """The Ray worker processes running a round (their title is ray::train_round), of `parent`."""
-    return [p for p, (pp, c) in processes().items() if c.startswith("ray::train_round") and parent in (None, pp)]
+def round_tasks(parent: int | None = None, ancestor: int | None = None) -> list[int]:
+    """The Ray worker processes running a round (their title is ray::train_round): children of
+    `parent`, or descendants of `ancestor` (a command whose own Ray runs them)."""
+    table = processes()
+
+    def descends(p: int) -> bool:
+        while p in table and p != ancestor:
+            p = table[p][0]
+        return p == ancestor
+
+    return [
+        p
+        for p, (pp, c) in table.items()
+        if c.startswith("ray::train_round") and parent in (None, pp) and (ancestor is None or descends(p))
+    ]
 
 
 def wait_for(check, seconds: float, what: str):
@@ -135,7 +149,7 @@ def start_train(out: Path, epochs: int, *extra: str, env=None):
 def test_a_killed_worker_process_has_its_round_run_again_and_the_run_completes(tmp_path):
     out = tmp_path / "run"
     proc, _ = start_train(out, 40, "--workers", "2")
-    victim = wait_for(round_tasks, 120, "round task")[0]
+    victim = wait_for(lambda: round_tasks(ancestor=proc.pid), 120, "round task")[0]
     os.kill(victim, signal.SIGKILL)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
@@ -148,7 +162,7 @@ def test_a_killed_worker_process_has_its_round_run_again_and_the_run_completes(t
 def test_an_interrupted_run_ends_its_ray_instead_of_waiting_for_its_rounds(tmp_path):
     # Rounds of several minutes each: a command that waited for its rounds would time out below.
     proc, _ = start_train(tmp_path / "run", 5000, "--workers", "2")
-    tasks = wait_for(lambda: len(round_tasks()) == 2 and round_tasks(), 120, "two round tasks")
+    tasks = wait_for(lambda: len(round_tasks(ancestor=proc.pid)) == 2 and round_tasks(ancestor=proc.pid), 120, "two")
     os.kill(proc.pid, signal.SIGINT)  # the command alone, as `kill -INT` would
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -160,7 +174,8 @@ def test_an_interrupted_run_ends_its_ray_instead_of_waiting_for_its_rounds(tmp_p
 class RayCluster:
     """A real two-node Ray cluster on 127.0.0.1: a head and a second node of one CPU each,
     started by Ray's own `ray start`, with a token of their own (Ray 2.59+ authenticates
-    clusters by default)."""
+    clusters by default). Stopped by killing its own processes: `ray stop` would end every Ray
+    of the machine, and a driver whose Ray ends is ended with it."""
 
     def __init__(self, tmp_path: Path):
         token = tmp_path / "ray_token"
@@ -170,8 +185,15 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.ray = str(Path(sys.executable).parent / "ray")
         common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-        self.start("--head", "--port", str(self.port), "--include-dashboard", "false", *common)
-        self.start("--address", self.address, "--node-manager-port", str(self.node_port), *common)
+        before = set(processes())
+        try:
+            self.start("--head", "--port", str(self.port), "--include-dashboard", "false", *common)
+            self.start("--address", self.address, "--node-manager-port", str(self.node_port), *common)
+        finally:  # the daemons `ray start` left running: each names the head's port (gcs_server, raylets, monitors)
+            ours = (f":{self.port} ", f"port={self.port} ")
+            self.daemons = {
+                p for p, (_, c) in processes().items() if p not in before and any(o in c + " " for o in ours)
+            }
 
     def start(self, *args: str) -> None:
         from helpers import clean_env
@@ -190,9 +212,16 @@ class RayCluster:
         return pid
 
     def stop(self) -> None:
-        from helpers import clean_env
-
-        subprocess.run([self.ray, "stop", "--force"], env=clean_env(**self.env), capture_output=True, timeout=120)
+        """SIGKILL to the cluster's daemons and to every process under them (its workers)."""
+        table = processes()
+        doomed, grew = set(self.daemons) & set(table), True
+        while grew:
+            more = {p for p, (pp, _) in table.items() if pp in doomed} - doomed
+            doomed |= more
+            grew = bool(more)
+        for p in doomed:
+            with contextlib.suppress(ProcessLookupError):  # ended already
+                os.kill(p, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -73,8 +73,9 @@ def start_ray(cfg: Config) -> int:
             check_address(cfg.run.ray_address)
             ray.init(address=cfg.run.ray_address, **quiet)
         else:
+            # "local": a Ray of its own, even where `ray start` left a cluster running on the machine.
             # The dashboard is a web server that nobody of a command looks at; it also needs ray[default].
-            ray.init(num_cpus=visible_cpus(), include_dashboard=False, **quiet)
+            ray.init(address="local", num_cpus=visible_cpus(), include_dashboard=False, **quiet)
         _DRIVER["address"] = address
     if cfg.run.ray_address:
         cpus = int(ray.cluster_resources().get("CPU", 1))
