@@ -152,6 +152,7 @@ def study_race(
     precision: str = "float32",
     log=print,
     ray_address: str | None = None,
+    stack: int = 1,
 ) -> dict:
     """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
     `baseline` and then by this checkout (with `workers` Ray tasks at a time or on the Ray cluster
@@ -169,6 +170,7 @@ def study_race(
         argv += ["--workers", str(workers)] if name == "now" and workers > 1 else []
         argv += ["--precision", precision] if name == "now" and precision != "float32" else []
         argv += ["--ray-address", ray_address] if name == "now" and ray_address else []
+        argv += ["--stack", str(stack)] if name == "now" and stack > 1 else []
         log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
@@ -189,6 +191,7 @@ def study_race(
         "epochs_scale": epochs_scale,
         "workers_now": workers,
         "ray_address_now": ray_address,
+        "stack_now": stack,
         "precision_now": precision,
         **entries,
         "wall_speedup": round(entries["before"]["wall_s"] / entries["now"]["wall_s"], 2),

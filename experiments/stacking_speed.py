@@ -30,6 +30,7 @@ from keras_models.training.compile import optimizer
 from keras_models.training.config import Config
 from keras_models.training.recipes import recipe_changes
 from keras_models.training.rounds import RoundData
+from keras_models.training.stacked import TakeRound
 
 MODELS = ("mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux")
 STACKED = 4  # rounds per stacked model: the issue's `reproduce.py --rounds 4`
@@ -80,20 +81,6 @@ def copies(cfg: Config, data: list[RoundData]) -> keras.Model:
         for name, tensor in one(taken).items():
             outputs[f"{name}_{r}"] = keras.layers.Identity(name=f"{name}_{r}")(tensor)
     return keras.Model(pairs, outputs, name="stacked")
-
-
-class TakeRound(keras.layers.Layer):
-    """The pairs of round `index` of stacked inputs (N, R, ...)."""
-
-    def __init__(self, index: int, **kwargs):
-        super().__init__(**kwargs)
-        self.index = index
-
-    def call(self, x):
-        return x[:, self.index]
-
-    def get_config(self):
-        return {**super().get_config(), "index": self.index}
 
 
 def stacked_data(model: keras.Model, parts: list[Pairs], flat: bool):

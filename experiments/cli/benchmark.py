@@ -46,13 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--breakdown", action="store_true", help="time TensorFlow's conv kernels at the model's shapes")
     profile = "TensorFlow's profiler over --steps steps, its trace in DIR (TensorBoard's Profile tab); self time per op"
     p.add_argument("--profile", type=Path, metavar="DIR", help=profile)
-    p.add_argument(
-        "--serving-load",
-        type=positive_int,
-        metavar="REQUESTS",
-        help="also: this many REST requests of 1-100 pairs from 8 concurrent clients to "
-        "scripts/serve.py on 127.0.0.1 serving the model, beside the SavedModel in process",
-    )
+    load = "also: this many REST requests of 1-100 pairs from 8 concurrent clients to scripts/serve.py on 127.0.0.1"
+    p.add_argument("--serving-load", type=positive_int, metavar="REQUESTS", help=load + ", beside the model in process")
     p.add_argument(
         "--saved-model",
         type=Path,
@@ -113,6 +108,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--workers", type=positive_int, default=1, help="with --race-study: this checkout's reproduce.py --workers"
     )
     p.add_argument("--ray-address", default=None, help="with --race-study: this checkout's reproduce.py --ray-address")
+    p.add_argument(
+        "--stack", type=positive_int, default=1, help="with --race-study: this checkout's reproduce.py --stack"
+    )
     stacking = "instead: the report recipe's epoch per round, alone and 4 rounds stacked in one model, each +-XLA"
     p.add_argument("--stacking", action="store_true", help=stacking)
     p.add_argument("--out", type=Path, default=None, help="with --race: its folder (default a new runs/race-TIME)")
@@ -161,6 +159,7 @@ def main(argv=None) -> int:
                 if not (args.baseline and args.test_data):
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
                 now = {"workers": args.workers, "precision": args.precision, "ray_address": args.ray_address}
+                now["stack"] = args.stack
                 result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, **now)
             else:
                 if not args.test_data:

@@ -42,6 +42,7 @@ STUDY_SETTINGS = (
     "precision",
     "workers",
     "ray_address",
+    "stack",
     "quiet",
 )
 

@@ -78,6 +78,12 @@ RULES = (
         "with --strategy mirrored or multiworker",
     ),
     (
+        lambda c: c.run.stack > 1 and not stackable(c),
+        "--stack trains one plain model per round on one device: it cannot be combined with --members, --teachers, "
+        "--tta, --pretrain-epochs, --validation-split, --repair, --rotation, --loss-weighting learned, --workers, "
+        "--ray-address or --strategy mirrored / multiworker",
+    ),
+    (
         lambda c: last_seed(c) > MAX_SEED,
         lambda c: (
             f"seeds must stay below 2**32: seed {c.recipe.seed} with {c.run.rounds} rounds, members "
@@ -224,6 +230,15 @@ def check_before_training(cfg: Config, images, chief: bool = True) -> None:
         check_writable(cfg.run.out, "--out")
     if cfg.run.export and chief:
         check_writable(cfg.run.export_dir, "--export-dir")
+
+
+def stackable(c) -> bool:
+    """Whether a run's rounds can train stacked (training.stacked): plain models, one each."""
+    r = c.recipe
+    alone = r.members == 1 and not (r.teachers or r.tta or r.pretrain_epochs or r.validation_split or r.repair)
+    spec = not (c.spec.augment and c.spec.rotation) and c.spec.loss_weighting == "fixed"
+    run = c.run.workers == 1 and not c.run.ray_address and c.run.strategy in ("auto", "default")
+    return alone and spec and run
 
 
 def check_folder(cfg: Config) -> None:

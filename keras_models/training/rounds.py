@@ -81,6 +81,18 @@ class RoundResult:
         return {k: v for k, v in d.items() if v is not None or k in keep}
 
 
+def scored(result: RoundResult, model, data: RoundData) -> RoundResult:
+    """`result` with the round model's accuracies on the round's pairs."""
+    tr, te = evaluate_pairs(model, data.train), evaluate_pairs(model, data.test)
+    result.train_accuracy, result.test_accuracy = tr["accuracy"], te["accuracy"]
+    result.digit_test_accuracy = te.get("digit_accuracy")
+    if data.val is not None:
+        result.validation_accuracy = evaluate_pairs(model, data.val)["accuracy"]
+    if data.dev is not None:
+        result.dev_accuracy = evaluate_pairs(model, data.dev)["accuracy"]
+    return result
+
+
 class RoundRunner:
     """Fits the rounds of one run. It counts the fits still to come, for the console's estimate."""
 
@@ -124,14 +136,7 @@ class RoundRunner:
             model = ensemble_model(fitted, TTA_VIEWS if cfg.recipe.tta else NO_TTA, name=cfg.spec.model)
             members = range(cfg.recipe.member, cfg.recipe.member + cfg.recipe.members)
             result.members = [{"member": m, **p} for m, p in zip(members, parts, strict=True)]
-        tr, te = evaluate_pairs(model, data.train), evaluate_pairs(model, data.test)
-        result.train_accuracy, result.test_accuracy = tr["accuracy"], te["accuracy"]
-        result.digit_test_accuracy = te.get("digit_accuracy")
-        if data.val is not None:
-            result.validation_accuracy = evaluate_pairs(model, data.val)["accuracy"]
-        if data.dev is not None:
-            result.dev_accuracy = evaluate_pairs(model, data.dev)["accuracy"]
-        return model, result
+        return model, scored(result, model, data)
 
     def _teachers(self, data: RoundData):
         """--teachers: models fitted with the same settings before the members, each kept in

@@ -125,6 +125,8 @@ class Run:
                 log("note: this CPU or its kernel library emulates bfloat16: --precision mixed_bfloat16 trains slower")
         if todo and (cfg.run.ray_address or (cfg.run.workers > 1 and len(todo) > 1)):
             return self.train_on_ray(todo)
+        if cfg.run.stack > 1 and len(todo) > 1:
+            return self.train_stacked(todo)
         runner = RoundRunner(cfg, self.strategy, folder.work, len(todo))
         model, started = None, time.perf_counter()
         for i, r in enumerate(todo):
@@ -155,6 +157,18 @@ class Run:
             self.round_done(RoundResult(**result), params)
         self.remove_empty_backups()
         return load_keras_model(self.folder.work / f"round-{todo[-1]:02d}" / "model.keras")
+
+    def train_stacked(self, todo: list[int]):
+        """The rounds of `todo`, cfg.run.stack at a time as one model (training.stacked); returns the last's model."""
+        from keras_models.training.stacked import stacked_rounds
+
+        cfg, model = self.cfg, None
+        for first in range(0, len(todo), cfg.run.stack):
+            group = todo[first : first + cfg.run.stack]
+            self.log(f"{cfg.spec.model}: rounds {', '.join(str(r + 1) for r in group)} as one model")
+            for model, result in stacked_rounds(cfg, self.images, group, self.folder.work, self.strategy):
+                self.round_done(result, int(model.count_params()))
+        return model
 
     def remove_empty_backups(self) -> None:
         backup = self.folder.work / "backup"

@@ -140,6 +140,12 @@ class RunSettings:
         "command writes their files",
         default_text="none: one process, or a local Ray with --workers",
     )
+    stack: int = setting(
+        1,
+        "rounds trained together as one Keras model, this many at a time (a per-round copy of every weight, "
+        "one step for all); 1: one round at a time",
+        min=1,
+    )
     strategy: str = setting(
         "auto",
         "tf.distribute strategy: auto (Mirrored over >1 GPU, else default), default, "
