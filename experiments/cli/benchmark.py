@@ -158,8 +158,9 @@ def main(argv=None) -> int:
             if args.race_study is not None:
                 if not (args.baseline and args.test_data):
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
-                now = {"workers": args.workers, "precision": args.precision, "ray_address": args.ray_address}
-                now["stack"] = args.stack
+                now = dict(
+                    workers=args.workers, precision=args.precision, ray_address=args.ray_address, stack=args.stack
+                )
                 result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, **now)
             else:
                 if not args.test_data:

@@ -69,8 +69,7 @@ def start_ray(cfg: Config) -> int:
         stop_ray()
     if not ray.is_initialized():
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
-        if cfg.run.ray_address:
-            check_address(cfg.run.ray_address)
+        if cfg.run.ray_address:  # answering: Run.start checked it before anything was written
             ray.init(address=cfg.run.ray_address, **quiet)
         else:
             # "local": a Ray of its own, even where `ray start` left a cluster running on the machine.
@@ -149,9 +148,9 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
             f"{threads} thread(s) each, {cfg.num_epochs} epochs each"
         )
         images_ref = ray.put(images)
-        pending.update(
-            {task.remote(groups, cfg.arch, images_ref, r, threads, shared): r for r in todo[: _in_flight(cfg)]}
-        )
+        # A cluster's scheduler runs as many rounds as its CPUs hold; the command's own Ray, --workers.
+        first = todo if cfg.run.ray_address else todo[: cfg.run.workers]
+        pending.update({task.remote(groups, cfg.arch, images_ref, r, threads, shared): r for r in first})
         waiting = todo[len(pending) :]
         while pending:
             # Timed waits, so that Ctrl-C reaches the main thread between them.
@@ -180,15 +179,10 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
             stop_ray()
 
 
-def _in_flight(cfg: Config) -> int:
-    """Rounds submitted at once: --workers on the command's own Ray; every round on a cluster,
-    whose scheduler runs as many as its CPUs hold."""
-    return 1_000_000 if cfg.run.ray_address else cfg.run.workers
-
-
 def stop_ray() -> None:
-    """Disconnects from a cluster, or ends the command's own Ray and its workers. A worker
-    writing a backup finishes the write first (callbacks.deferred_interrupts)."""
+    """Disconnects from a cluster, or ends the command's own Ray and its workers. A worker killed
+    while it writes a backup leaves the backup before it, which BackupAndRestore keeps beside
+    the new one (callbacks.IntervalBackupAndRestore, double_checkpoint)."""
     import ray
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short

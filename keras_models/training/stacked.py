@@ -47,7 +47,7 @@ def stacked_model(models: list[keras.Model]) -> keras.Model:
     pairs = keras.Input((len(models), *models[0].input_shape[1:]), name="pairs")
     outputs = {}
     for r, model in enumerate(models):
-        model.name = f"{model.name}_round{r}"  # unique within the stack; restored by `unstack`
+        model.name = f"{model.name}_round{r}"  # unique within the stack; fit_stacked restores it
         for name, tensor in model(TakeRound(r, name=f"round{r}_pairs")(pairs)).items():
             outputs[f"{name}_{r}"] = keras.layers.Identity(name=f"{name}_{r}")(tensor)
     return keras.Model(pairs, outputs, name="stacked")
