@@ -153,10 +153,11 @@ def study_race(
     log=print,
     ray_address: str | None = None,
     stack: int = 1,
+    jit_compile: bool = False,
 ) -> dict:
     """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
     `baseline` and then by this checkout (with `workers` Ray tasks at a time or on the Ray cluster
-    at `ray_address`, and `precision`), in fresh
+    at `ray_address`, `stack` rounds a model, XLA and `precision`), in fresh
     processes one after the other: wall seconds of each, per model seconds per round, test
     accuracies, and the ratios."""
     if not (baseline / "scripts" / "reproduce.py").is_file():
@@ -171,6 +172,7 @@ def study_race(
         argv += ["--precision", precision] if name == "now" and precision != "float32" else []
         argv += ["--ray-address", ray_address] if name == "now" and ray_address else []
         argv += ["--stack", str(stack)] if name == "now" and stack > 1 else []
+        argv += ["--jit-compile"] if name == "now" and jit_compile else []
         log(f"Table I by {tree}: {rounds} rounds, epochs x {epochs_scale}")
         start = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
@@ -192,6 +194,7 @@ def study_race(
         "workers_now": workers,
         "ray_address_now": ray_address,
         "stack_now": stack,
+        "jit_compile_now": jit_compile,
         "precision_now": precision,
         **entries,
         "wall_speedup": round(entries["before"]["wall_s"] / entries["now"]["wall_s"], 2),

@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument("--model", choices=NAMES, default="cnn_aux", help="the architecture to time")
     p.add_argument("--batch", type=positive_int, default=100, help="pairs per timed training step")
-    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA (--race-study: now's)")
     precision = "the timed model's arithmetic (train.py --precision); with --race-study: this checkout's"
     p.add_argument("--precision", choices=choices("precision"), default="float32", help=precision)
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
@@ -158,9 +158,8 @@ def main(argv=None) -> int:
             if args.race_study is not None:
                 if not (args.baseline and args.test_data):
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
-                now = dict(
-                    workers=args.workers, precision=args.precision, ray_address=args.ray_address, stack=args.stack
-                )
+                now = dict(workers=args.workers, precision=args.precision, ray_address=args.ray_address)
+                now.update(stack=args.stack, jit_compile=args.jit_compile)
                 result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, **now)
             else:
                 if not args.test_data:

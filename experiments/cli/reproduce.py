@@ -43,6 +43,7 @@ STUDY_SETTINGS = (
     "workers",
     "ray_address",
     "stack",
+    "jit_compile",
     "quiet",
 )
 
