@@ -3,31 +3,10 @@ optimizer and schedule of a `Recipe`."""
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 
 from keras_models.models.layers import OneCycle, SmoothedSparseCrossentropy
 from keras_models.training.settings import Recipe
-
-
-@contextlib.contextmanager
-def xla_allowed(jit_compile: bool):
-    """Op determinism off while a model compiles with XLA. train.py turns it on for every run
-    (the same seed gives the same weights), and Keras then compiles without XLA, silently
-    (keras.src.trainers.trainer.model_supports_jit: XLA has no deterministic form of some GPU
-    ops). On the CPU, XLA's programs give the same results run after run; the step is traced
-    with XLA, and op determinism is back on for everything else."""
-    from tensorflow.python.framework import config  # disable_op_determinism is not public
-
-    was_on = jit_compile and config.is_op_determinism_enabled()
-    if was_on:
-        config.disable_op_determinism()
-    try:
-        yield
-    finally:
-        if was_on:
-            config.enable_op_determinism()
 
 
 def learning_rate(recipe: Recipe, epochs: int, steps_per_epoch: int):
@@ -85,15 +64,14 @@ def compile_model(
         if name.startswith("digit"):
             losses[name] = digit_loss(recipe, f"{name}_loss")
             metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    with xla_allowed(recipe.jit_compile):
-        model.compile(
-            optimizer=optimizer(recipe, epochs, steps_per_epoch),
-            loss=losses,
-            loss_weights={k: v for k, v in loss_weights.items() if k in names},
-            metrics=metrics,
-            jit_compile=recipe.jit_compile,
-            steps_per_execution=steps_per_execution,
-        )
+    model.compile(
+        optimizer=optimizer(recipe, epochs, steps_per_epoch),
+        loss=losses,
+        loss_weights={k: v for k, v in loss_weights.items() if k in names},
+        metrics=metrics,
+        jit_compile=recipe.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
     return model
 
 

@@ -109,6 +109,21 @@ def reusable(cfg: Config, strategy) -> bool:
     )
 
 
+def set_determinism(jit_compile: bool) -> None:
+    """TensorFlow's op determinism on (the same seed gives the same weights), except for a run
+    compiled with XLA: Keras drops XLA silently under it (keras.src.trainers.trainer.
+    model_supports_jit), and TensorFlow has no deterministic XLA form of MaxPool's gradient
+    ("GPU MaxPool gradient ops do not yet have a deterministic XLA implementation", raised on
+    the CPU too). XLA's CPU programs repeat their results all the same (tests/test_compile.py).
+    Set per run, since it is the process's: a study's runs may differ in it."""
+    from tensorflow.python.framework import config  # disable_op_determinism is not public
+
+    if jit_compile:
+        config.disable_op_determinism()
+    else:
+        config.enable_op_determinism()
+
+
 def seed_everything(seed: int, keep_kernels: bool = False) -> None:
     """keras.utils.set_random_seed(seed); with `keep_kernels`, without the clearing of
     TensorFlow's kernel cache that tf.random.set_seed does (context._set_global_seed), after

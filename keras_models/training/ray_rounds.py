@@ -90,13 +90,15 @@ def _prepare(groups: dict, arch, threads: int) -> Config:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.get_logger().setLevel("ERROR")
-        tf.config.experimental.enable_op_determinism()  # as training.run sets it in one process
         _WORKER["threads"] = threads
     from keras_models.models import architectures
+    from keras_models.training.fitting import set_determinism
 
     if arch.name not in architectures.NAMES:  # registered in the driver by the caller's code
         architectures.register(arch)
-    return Config.from_dict(groups)
+    cfg = Config.from_dict(groups)
+    set_determinism(cfg.recipe.jit_compile)  # as training.run sets it in one process, per run
+    return cfg
 
 
 def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, threads: int, work: str | None):

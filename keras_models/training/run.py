@@ -262,10 +262,12 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
     loaded them."""
     import tensorflow as tf
 
+    from keras_models.training.fitting import set_determinism
+
     # Each round's fresh model retraces predict; TF's warning about it is noise here.
     tf.get_logger().setLevel("ERROR")
     # Same seed, same results on the CPU (GPU kernels and multi-worker reductions may still vary).
-    tf.config.experimental.enable_op_determinism()
+    set_determinism(cfg.recipe.jit_compile)
     state = Run.start(cfg, images, log)
     held = lock_folder(state.folder.work)
     try:

@@ -22,7 +22,7 @@ from keras_models.core.files import atomic_save_model, atomic_write_json
 from keras_models.data.pipeline import as_dataset
 from keras_models.models.builder import loss_weights, targets_for
 from keras_models.training.callbacks import write_history
-from keras_models.training.compile import digit_loss, optimizer, xla_allowed
+from keras_models.training.compile import digit_loss, optimizer
 from keras_models.training.config import MEMBER_SEED_STRIDE, Config
 from keras_models.training.fitting import FitResult, new_model, seed_everything
 
@@ -66,15 +66,14 @@ def compile_stacked(model: keras.Model, cfg: Config, names: list[str], rounds: i
             metric = keras.metrics.SparseCategoricalAccuracy if digit else keras.metrics.BinaryAccuracy
             metrics[key] = [metric(name="accuracy")]
             lw[key] = weights[name]
-    with xla_allowed(cfg.recipe.jit_compile):
-        model.compile(
-            optimizer=optimizer(cfg.recipe, cfg.num_epochs, steps_per_epoch),
-            loss=losses,
-            loss_weights=lw,
-            metrics=metrics,
-            jit_compile=cfg.recipe.jit_compile,
-            steps_per_execution=cfg.run.steps_per_execution,
-        )
+    model.compile(
+        optimizer=optimizer(cfg.recipe, cfg.num_epochs, steps_per_epoch),
+        loss=losses,
+        loss_weights=lw,
+        metrics=metrics,
+        jit_compile=cfg.recipe.jit_compile,
+        steps_per_execution=cfg.run.steps_per_execution,
+    )
 
 
 def stacked_dataset(datasets: list, names: list[str]):
