@@ -159,46 +159,51 @@ def alone(cfg: Config, train: Pairs, test: Pairs, **how) -> float:
     return timed(model, cfg, train.x, targets_for(model, train), test.x, targets_for(model, test), **how)
 
 
-FORMS = ("alone", "alone, no test curve", "alone, numpy into fit", "copies", "einsum")
+FORMS = ("alone", "alone, no test curve", "alone, numpy into fit", "alone, after XLA", "copies", "einsum")
 
 
 def measure(images=None, models=MODELS, reps: int = REPS, log=print) -> dict:
     """{model: {form: {"plain" | "xla": seconds per round-epoch}}} and the machine; `images`:
     (train, test), by default the embedded set's. Each form is timed `reps` times, the forms of
     a model in turn, and keeps its median. The levers other than stacking and XLA are timed
-    without XLA."""
+    without XLA. Every form without XLA is timed before any XLA program has run in the process:
+    TensorFlow's own kernels can run slower after one, which the row "alone, after XLA" (a
+    round alone without XLA, timed after the XLA forms) shows."""
     from keras_models.data.images import load_data
 
-    images, rows = images or load_data("embedded", None), {}
-    for name in models:
-        cfg = Config(model=name, **recipe_changes("report", name))
-        data = [RoundData.draw(cfg, images, r) for r in range(STACKED)]
-        train, test = data[0].train, data[0].test
-        keras.utils.set_random_seed(0)
-        times = {}
-        for _ in range(reps):
-            for jit in (False, True):
-                key = "xla" if jit else "plain"
-                times.setdefault(("alone", key), []).append(alone(cfg, train, test, jit=jit))
+    images, times = images or load_data("embedded", None), {name: {} for name in models}
+    for jit in (False, True):
+        key = "xla" if jit else "plain"
+        for name in models:
+            cfg = Config(model=name, **recipe_changes("report", name))
+            data = [RoundData.draw(cfg, images, r) for r in range(STACKED)]
+            train, test, t = data[0].train, data[0].test, times[name]
+            keras.utils.set_random_seed(0)
+            for _ in range(reps):
+                t.setdefault(("alone", key), []).append(alone(cfg, train, test, jit=jit))
                 stacked = copies(cfg, data)
                 x, y = stacked_data(stacked, [d.train for d in data], False)
                 tx, ty = stacked_data(stacked, [d.test for d in data], False)
-                times.setdefault(("copies", key), []).append(timed(stacked, cfg, x, y, tx, ty, jit) / STACKED)
+                t.setdefault(("copies", key), []).append(timed(stacked, cfg, x, y, tx, ty, jit) / STACKED)
                 if name == "mlp":
                     flat = einsum_mlp(cfg, STACKED)
                     x, y = stacked_data(flat, [d.train for d in data], True)
                     tx, ty = stacked_data(flat, [d.test for d in data], True)
-                    times.setdefault(("einsum", key), []).append(timed(flat, cfg, x, y, tx, ty, jit) / STACKED)
-            times.setdefault(("alone, no test curve", "plain"), []).append(
-                alone(cfg, train, test, jit=False, curve=False)
-            )
-            numpy_fit = alone(cfg, train, test, jit=False, pipeline=False)
-            times.setdefault(("alone, numpy into fit", "plain"), []).append(numpy_fit)
+                    t.setdefault(("einsum", key), []).append(timed(flat, cfg, x, y, tx, ty, jit) / STACKED)
+                if jit:
+                    t.setdefault(("alone, after XLA", "plain"), []).append(alone(cfg, train, test, jit=False))
+                    continue
+                t.setdefault(("alone, no test curve", key), []).append(alone(cfg, train, test, jit=False, curve=False))
+                t.setdefault(("alone, numpy into fit", key), []).append(
+                    alone(cfg, train, test, jit=False, pipeline=False)
+                )
+    rows = {}
+    for name in models:
         row = rows[name] = {}
         for form in FORMS:
             for key in ("plain", "xla"):
-                if (form, key) in times:
-                    row.setdefault(form, {})[key] = statistics.median(times[form, key])
+                if (form, key) in times[name]:
+                    row.setdefault(form, {})[key] = statistics.median(times[name][form, key])
         cells = [f"{form} {' / '.join(f'{v * 1000:.1f}' for v in row[form].values())}" for form in row]
         log(f"{name}: ms per round-epoch (without / with XLA): " + "; ".join(cells))
     return {"stacked_rounds": STACKED, "epochs_timed": EPOCHS, "reps": reps, "rows": rows, "machine": describe()}
