@@ -166,9 +166,10 @@ def measure(images=None, models=MODELS, reps: int = REPS, log=print) -> dict:
     """{model: {form: {"plain" | "xla": seconds per round-epoch}}} and the machine; `images`:
     (train, test), by default the embedded set's. Each form is timed `reps` times, the forms of
     a model in turn, and keeps its median. The levers other than stacking and XLA are timed
-    without XLA. Every form without XLA is timed before any XLA program has run in the process:
-    TensorFlow's own kernels can run slower after one, which the row "alone, after XLA" (a
-    round alone without XLA, timed after the XLA forms) shows."""
+    without XLA. Every form without XLA is timed before any XLA program has run in the process,
+    so that none of them runs beside XLA's runtime; the row "alone, after XLA" (a round alone
+    without XLA, timed again after the XLA forms) shows what that changes, within the noise of
+    timing one round twice."""
     from keras_models.data.images import load_data
 
     images, times = images or load_data("embedded", None), {name: {} for name in models}
