@@ -26,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0], formatter_class=DefaultsFormatter)
     p.add_argument("--model", choices=NAMES, default="cnn_aux", help="the architecture to time")
     p.add_argument("--batch", type=positive_int, default=100, help="pairs per timed training step")
-    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA (--race-study: now's)")
+    xla = "compile the train step with XLA; with --race-study: this checkout's"
+    p.add_argument("--jit-compile", action="store_true", help=xla)
     precision = "the timed model's arithmetic (train.py --precision); with --race-study: this checkout's"
     p.add_argument("--precision", choices=choices("precision"), default="float32", help=precision)
     p.add_argument("--steps", type=positive_int, default=50, help="timed steps (after the warm-up)")
