@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from keras_models.cli import ArgumentParser, DefaultsFormatter, positive_int, run_cli
+from keras_models.cli import ArgumentParser, DefaultsFormatter, positive_float, positive_int, run_cli
 from keras_models.models.architectures import NAMES
 from keras_models.training.config import Config, choices
 
@@ -80,9 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"({DEFAULT_PEER_TEXT}; needs torch) in the same invocation, test accuracy against training "
         "seconds (needs --test-data; writes --out/race.json and race.png)",
     )
-    p.add_argument(
-        "--rounds", type=positive_int, default=10, help="with --race: rounds per entry; with --race-study: per model"
-    )
+    rounds = "with --race: rounds per entry; with --race-study and --floor: per model"
+    p.add_argument("--rounds", type=positive_int, default=10, help=rounds)
     p.add_argument("--peer", type=Path, default=DEFAULT_PEER, help="with --race: the peer's script")
     p.add_argument(
         "--baseline",
@@ -114,6 +113,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     stacking = "instead: the report recipe's epoch per round, alone and 4 rounds stacked in one model, each +-XLA"
     p.add_argument("--stacking", action="store_true", help=stacking)
+    floor = "instead: Table I's convolution and matmul kernels alone, report recipe, epochs scaled by this"
+    p.add_argument("--floor", type=positive_float, default=None, metavar="EPOCHS_SCALE", help=floor)
     p.add_argument("--out", type=Path, default=None, help="with --race: its folder (default a new runs/race-TIME)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p.parse_args(argv)
@@ -145,11 +146,12 @@ def main(argv=None) -> int:
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
         from keras_models.core.machine import describe, summary
 
-        if args.stacking:
+        if args.stacking or args.floor is not None:
+            from ..floor import study_floor
             from ..stacking_speed import measure
 
-            stacked = measure()
-            return print(json.dumps(stacked)) if args.json else None
+            measured = measure() if args.stacking else study_floor(args.rounds, args.floor)
+            return print(json.dumps(measured)) if args.json else None
         if args.race or args.race_study is not None:
             from datetime import datetime
 
