@@ -110,9 +110,11 @@ def study_floor(rounds: int, epochs_scale: float, reps: int = 30, log=print) -> 
         step = min(alone, stacked)
         test = median_ms(step_kernels(model, 1000, training=False), reps) if r.test_curve else 0.0
         per_epoch = math.ceil(r.pairs / r.batch_size) * step + math.ceil(r.pairs / 1000) * test
+        steps = r.epochs * math.ceil(r.pairs / r.batch_size)
         keras_step = keras_throughput(cfg, r.batch_size, 50, 10)["ms_per_step"]
         rows[exp.model] = {
             "epochs": r.epochs,
+            "steps_per_round": steps,
             "kernels_ms_per_step": round(step, 2),
             "kernels_ms_alone": round(alone, 2),
             "kernels_ms_stacked": round(stacked, 2),
@@ -127,5 +129,12 @@ def study_floor(rounds: int, epochs_scale: float, reps: int = 30, log=print) -> 
         )
     total = rounds * sum(row["kernels_s_per_round"] for row in rows.values())
     log(f"Table I, report recipe, epochs x {epochs_scale}, {rounds} rounds: its kernels alone take {total:.1f} s")
+    # What the rest of a step costs now, over the same steps: the work the bound leaves out.
+    steps = rounds * sum(row["steps_per_round"] for row in rows.values())
+    beyond = rounds * sum(
+        r["steps_per_round"] * (r["keras_ms_per_step"] - r["kernels_ms_alone"]) for r in rows.values()
+    )
+    log(f"  its {steps} Keras training steps take {beyond / 1000:.1f} s more than their kernels alone")
     result = {"rounds": rounds, "epochs_scale": epochs_scale, "models": rows, "kernels_s": round(total, 1)}
+    result.update(steps=steps, keras_beyond_kernels_s=round(beyond / 1000, 1))
     return {**result, "machine": machine}
