@@ -21,7 +21,7 @@ class EpochRecorder(keras.callbacks.Callback):
     rewrites history.csv keyed by epoch, so that an epoch replayed after a resume replaces its
     row instead of repeating it. It must run before BackupAndRestore: a row is on disk before
     the backup that marks its epoch done. `test_data` None: the training columns alone (the
-    test evaluation costs about a third of a cnn_aux epoch)."""
+    test evaluation is a sixth to a third of an epoch, by model: docs/BENCHMARKS.md)."""
 
     def __init__(self, path: Path, test_data=None):
         super().__init__()

@@ -108,7 +108,7 @@ class Recipe:
     test_curve: bool = setting(
         True,
         "score the test pairs after every epoch, for history.csv and curves.png "
-        "(about a third of a cnn_aux epoch); off: at the end of the round only",
+        "(a sixth to a third of an epoch, by model); off: at the end of the round only",
     )
     jit_compile: bool = setting(
         False,
