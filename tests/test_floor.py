@@ -37,3 +37,23 @@ def test_the_floor_takes_a_positive_epochs_scale(capsys):
         main(["--floor", "0"])
     assert e.value.code == 2
     assert "expected a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_floor_of_table_i_adds_up_its_models_kernels():
+    from experiments.floor import study_floor
+    from experiments.study import MODELS
+
+    lines = []
+    floor = study_floor(rounds=2, epochs_scale=0.01, reps=3, log=lines.append)
+    rows = floor["models"]
+    assert list(rows) == MODELS
+    for row in rows.values():
+        assert row["kernels_ms_per_step"] == min(row["kernels_ms_alone"], row["kernels_ms_stacked"]) > 0
+        assert row["steps_per_round"] == row["epochs"] * 10  # 1000 pairs in batches of 100
+        # The test curve is on by default: a round's kernels take longer with it.
+        assert row["kernels_s_per_round"] > row["kernels_s_per_round_without_test_curve"] > 0
+        assert row["keras_ms_per_step"] > 0
+    assert floor["kernels_s"] == pytest.approx(2 * sum(r["kernels_s_per_round"] for r in rows.values()), abs=0.06)
+    assert floor["steps"] == 2 * sum(r["steps_per_round"] for r in rows.values())
+    assert f"its kernels alone take {floor['kernels_s']:.1f} s" in lines[-2]
