@@ -23,6 +23,15 @@ def digit_loss(recipe: Recipe, name: str) -> keras.losses.Loss:
     return keras.losses.SparseCategoricalCrossentropy(name=name)
 
 
+def output_objective(recipe: Recipe, output: str, key: str):
+    """Output `output`'s loss, named `<key>_loss`, and its accuracy metric's class: binary for
+    `compare`, sparse categorical for the digit outputs. `key`: what the compiled model calls
+    the output (a stacked model's `digit1_2` for round 2's `digit1`)."""
+    if output == "compare":
+        return keras.losses.BinaryCrossentropy(name=f"{key}_loss"), keras.metrics.BinaryAccuracy
+    return digit_loss(recipe, f"{key}_loss"), keras.metrics.SparseCategoricalAccuracy
+
+
 def optimizer(recipe: Recipe, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Adam, AdamW (--weight-decay) or Nesterov SGD on the recipe's schedule; with --ema, fit()
     ends by copying a moving average of the weights into the model
@@ -55,15 +64,13 @@ def compile_model(
         >>> compile_model(build_model(cfg.spec), cfg.recipe, loss_weights=loss_weights(cfg.spec), epochs=10)
     """
     names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]
-    losses = {"compare": keras.losses.BinaryCrossentropy(name="compare_loss")}
     # Keras prefixes metric names with the output name only when there are several outputs;
     # naming it here gives every model the same `compare_accuracy` (and `val_compare_accuracy`).
     compare_metric = "accuracy" if len(names) > 1 else "compare_accuracy"
-    metrics = {"compare": [keras.metrics.BinaryAccuracy(name=compare_metric)]}
+    losses, metrics = {}, {}
     for name in names:
-        if name.startswith("digit"):
-            losses[name] = digit_loss(recipe, f"{name}_loss")
-            metrics[name] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        losses[name], metric = output_objective(recipe, name, name)
+        metrics[name] = [metric(name=compare_metric if name == "compare" else "accuracy")]
     model.compile(
         optimizer=optimizer(recipe, epochs, steps_per_epoch),
         loss=losses,

@@ -22,7 +22,7 @@ from keras_models.core.files import atomic_save_model, atomic_write_json
 from keras_models.data.pipeline import as_dataset
 from keras_models.models.builder import loss_weights, targets_for
 from keras_models.training.callbacks import write_history
-from keras_models.training.compile import digit_loss, optimizer
+from keras_models.training.compile import optimizer, output_objective
 from keras_models.training.config import MEMBER_SEED_STRIDE, Config
 from keras_models.training.fitting import FitResult, new_model, seed_everything
 
@@ -61,9 +61,7 @@ def compile_stacked(model: keras.Model, cfg: Config, names: list[str], rounds: i
     for r in range(rounds):
         for name in names:
             key = f"{name}_{r}"
-            digit = name.startswith("digit")
-            losses[key] = digit_loss(cfg.recipe, f"{key}_loss") if digit else keras.losses.BinaryCrossentropy()
-            metric = keras.metrics.SparseCategoricalAccuracy if digit else keras.metrics.BinaryAccuracy
+            losses[key], metric = output_objective(cfg.recipe, name, key)
             metrics[key] = [metric(name="accuracy")]
             lw[key] = weights[name]
     model.compile(
