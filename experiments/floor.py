@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_models.data.pipeline import SCORING_BATCH
 from keras_models.training.config import Config
 
 from .benchmark import keras_throughput
@@ -88,10 +89,10 @@ def median_ms(fn, reps: int) -> float:
     return 1000 * float(np.median(times))
 
 
-def study_floor(rounds: int, epochs_scale: float, reps: int = 30, log=print) -> dict:
+def study_floor(rounds: int, epochs_scale: float, steps: int, warmup: int, reps: int = 30, log=print) -> dict:
     """Per Table I model at the report recipe: its kernels' ms per training step and per test
-    curve, the seconds they make over a round's epochs, and the Keras step beside them; the
-    total over `rounds` rounds of the six."""
+    curve, the seconds they make over a round's epochs, and the Keras step beside them (the
+    median of `steps` after `warmup`); the total over `rounds` rounds of the six."""
     from keras_models.core.machine import describe, summary
     from keras_models.models.builder import build_model
 
@@ -108,19 +109,19 @@ def study_floor(rounds: int, epochs_scale: float, reps: int = 30, log=print) -> 
         # rounds stacked in one model can reach at best. The bound takes the faster of the two.
         stacked = median_ms(step_kernels(model, rounds * r.batch_size, training=True), reps) / rounds
         step = min(alone, stacked)
-        test = median_ms(step_kernels(model, 1000, training=False), reps) if r.test_curve else 0.0
-        per_epoch = math.ceil(r.pairs / r.batch_size) * step + math.ceil(r.pairs / 1000) * test
-        steps = r.epochs * math.ceil(r.pairs / r.batch_size)
-        keras_step = keras_throughput(cfg, r.batch_size, 50, 10)["ms_per_step"]
+        test = median_ms(step_kernels(model, SCORING_BATCH, training=False), reps) if r.test_curve else 0.0
+        per_epoch = math.ceil(r.pairs / r.batch_size) * step + math.ceil(r.pairs / SCORING_BATCH) * test
+        round_steps = r.epochs * math.ceil(r.pairs / r.batch_size)
+        keras_step = keras_throughput(cfg, r.batch_size, steps, warmup)["ms_per_step"]
         rows[exp.model] = {
             "epochs": r.epochs,
-            "steps_per_round": steps,
+            "steps_per_round": round_steps,
             "kernels_ms_per_step": round(step, 2),
             "kernels_ms_alone": round(alone, 2),
             "kernels_ms_stacked": round(stacked, 2),
             "kernels_ms_per_test_curve": round(test, 2),
             "kernels_s_per_round": round(r.epochs * per_epoch / 1000, 2),
-            "kernels_s_per_round_without_test_curve": round(steps * step / 1000, 2),
+            "kernels_s_per_round_without_test_curve": round(round_steps * step / 1000, 2),
             "keras_ms_per_step": keras_step,
         }
         log(
@@ -135,12 +136,12 @@ def study_floor(rounds: int, epochs_scale: float, reps: int = 30, log=print) -> 
         f"{bare:.1f} s without the test curve (--no-test-curve)"
     )
     # What the rest of a step costs now, over the same steps: the work the bound leaves out.
-    steps = rounds * sum(row["steps_per_round"] for row in rows.values())
+    total_steps = rounds * sum(row["steps_per_round"] for row in rows.values())
     beyond = rounds * sum(
-        r["steps_per_round"] * (r["keras_ms_per_step"] - r["kernels_ms_alone"]) for r in rows.values()
+        row["steps_per_round"] * (row["keras_ms_per_step"] - row["kernels_ms_alone"]) for row in rows.values()
     )
-    log(f"  its {steps} Keras training steps take {beyond / 1000:.1f} s more than their kernels alone")
+    log(f"  its {total_steps} Keras training steps take {beyond / 1000:.1f} s more than their kernels alone")
     result = {"rounds": rounds, "epochs_scale": epochs_scale, "models": rows, "kernels_s": round(total, 1)}
     result["kernels_s_without_test_curve"] = round(bare, 1)
-    result.update(steps=steps, keras_beyond_kernels_s=round(beyond / 1000, 1))
+    result.update(steps=total_steps, keras_beyond_kernels_s=round(beyond / 1000, 1))
     return {**result, "machine": machine}

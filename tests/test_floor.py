@@ -45,7 +45,7 @@ def test_the_floor_of_table_i_adds_up_its_models_kernels():
     from experiments.study import MODELS
 
     lines = []
-    floor = study_floor(rounds=2, epochs_scale=0.01, reps=3, log=lines.append)
+    floor = study_floor(rounds=2, epochs_scale=0.01, steps=5, warmup=2, reps=3, log=lines.append)
     rows = floor["models"]
     assert list(rows) == MODELS
     for row in rows.values():

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
             from ..floor import study_floor
             from ..stacking_speed import measure
 
-            measured = measure() if args.stacking else study_floor(args.rounds, args.floor)
+            measured = measure() if args.stacking else study_floor(args.rounds, args.floor, args.steps, args.warmup)
             return print(json.dumps(measured)) if args.json else None
         if args.race or args.race_study is not None:
             from datetime import datetime

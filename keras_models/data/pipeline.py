@@ -8,6 +8,10 @@ import numpy as np
 from keras_models.core.errors import ConfigError
 from keras_models.data.images import Pairs, output_targets
 
+# Pairs per batch where pairs are only scored (the test curve, validation, final accuracies): a
+# matter of memory and speed, not of results.
+SCORING_BATCH = 1000
+
 
 def split_validation(pairs: Pairs, fraction: float) -> tuple[Pairs, Pairs | None]:
     """The last `fraction` of the (already random) training pairs, held out for validation."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from keras_models.data.images import Images, Pairs
-from keras_models.data.pipeline import as_dataset, pixel_stats
+from keras_models.data.pipeline import SCORING_BATCH, as_dataset, pixel_stats
 from keras_models.models.builder import build_model, student_of, targets_for
 from keras_models.training.callbacks import (
     EpochLog,
@@ -75,7 +75,7 @@ def fit_model(
         as_dataset(train, targets_for(model, train), r.batch_size, shuffle_seed=seed, repair=r.repair),
         epochs=cfg.num_epochs,
         initial_epoch=initial_epoch,
-        validation_data=as_dataset(val, targets_for(model, val), 1000) if val is not None else None,
+        validation_data=as_dataset(val, targets_for(model, val), SCORING_BATCH) if val is not None else None,
         callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=0,
         shuffle=False,
@@ -179,7 +179,7 @@ def fit_member(
         model = restart(traced, model)
     recorder = EpochRecorder(
         fit.history_dir / "history.csv",
-        as_dataset(fit.test, targets_for(model, fit.test), 1000) if cfg.recipe.test_curve else None,
+        as_dataset(fit.test, targets_for(model, fit.test), SCORING_BATCH) if cfg.recipe.test_curve else None,
     )
     stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.run.backup_interval)
     # Pre-training comes first: a resumed fit then restores its backup over the pre-trained weights.

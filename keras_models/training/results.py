@@ -8,11 +8,12 @@ import json
 import numpy as np
 
 from keras_models.data.images import Pairs
+from keras_models.data.pipeline import SCORING_BATCH
 
 
 def evaluate_pairs(model, pairs: Pairs) -> dict:
     """Accuracy of compare, and the mean digit accuracy for models with digit outputs."""
-    return score_outputs(model.predict(pairs.x, batch_size=1000, verbose=0), pairs)
+    return score_outputs(model.predict(pairs.x, batch_size=SCORING_BATCH, verbose=0), pairs)
 
 
 def score_outputs(out: dict, pairs: Pairs) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 
 from keras_models.core.files import atomic_save_model, atomic_write_json
-from keras_models.data.pipeline import as_dataset
+from keras_models.data.pipeline import SCORING_BATCH, as_dataset
 from keras_models.models.builder import loss_weights, targets_for
 from keras_models.training.callbacks import write_history
 from keras_models.training.compile import optimizer, output_objective
@@ -132,7 +132,7 @@ def fit_stacked(cfg: Config, fits: list, datas: list, strategy) -> list[tuple[ke
     stack = stacked_model(models)
     steps = math.ceil(len(datas[0].train) / cfg.recipe.batch_size)
     compile_stacked(stack, cfg, names, len(models), steps)
-    test = [as_dataset(d.test, targets_for(m, d.test), 1000) for d, m in zip(datas, models, strict=True)]
+    test = [as_dataset(d.test, targets_for(m, d.test), SCORING_BATCH) for d, m in zip(datas, models, strict=True)]
     test = stacked_dataset(test, names).cache() if cfg.recipe.test_curve else None
     recorder = StackedRecorder(fits, test, names, loss_weights(cfg.spec))
     start = time.perf_counter()
