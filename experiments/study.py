@@ -8,6 +8,7 @@ of training code with `train.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -25,21 +26,36 @@ from keras_models.training.results import pm, read_results, secs
 class Experiment:
     key: str  # run folder name
     model: str
-    hidden: tuple[int, ...] | None = None  # None: the family default
+    width: int | None = None  # a figure's hidden width, `depth` times, before the body's tail; None: the default
+    depth: int = 2
+    epochs_fraction: float = 1.0  # of the recipe's epochs
+
+    def hidden(self, cfg: Config) -> tuple[int, ...] | None:
+        """The hidden widths of the network `cfg` builds: the report's `[w] * (layers - 1) + [196]`
+        for its MLP family, `[w] * (layers - 1)` for the project's."""
+        if self.width is None:
+            return None
+        return (self.width,) * self.depth + cfg.spec.body.tail
 
 
 # Table I names the report's six architectures, whatever else is registered.
 TABLE = [Experiment(a.name, a.name) for a in architectures.report_architectures()]
 MODELS = [e.model for e in TABLE]
+# The report trains its networks of depth 2 (one hidden layer before the last) 200 epochs, those
+# of depth 3 500 (section IV); Figure 4 reads its values at epoch 200.
+DEPTH2_EPOCHS = 200 / 500
 FIGURES = {
-    4: ("MLP family, 1 hidden layer of 500", [Experiment(f"{m}-h500", m, (500,)) for m in ("mlp", "cc", "cc_aux")]),
+    4: (
+        "MLP family, 1 hidden layer of 500",
+        [Experiment(f"{m}-h500", m, 500, 1, DEPTH2_EPOCHS) for m in ("mlp", "cc", "cc_aux")],
+    ),
     5: ("MLP family, 2 hidden layers of 500", [e for e in TABLE if architectures.get(e.model).family == "mlp"]),
     6: (
         "MLP 600, CC 400, CC_AUX 300 units, 2 hidden layers",
         [
-            Experiment("mlp-h600x2", "mlp", (600, 600)),
-            Experiment("cc-h400x2", "cc", (400, 400)),
-            Experiment("cc_aux-h300x2", "cc_aux", (300, 300)),
+            Experiment("mlp-h600x2", "mlp", 600),
+            Experiment("cc-h400x2", "cc", 400),
+            Experiment("cc_aux-h300x2", "cc_aux", 300),
         ],
     ),
     7: ("CNN family", [e for e in TABLE if architectures.get(e.model).family == "cnn"]),
@@ -47,15 +63,10 @@ FIGURES = {
 
 
 def experiment_config(base: Config, exp: Experiment, recipe: str, epochs_scale: float, out: Path) -> Config:
+    """The run of `exp` under `recipe` (its learning rate, epochs and network), its epochs scaled."""
     r = recipe_changes(recipe, exp.model)
-    return base.replace(
-        model=exp.model,
-        hidden=exp.hidden,
-        lr=r["lr"],
-        epochs=max(1, round(r["epochs"] * epochs_scale)),
-        out=str(out / "runs" / exp.key),
-        export=False,
-    )
+    cfg = base.replace(**{**r, "model": exp.model, "out": str(out / "runs" / exp.key), "export": False})
+    return cfg.replace(hidden=exp.hidden(cfg), epochs=max(1, round(r["epochs"] * exp.epochs_fraction * epochs_scale)))
 
 
 def plan(models: list[str], figures: list[int]) -> list[Experiment]:
@@ -76,53 +87,81 @@ def plan(models: list[str], figures: list[int]) -> list[Experiment]:
 
 
 def table_rows(out: Path, models: list[str]) -> list[dict]:
+    """Table I's rows of the study in `out`: each model's scores over its rounds beside its row
+    of the report, with what trained it (network, parameters, commits, machines)."""
+    from keras_models.core.machine import summary
+
     rows = []
     for exp in TABLE:
         r = read_results(out / "runs" / exp.key / "results.json") if exp.model in models else None
         if r is None:
             continue
+        ok = [x for x in r["rounds"] if x["status"] == "ok"]
+        report = architectures.get(exp.model).report
         rows.append(
             {
                 "model": exp.model,
+                "network": r["config"].get("network", "project"),
+                "classifier_softmax": r["config"].get("classifier_softmax", "classes"),
                 "params": r["params"],
+                "trainable_params": r.get("trainable_params"),
                 "rounds": r["rounds_ok"],
-                "train_accuracy_mean": r["train_accuracy_mean"],
-                "train_accuracy_std": r["train_accuracy_std"],
-                "test_accuracy_mean": r["test_accuracy_mean"],
-                "test_accuracy_std": r["test_accuracy_std"],
-                "digit_test_accuracy_mean": r["digit_test_accuracy_mean"],
-                "digit_test_accuracy_std": r["digit_test_accuracy_std"],
+                **{
+                    f"{score}_{stat}": r[f"{score}_{stat}"]
+                    for score in ("running_train_accuracy", "train_accuracy", "test_accuracy", "digit_test_accuracy")
+                    for stat in ("mean", "std")
+                },
                 "epochs": r["config"]["epochs"],
                 "lr": r["config"]["lr"],
                 "seconds_per_round": r["seconds_mean"],
                 "wall_seconds_per_round": r.get("wall_seconds_mean"),
-                "report_test_accuracy": architectures.get(exp.model).report_accuracy,
+                "report": dataclasses.asdict(report),
+                "commits": sorted({x.get("commit", "unknown") for x in ok}),
+                "machines": sorted({summary(x["machine"]) for x in ok if "machine" in x}),
             }
         )
     return rows
 
 
 def table_markdown(rows: list[dict], title: str) -> str:
+    """Table I: the report's way of measuring (train accuracy running over the last epoch's
+    batches in training mode) beside a clean one (the training pairs scored after training in
+    inference mode); test accuracy is the last epoch's in inference mode in both."""
     lines = [
         f"# {title}",
         "",
-        "| model | parameters | train acc. % | test acc. % | digit acc. % | report test % | gap | epochs | lr "
-        "| training s / round | wall-clock s / round |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | network | trainable parameters (report's) | train acc. %, running | report train % | "
+        "train acc. %, evaluated | test acc. % | report test % | gap | digit acc. % | epochs | lr | "
+        "training s / round |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        report = r["report"]
         digit = (
-            pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"])
-            if architectures.get(r["model"]).aux
-            else "-"
+            "-"
+            if r["digit_test_accuracy_mean"] is None
+            else pm(r["digit_test_accuracy_mean"], r["digit_test_accuracy_std"])
         )
+        network = r["network"] + (", softmax over the batch" if r["classifier_softmax"] == "batch" else "")
+        params = "-" if r["trainable_params"] is None else f"{r['trainable_params']:,}"
         lines.append(
-            f"| {r['model']} | {r['params']:,} | {pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
-            f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | {digit} | "
-            f"{r['report_test_accuracy']:.2f} | {100 * r['test_accuracy_mean'] - r['report_test_accuracy']:+.2f} | "
-            f"{r['epochs']} | {r['lr']:g} | {secs(r['seconds_per_round'])} | "
-            f"{secs(r.get('wall_seconds_per_round'))} |"
+            f"| {r['model']} | {network} | {params} ({report['params']:,}) | "
+            f"{pm(r['running_train_accuracy_mean'], r['running_train_accuracy_std'])} | "
+            f"{report['train']:.2f} ± {report['train_std']:.2f} | "
+            f"{pm(r['train_accuracy_mean'], r['train_accuracy_std'])} | "
+            f"{pm(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['rounds']}) | "
+            f"{report['test']:.2f} ± {report['test_std']:.2f} | "
+            f"{100 * r['test_accuracy_mean'] - report['test']:+.2f} | "
+            f"{digit} | {r['epochs']} | {r['lr']:g} | {secs(r['seconds_per_round'])} |"
         )
+    lines += [
+        "",
+        "Train acc., running: the compare accuracy over the last epoch's training batches as they trained "
+        "(dropout on, batch statistics), as the report measured it. Train acc., evaluated: the training pairs "
+        "scored after training in inference mode. Test acc.: the test pairs after the last epoch, in inference mode. "
+        "Parameters: those Keras trains; in brackets the report's, as PyTorch counts them (batch-norm layers that "
+        "were built and never called included).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -134,12 +173,25 @@ def plot_figure(out: Path, number: int) -> Path | None:
     return plot_curves(out / f"figure{number}.png", series, f"Figure {number}: {title} (mean ± 1 std over rounds)")
 
 
-def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str, wall_seconds: float) -> dict:
+def write_outputs(
+    out: Path, models: list[str], figures: list[int], recipe: str, wall_seconds: float, command: str | None = None
+) -> dict:
+    """table.json and table.md, the figures, and figures.json and figures.md beside the report's
+    points; each JSON file says when, how and on what code its rows were written."""
+    from datetime import datetime, timezone
+
     rows = table_rows(out, models)
+    written = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "commits": sorted({c for r in rows for c in r["commits"]}),
+        "machines": sorted({m for r in rows for m in r["machines"]}),
+    }
     meta = {
         "recipe": recipe,
         "epochs_per_family": RECIPES[recipe],
         "wall_seconds": round(wall_seconds, 1),
+        **written,
         "rows": rows,
     }
     atomic_write_json(out / "table.json", meta)
@@ -153,7 +205,7 @@ def write_outputs(out: Path, models: list[str], figures: list[int], recipe: str,
 
         points = figure_points(out, {f: FIGURES[f][1] for f in figures})
         if points:
-            atomic_write_json(out / "figures.json", {"recipe": recipe, "points": points})
+            atomic_write_json(out / "figures.json", {"recipe": recipe, **written, "points": points})
             atomic_write_text(out / "figures.md", points_markdown(points))
     return meta
 
@@ -191,6 +243,7 @@ def run_study(
     figures: list[int] | None = None,
     epochs_scale: float = 1.0,
     log=print,
+    command: str | None = None,
 ) -> dict:
     from keras_models.data.images import load_data
     from keras_models.training.run import run
@@ -210,7 +263,7 @@ def run_study(
             f"lr {cfg.recipe.lr:g}){eta}"
         )
         run(cfg, log=log, images=images)
-    meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start)
+    meta = write_outputs(out, models, figures, recipe, time.perf_counter() - start, command)
     log(f"wrote {out / 'table.md'}, {out / 'table.json'} and {len(meta['figures'])} figure(s)")
     for line in undrawn(figures, models):
         log(line)

@@ -15,8 +15,8 @@ CASES = {
     "fast_cc_aux": ["--model", "cc_aux", "--recipe", "fast"],
     "sprint": ["--model", "cnn_aux", "--recipe", "sprint"],
     "speedrun": ["--model", "cnn_aux", "--recipe", "speedrun"],
-    "report_mlp": ["--model", "mlp", "--recipe", "report"],
-    "report_cnn": ["--model", "cnn", "--recipe", "report"],
+    "report_mlp": ["--model", "mlp", "--recipe", "report", "--network", "project"],
+    "report_cnn": ["--model", "cnn", "--recipe", "report", "--network", "project"],
 }
 # Two rounds, so that the second trains on the step the first traced (fitting.restart).
 COMMON = ["--epochs", "2", "--pairs", "200", "--rounds", "2", "--seed", "7", "--no-export", "--quiet"]

@@ -40,6 +40,7 @@ STUDY_SETTINGS = (
     "test_data",
     "strategy",
     "precision",
+    "classifier_softmax",
     "workers",
     "ray_address",
     "stack",
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
             **({"recipe": args.recipe} if kind == "table" else {}),
             # Named only when changed, so that studies claimed before the setting existed resume.
             **({"precision": base.spec.precision} if base.spec.precision != "float32" else {}),
+            **({"classifier_softmax": "batch"} if base.spec.classifier_softmax == "batch" else {}),
             **({"pairs_per_study": recipe.pairs_per_study} if recipe.pairs_per_study != "fresh" else {}),
         }
         claim_folder(out, kind, settings)
@@ -169,7 +171,8 @@ def main(argv=None) -> int:
 
             run_frontier(base, out, rows=args.rows, epochs_scale=args.epochs_scale, peer=args.peer)
         else:
-            run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale)
+            command = command_line("reproduce.py", argv, out=out)
+            run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale, command=command)
 
     return run_cli(job, "reproduce.py", lambda: command_line("reproduce.py", argv, out=out))
 

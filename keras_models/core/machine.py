@@ -5,8 +5,10 @@ oneDNN kernels on by itself, than on one with AVX2 only, where it leaves them of
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 # Widest first: the first flag of /proc/cpuinfo found names the extension.
@@ -93,3 +95,28 @@ def describe() -> dict:
 def summary(machine: dict) -> str:
     """One line for a log or a table: 'Intel(R) Xeon(R) Processor (AMX), oneDNN, 2 CPUs'."""
     return f"{machine['cpu']} ({machine['vector_extension']}), {machine['kernels']} kernels, {machine['cpus']} CPUs"
+
+
+@functools.cache
+def code_version() -> str:
+    """The code this process runs: the git commit of the checkout it was imported from ("+dirty"
+    when its tracked files differ from it), or the installed package's version outside a
+    checkout. Read once, when first asked, as the code a process imports stays what it was."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "--short=7", "HEAD")
+        if head.returncode == 0:
+            dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+            return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keras-digit-pairs")
+    except PackageNotFoundError:
+        return "unknown"

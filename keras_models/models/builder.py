@@ -55,10 +55,10 @@ def dtype_policy(name: str):
 
 def build_classifier(spec: ModelSpec, sync_bn: bool = False) -> keras.Model:
     """The digit classifier shared by both digits: (14, 14, 1) -> 10 logits, the layers of the
-    architecture's body."""
+    spec's body."""
     image = keras.Input(shape=(14, 14, 1), name="digit")
-    x = spec.arch.body.features(image, spec, "classifier", sync_bn)
-    logits = keras.layers.Dense(10, name="logits")(x)
+    x = spec.body.classifier(image, spec, sync_bn)
+    logits = keras.layers.Dense(10, name="logits", **spec.body.init(x.shape[-1]))(x)
     return keras.Model(image, logits, name="classifier")
 
 
@@ -78,17 +78,21 @@ def augmentation(digits, spec: ModelSpec, mean: float, variance: float):
     return digits
 
 
-def comparer(digit1, digit2, spec: ModelSpec):
-    """P(digit1 <= digit2) from the two digit distributions: parameter-free (`expected`) or
-    learned, whose logit has a learned temperature with --loss-weighting learned."""
+def comparer(digit1, digit2, handed, spec: ModelSpec):
+    """P(digit1 <= digit2): parameter-free (`expected`) from the two digit distributions, or
+    learned from what the classifier hands it (`handed`: the two distributions, or the two
+    logits, or the values of the softmax over the batch), whose logit has a learned
+    temperature with --loss-weighting learned."""
     if spec.comparer_type == "expected":
         return ExpectedLeq(name="compare")([digit1, digit2])
-    h = keras.layers.Concatenate(name="digit_probabilities")([digit1, digit2])
+    name = "digit_probabilities" if handed[0] is digit1 else "comparer_input"
+    h = keras.layers.Concatenate(name=name)(list(handed))
+    init = spec.body.init
     for i, units in enumerate(spec.comparer, 1):
-        h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}")(h)
+        h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}", **init(h.shape[-1]))(h)
     if spec.loss_weighting != "learned":
-        return keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
-    logit = keras.layers.Dense(1, name="compare_logit")(h)
+        return keras.layers.Dense(1, activation="sigmoid", name="compare", **init(h.shape[-1]))(h)
+    logit = keras.layers.Dense(1, name="compare_logit", **init(h.shape[-1]))(h)
     logit = LearnedTemperature(name="compare_temperature")(logit)
     return keras.layers.Activation("sigmoid", name="compare")(logit)
 
@@ -123,10 +127,9 @@ def build_model(
     # augmentation, the comparer and the outputs stay float32, so that every model answers
     # float32 probabilities and its losses are computed in float32.
     if not arch.shared:
-        x = arch.body.plain_input(x)
         with dtype_policy(spec.precision):
-            h = arch.body.features(x, spec, "head", sync_bn)
-        compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(h)
+            h = spec.body.plain(x, spec, sync_bn)
+        compare = keras.layers.Dense(1, activation="sigmoid", name="compare", **spec.body.init(h.shape[-1]))(h)
         return keras.Model(pair, {"compare": compare}, name=spec.model)
 
     with dtype_policy(spec.precision):
@@ -141,10 +144,29 @@ def build_model(
     if spec.loss_weighting == "learned":
         logits = LearnedTemperature(tasks=2, name="digit_temperature")(logits)
     logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
+    if spec.classifier_softmax == "batch":
+        # One version of the authors' CNN classifier: softmax over dimension 0, each class
+        # normalised across the batch's digits. The comparer reads these values, and the digit
+        # losses take them as logits, as their cross-entropy did.
+        logits1 = keras.layers.Softmax(axis=0, name="digit1_over_batch")(logits1)
+        logits2 = keras.layers.Softmax(axis=0, name="digit2_over_batch")(logits2)
     digit1 = keras.layers.Softmax(name="digit1")(logits1)
     digit2 = keras.layers.Softmax(name="digit2")(logits2)
-    outputs = {"compare": comparer(digit1, digit2, spec), "digit1": digit1, "digit2": digit2}
+    reads_logits = spec.body.comparer_reads == "logits" or spec.classifier_softmax == "batch"
+    handed = (logits1, logits2) if reads_logits else (digit1, digit2)
+    outputs = {"compare": comparer(digit1, digit2, handed, spec), "digit1": digit1, "digit2": digit2}
     return keras.Model(pair, outputs, name=spec.model)
+
+
+def over_batch(model: keras.Model) -> bool:
+    """Whether `model` (or a model inside it) has a softmax over the batch axis, so that its
+    answer to a pair depends on the pairs beside it (--classifier-softmax batch)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and over_batch(layer):
+            return True
+        if isinstance(layer, keras.layers.Softmax) and layer.axis == 0:
+            return True
+    return False
 
 
 def student_of(trained: keras.Model, spec: ModelSpec, mean: float, variance: float) -> keras.Model:

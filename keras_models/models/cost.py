@@ -1,6 +1,9 @@
-"""Serving cost, counted on the layers: what the frontier's and the tuner's cost limits read."""
+"""Size and serving cost, counted on the layers: the parameters a run reports, and the FLOPs that
+the frontier's and the tuner's cost limits read."""
 
 from __future__ import annotations
+
+import math
 
 import keras
 
@@ -26,3 +29,11 @@ def flops_per_pair(model) -> int:
         images = 2 if isinstance(layer, keras.Model) and layer.name == "classifier" else 1
         total += layer_flops(layer, images)
     return total
+
+
+def parameter_counts(model) -> dict:
+    """{"params": every weight, "trainable_params": those the optimizer updates}. The second is
+    what PyTorch's `sum(p.numel() for p in model.parameters())` counts: batch norm's moving
+    statistics are buffers there, non-trainable weights here."""
+    trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+    return {"params": int(model.count_params()), "trainable_params": trainable}

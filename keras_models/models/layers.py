@@ -11,7 +11,7 @@ from keras import ops
 
 # Registered where they are defined; imported so that `import keras_models.models.layers` registers
 # every layer a saved model can hold.
-from keras_models.models import normalization  # noqa: F401  (registers its layers too)
+from keras_models.models import normalization, pooling  # noqa: F401  (register their layers too)
 from keras_models.models.normalization import PACKAGE
 
 

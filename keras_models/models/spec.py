@@ -3,8 +3,10 @@ in every export. Training's settings are apart from it (keras_models.training.se
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from keras_models.core.errors import ConfigError
 from keras_models.core.fields import check_fields, setting
 from keras_models.models import architectures
 from keras_models.models.architectures import NAMES as ARCHITECTURES
@@ -18,12 +20,33 @@ MAX_ROTATION = 180.0
 class ModelSpec:
     def __post_init__(self):
         check_fields(self)
+        body = self.arch.network(self.network)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        unread = [name for name in body.fixed if getattr(self, name) != defaults[name]]
+        if unread:
+            flags = ", ".join("--" + name.replace("_", "-") for name in unread)
+            raise ConfigError(f"the report's network of {self.model} is fixed layer by layer; it does not read {flags}")
+        if self.classifier_softmax == "batch" and not (
+            self.arch.shared and body.comparer_reads == "probabilities" and self.comparer_type == "learned"
+        ):
+            raise ConfigError(
+                "--classifier-softmax batch reproduces the softmax that hands the digit classifier's output to a "
+                "learned comparer; it needs a weight-sharing model whose comparer reads probabilities (cnn_cc, "
+                "cnn_aux)"
+            )
 
     model: str = setting("cc_aux", "the architecture", choices=ARCHITECTURES)
+    network: str = setting(
+        "project",
+        "project: the architecture's own layers; report: the network the report's authors built, layer by layer "
+        "(--recipe report sets it)",
+        choices=("project", "report"),
+    )
     hidden: tuple[int, ...] | None = setting(
         None,
         "dense widths: the MLP's hidden layers, or the CNN's dense head",
-        default_text="the architecture's (500,500 for the MLP family, 256 for the CNN family)",
+        default_text="the network's (the project's: 500,500 for the MLP family, 256 for the CNN family; the "
+        "report's: 500,500,196 and 288,144)",
     )
     comparer: tuple[int, ...] = setting((80, 80, 20), "comparer widths of the weight-sharing models")
     filters: tuple[int, ...] = setting((32, 64), "filters per conv block (each: --convs x conv3x3-BN-ReLU, maxpool2)")
@@ -50,6 +73,13 @@ class ModelSpec:
         "under oneDNN; slower where bfloat16 is emulated (Eigen's kernels, other CPUs)",
         choices=("float32", "mixed_bfloat16"),
     )
+    classifier_softmax: str = setting(
+        "classes",
+        "the softmax between the digit classifier and the comparer: over the 10 classes, or over the batch as "
+        "one version of the authors' CNN classifier had it (each class normalised across the batch's pairs, "
+        "so a pair's answer depends on its batch-mates: such a model is never exported)",
+        choices=("classes", "batch"),
+    )
     loss_weighting: str = setting(
         "fixed",
         "fixed: 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
@@ -67,5 +97,12 @@ class ModelSpec:
         return self.arch.family
 
     @property
+    def body(self):
+        """The body of the chosen network (keras_models.models.bodies.Body)."""
+        return self.arch.network(self.network)
+
+    @property
     def hidden_units(self) -> tuple[int, ...]:
-        return self.hidden if self.hidden is not None else self.arch.hidden
+        if self.hidden is not None:
+            return self.hidden
+        return self.body.hidden if self.network == "report" else self.arch.hidden

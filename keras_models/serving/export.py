@@ -127,6 +127,13 @@ def export_saved_model(model, root: str | Path, name: str | None = None, metadat
 
         >>> export_saved_model(model, "saved_models")  # saved_models/<model.name>/<next version>
     """
+    from keras_models.models.builder import over_batch
+
+    if over_batch(model):
+        raise ModelFileError(
+            f"{name or model.name}: its classifier's softmax runs over the batch (--classifier-softmax batch), so its "
+            "answer to a pair depends on the pairs beside it; such a model is never exported"
+        )
     base = Path(root) / (name or model.name)
     base.mkdir(parents=True, exist_ok=True)
     version = (versions(base) or [0])[-1] + 1

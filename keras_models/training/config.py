@@ -80,8 +80,17 @@ RULES = (
     (
         lambda c: c.run.stack > 1 and not stackable(c),
         "--stack trains one plain model per round on one device: it cannot be combined with --members, --teachers, "
-        "--tta, --pretrain-epochs, --validation-split, --repair, --rotation, --loss-weighting learned, --workers, "
-        "--ray-address or --strategy mirrored / multiworker",
+        "--tta, --pretrain-epochs, --validation-split, --repair, --rotation, --loss-weighting learned, "
+        "--classifier-softmax batch, --workers, --ray-address or --strategy mirrored / multiworker",
+    ),
+    (
+        lambda c: c.spec.classifier_softmax == "batch" and c.run.export,
+        "--classifier-softmax batch answers a pair by the pairs beside it, so its model is never exported; add "
+        "--no-export",
+    ),
+    (
+        lambda c: c.spec.classifier_softmax == "batch" and c.recipe.tta,
+        "--tta scores a pair's shifted views in one batch, which --classifier-softmax batch would mix",
     ),
     (
         lambda c: last_seed(c) > MAX_SEED,
@@ -237,6 +246,7 @@ def stackable(c) -> bool:
     r = c.recipe
     alone = r.members == 1 and not (r.teachers or r.tta or r.pretrain_epochs or r.validation_split or r.repair)
     spec = not (c.spec.augment and c.spec.rotation) and c.spec.loss_weighting == "fixed"
+    spec = spec and c.spec.classifier_softmax == "classes"
     run = c.run.workers == 1 and not c.run.ray_address and c.run.strategy in ("auto", "default")
     return alone and spec and run
 

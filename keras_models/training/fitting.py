@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 
 from keras_models.data.images import Images, Pairs
-from keras_models.data.pipeline import SCORING_BATCH, as_dataset, pixel_stats
+from keras_models.data.pipeline import as_dataset, pixel_stats
 from keras_models.models.builder import build_model, student_of, targets_for
 from keras_models.training.callbacks import (
     EpochLog,
@@ -23,6 +23,7 @@ from keras_models.training.callbacks import (
 )
 from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
+from keras_models.training.results import scoring_batch
 
 
 @dataclass
@@ -36,6 +37,9 @@ class FitResult:
     seconds_total: float
     epochs_total: int
     message: str | None = None
+    # The compare accuracy of the last epoch's batches as they trained (dropout on, batch
+    # statistics): what the report's Table I calls train accuracy.
+    running_train_accuracy: float | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -45,6 +49,7 @@ class FitResult:
         return cls(
             **{k: d[k] for k in ("status", "seconds", "epochs_run", "seconds_total", "epochs_total")},
             message=d.get("message"),
+            running_train_accuracy=d.get("running_train_accuracy"),
         )
 
 
@@ -75,7 +80,7 @@ def fit_model(
         as_dataset(train, targets_for(model, train), r.batch_size, shuffle_seed=seed, repair=r.repair),
         epochs=cfg.num_epochs,
         initial_epoch=initial_epoch,
-        validation_data=as_dataset(val, targets_for(model, val), SCORING_BATCH) if val is not None else None,
+        validation_data=as_dataset(val, targets_for(model, val), scoring_batch(cfg)) if val is not None else None,
         callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=0,
         shuffle=False,
@@ -179,7 +184,7 @@ def fit_member(
         model = restart(traced, model)
     recorder = EpochRecorder(
         fit.history_dir / "history.csv",
-        as_dataset(fit.test, targets_for(model, fit.test), SCORING_BATCH) if cfg.recipe.test_curve else None,
+        as_dataset(fit.test, targets_for(model, fit.test), scoring_batch(cfg)) if cfg.recipe.test_curve else None,
     )
     stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.run.backup_interval)
     # Pre-training comes first: a resumed fit then restores its backup over the pre-trained weights.
@@ -198,7 +203,10 @@ def fit_member(
     start = time.perf_counter()
     losses = fit_model(model, cfg, train, val, fit.seed, callbacks).history.get("loss", [])
     seconds = time.perf_counter() - start
-    result = FitResult("ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows))
+    running = recorder.rows[-1].get("compare_accuracy") if recorder.rows else None
+    result = FitResult(
+        "ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows), None, running
+    )
     if any(not math.isfinite(v) for v in losses):
         result.status, result.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; round stopped"
     if teachers:  # the trained student, without the teachers it learnt from

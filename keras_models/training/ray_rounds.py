@@ -28,6 +28,7 @@ from keras_models.core.errors import ConfigError, RunError
 from keras_models.core.files import atomic_save_model, atomic_write_bytes
 from keras_models.core.machine import visible_cpus
 from keras_models.data.images import Images
+from keras_models.models.cost import parameter_counts
 from keras_models.training.config import Config
 
 RETRIES = 3  # runs of a round after a lost worker or node, before the run gives up
@@ -102,7 +103,7 @@ def _prepare(groups: dict, arch, threads: int) -> Config:
 
 
 def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, threads: int, work: str | None):
-    """One round in a Ray worker: (RoundResult.to_dict(), parameter count, files). `work`: the
+    """One round in a Ray worker: (RoundResult.to_dict(), parameter counts, files). `work`: the
     run folder on a disk the driver shares, or None on a cluster, where the round trains in a
     folder of its own and returns its files as {path in the run folder: bytes}."""
     import tensorflow as tf
@@ -125,7 +126,7 @@ def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, t
         files = {}
         if not work:
             files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(round_dir.rglob("*")) if p.is_file()}
-        return result.to_dict(), int(model.count_params()), files
+        return result.to_dict(), parameter_counts(model), files
     finally:
         if not work:
             _WORKER.pop("key", None)
@@ -133,7 +134,7 @@ def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, t
 
 
 def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: list[int], log=print):
-    """Yields (RoundResult.to_dict(), parameter count) as each round of `todo` ends, in any
+    """Yields (RoundResult.to_dict(), parameter counts) as each round of `todo` ends, in any
     order, after its files are in `work`. Ray's task errors end the run with a RunError."""
     import ray
 

@@ -1,6 +1,7 @@
 """Named training recipes: `train.py --recipe NAME` and the study's experiments read them here.
 
-    report    the report's settings: Adam lr 1e-4; 500 epochs (MLP family) / 100 (CNN family)
+    report    the report's networks as its authors built them (--network report), and its
+              settings: Adam lr 1e-4; 500 epochs (MLP family) / 100 (CNN family)
     report_early  the same, stopped by validation pairs: 10% of the training pairs held out, the
               best epoch kept once 10 have passed without a better one
     fast      lr 1e-3 and 50 epochs (MLP family, a tenth) / 25 (CNN family, a quarter)
@@ -27,6 +28,8 @@ RECIPES = {
     "report": {"mlp": (1e-4, 500), "cnn": (1e-4, 100)},
     "fast": {"mlp": (1e-3, 50), "cnn": (1e-3, 25)},
 }
+# The recipes that build an architecture's report network, where the registry gives it one.
+REPORT_NETWORK = ("report",)
 
 # Levers that the ablations' rows and the recipes are made of.
 EXPECTED_AUGMENT = {"comparer_type": "expected", "augment": True}
@@ -93,4 +96,5 @@ def recipe_changes(recipe: str, model: str) -> dict:
     if arch.family not in RECIPES[recipe]:
         raise ConfigError(f"--recipe {recipe} has settings for the bodies {', '.join(RECIPES[recipe])}, not {model}'s")
     lr, epochs = RECIPES[recipe][arch.family]
-    return {"lr": lr, "epochs": epochs}
+    network = {"network": "report"} if recipe in REPORT_NETWORK and arch.report_body is not None else {}
+    return {"lr": lr, "epochs": epochs, **network}

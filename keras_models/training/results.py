@@ -11,9 +11,17 @@ from keras_models.data.images import Pairs
 from keras_models.data.pipeline import SCORING_BATCH
 
 
-def evaluate_pairs(model, pairs: Pairs) -> dict:
-    """Accuracy of compare, and the mean digit accuracy for models with digit outputs."""
-    return score_outputs(model.predict(pairs.x, batch_size=SCORING_BATCH, verbose=0), pairs)
+def scoring_batch(cfg) -> int:
+    """How many pairs a model of the Config `cfg` is scored on at once: SCORING_BATCH, except a
+    model whose softmax runs over the batch, whose answers depend on it; it is scored in
+    batches of its training size, as the authors' test loop scored theirs."""
+    return cfg.recipe.batch_size if cfg.spec.classifier_softmax == "batch" else SCORING_BATCH
+
+
+def evaluate_pairs(model, pairs: Pairs, batch: int = SCORING_BATCH) -> dict:
+    """Accuracy of compare, and the mean digit accuracy for models with digit outputs, scored
+    `batch` pairs at a time."""
+    return score_outputs(model.predict(pairs.x, batch_size=batch, verbose=0), pairs)
 
 
 def score_outputs(out: dict, pairs: Pairs) -> dict:
@@ -33,7 +41,14 @@ def mean_std(values) -> tuple[float | None, float | None]:
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
 
 
-SCORES = ("test_accuracy", "train_accuracy", "digit_test_accuracy", "validation_accuracy", "dev_accuracy")
+SCORES = (
+    "test_accuracy",
+    "train_accuracy",
+    "running_train_accuracy",
+    "digit_test_accuracy",
+    "validation_accuracy",
+    "dev_accuracy",
+)
 
 
 def summarise(results: dict) -> dict:

@@ -11,13 +11,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from keras_models.core.machine import code_version
 from keras_models.core.machine import describe as describe_machine
 from keras_models.data.images import Images, Pairs, concat, dev_pairs, draw_round, swapped, unused_images
 from keras_models.data.pipeline import split_validation
 from keras_models.models.builder import NO_TTA, TTA_VIEWS
 from keras_models.training.config import MEMBER_SEED_STRIDE, Config
 from keras_models.training.fitting import Fit, FitResult, fit_member, reusable
-from keras_models.training.results import evaluate_pairs
+from keras_models.training.results import evaluate_pairs, scoring_batch
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ class RoundResult:
     # run's last round, the export). What a user waits for, beside the training `seconds`.
     wall_seconds: float | None = None
     machine: dict = field(default_factory=describe_machine)
-    train_accuracy: float | None = None
+    commit: str = field(default_factory=code_version)  # the code that trained it
+    train_accuracy: float | None = None  # the training pairs scored after training, in inference mode
+    running_train_accuracy: float | None = None  # the report's: its last epoch's batches as they trained
     test_accuracy: float | None = None
     digit_test_accuracy: float | None = None
     validation_accuracy: float | None = None
@@ -81,15 +84,15 @@ class RoundResult:
         return {k: v for k, v in d.items() if v is not None or k in keep}
 
 
-def scored(result: RoundResult, model, data: RoundData) -> RoundResult:
-    """`result` with the round model's accuracies on the round's pairs."""
-    tr, te = evaluate_pairs(model, data.train), evaluate_pairs(model, data.test)
+def scored(result: RoundResult, model, data: RoundData, batch: int) -> RoundResult:
+    """`result` with the round model's accuracies on the round's pairs, scored `batch` at a time."""
+    tr, te = evaluate_pairs(model, data.train, batch), evaluate_pairs(model, data.test, batch)
     result.train_accuracy, result.test_accuracy = tr["accuracy"], te["accuracy"]
     result.digit_test_accuracy = te.get("digit_accuracy")
     if data.val is not None:
-        result.validation_accuracy = evaluate_pairs(model, data.val)["accuracy"]
+        result.validation_accuracy = evaluate_pairs(model, data.val, batch)["accuracy"]
     if data.dev is not None:
-        result.dev_accuracy = evaluate_pairs(model, data.dev)["accuracy"]
+        result.dev_accuracy = evaluate_pairs(model, data.dev, batch)["accuracy"]
     return result
 
 
@@ -131,12 +134,14 @@ class RoundRunner:
             parts[-1]["epochs_total"],
             teachers=helper_parts or None,
         )
+        if alone:
+            result.running_train_accuracy = parts[-1].get("running_train_accuracy")
         model = fitted[0]
         if cfg.recipe.members > 1 or cfg.recipe.tta:
             model = ensemble_model(fitted, TTA_VIEWS if cfg.recipe.tta else NO_TTA, name=cfg.spec.model)
             members = range(cfg.recipe.member, cfg.recipe.member + cfg.recipe.members)
             result.members = [{"member": m, **p} for m, p in zip(members, parts, strict=True)]
-        return model, scored(result, model, data)
+        return model, scored(result, model, data, scoring_batch(cfg))
 
     def _teachers(self, data: RoundData):
         """--teachers: models fitted with the same settings before the members, each kept in
@@ -151,7 +156,9 @@ class RoundRunner:
             models.append(model)
             if part.status != "ok":
                 return models, parts, self.failed(data, part, f"teacher {k}: {part.message}")
-            dev = {"dev_accuracy": evaluate_pairs(model, data.dev)["accuracy"]} if data.dev is not None else {}
+            dev = {}
+            if data.dev is not None:
+                dev["dev_accuracy"] = evaluate_pairs(model, data.dev, scoring_batch(cfg))["accuracy"]
             parts.append({"teacher": k, **part.to_dict(), **dev})
         return models, parts, None
 

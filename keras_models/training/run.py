@@ -29,6 +29,7 @@ from keras_models.core.files import (
 )
 from keras_models.core.machine import bfloat16_in_hardware
 from keras_models.data.images import Images, load_data
+from keras_models.models.cost import parameter_counts
 from keras_models.training.config import (
     Config,
     check_before_training,
@@ -102,7 +103,7 @@ class Run:
             check_resumable(results, cfg, folder.out)
             check_results(results, folder.results_path, cfg.run.rounds)
         if results is None:
-            results = {"model": cfg.spec.model, "params": None, "rounds": []}
+            results = {"model": cfg.spec.model, "params": None, "trainable_params": None, "rounds": []}
         results.update(config=cfg.to_dict(), data={"train": self.images[0].source, "test": self.images[1].source})
         if folder.chief:
             save_config(cfg, folder.out / "config.json")
@@ -143,7 +144,7 @@ class Run:
             # Every worker keeps its model (in its own folder): the weights must agree across workers.
             atomic_save_model(model, round_dir / "model.keras")
             result.wall_seconds = round(time.perf_counter() - round_start, 2)
-            self.round_done(result, int(model.count_params()))
+            self.round_done(result, parameter_counts(model))
         self.remove_empty_backups()
         return model
 
@@ -153,8 +154,8 @@ class Run:
         from keras_models.serving.export import load_keras_model
         from keras_models.training.ray_rounds import train_on_ray
 
-        for result, params in train_on_ray(self.cfg, self.folder.work, self.images, todo, self.log):
-            self.round_done(RoundResult(**result), params)
+        for result, counts in train_on_ray(self.cfg, self.folder.work, self.images, todo, self.log):
+            self.round_done(RoundResult(**result), counts)
         self.remove_empty_backups()
         return load_keras_model(self.folder.work / f"round-{todo[-1]:02d}" / "model.keras")
 
@@ -167,7 +168,7 @@ class Run:
             group = todo[first : first + cfg.run.stack]
             self.log(f"{cfg.spec.model}: rounds {', '.join(str(r + 1) for r in group)} as one model")
             for model, result in stacked_rounds(cfg, self.images, group, self.folder.work, self.strategy):
-                self.round_done(result, int(model.count_params()))
+                self.round_done(result, parameter_counts(model))
         return model
 
     def remove_empty_backups(self) -> None:
@@ -175,10 +176,11 @@ class Run:
         if backup.is_dir() and not any(backup.iterdir()):
             backup.rmdir()
 
-    def round_done(self, result: RoundResult, params: int) -> None:
-        """A round's line, its entry in results.json (written at once) and its backup removed."""
+    def round_done(self, result: RoundResult, counts: dict) -> None:
+        """A round's line, its entry in results.json (written at once) and its backup removed.
+        `counts`: the model's parameters (models.cost.parameter_counts)."""
         model, results, r = self.cfg.spec.model, self.results, result.round
-        results["params"] = params
+        results.update(counts)
         if result.ok:
             digits = f", digits {pct(result.digit_test_accuracy)}" if result.digit_test_accuracy is not None else ""
             digits += f", dev {pct(result.dev_accuracy)}" if result.dev_accuracy is not None else ""
@@ -208,7 +210,8 @@ class Run:
             digits = f", digit accuracy {pct(results['digit_test_accuracy_mean'])}"
         self.log(
             f"{model}: test accuracy {'n/a' if m is None else pm(m, s) + '%'} over "
-            f"{results['rounds_ok']} round(s){digits}; {results['params']:,} parameters; run folder {out}"
+            f"{results['rounds_ok']} round(s){digits}; {count(results.get('trainable_params'))} trainable parameters; "
+            f"run folder {out}"
         )
         if results["rounds_failed"]:
             self.log(f"{model}: {results['rounds_failed']} round(s) failed and are left out of the mean")
@@ -233,6 +236,12 @@ class Run:
         self.results = summarise(self.results)
         atomic_write_json(self.folder.results_path, self.results)
         self.log(f"exported SavedModel: {path}")
+
+
+def count(n: int | None) -> str:
+    """A parameter count as the summary line prints it; a run folder written before trainable
+    parameters were counted has none."""
+    return "n/a" if n is None else f"{n:,}"
 
 
 def model_card(cfg: Config, run_folder: Path, results: dict, train_images) -> dict:

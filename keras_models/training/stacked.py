@@ -146,11 +146,12 @@ def fit_stacked(cfg: Config, fits: list, datas: list, strategy) -> list[tuple[ke
     share = round((time.perf_counter() - start) / len(models), 2)
     losses = history.history.get("loss", [])
     out = []
-    for fit, model in zip(fits, models, strict=True):
+    for fit, model, rows in zip(fits, models, recorder.rows, strict=True):
         model.name = cfg.spec.model
         # Each round's share of the stack's seconds, as a lone round's Stopwatch writes its own.
         atomic_write_json(fit.history_dir / "timing.json", {"seconds": share, "epochs": len(losses)})
-        result = FitResult("ok", share, len(losses), share, len(losses))
+        running = rows[-1].get("compare_accuracy") if rows else None
+        result = FitResult("ok", share, len(losses), share, len(losses), None, running)
         if any(not math.isfinite(v) for v in losses):
             result.status, result.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; stack stopped"
         out.append((model, result))
@@ -178,7 +179,8 @@ def stacked_rounds(cfg: Config, images, group: list[int], work: Path, strategy):
             data.index, data.seed, part.status, part.seconds, part.epochs_run, part.seconds_total, part.epochs_total
         )
         result.message, result.wall_seconds = part.message, wall
+        result.running_train_accuracy = part.running_train_accuracy
         if part.status == "ok":
-            result = scored(result, model, data)
+            result = scored(result, model, data, SCORING_BATCH)  # --stack refuses a softmax over the batch
             atomic_save_model(model, work / f"round-{data.index:02d}" / "model.keras")
         yield model, result
