@@ -84,8 +84,8 @@ def server(tmp_path_factory):
     of a small real cnn_aux export."""
     from helpers import POLL, clean_env, tiny_model
 
-    from experiments.serve_load import free_port, start_server, wait_ready
     from keras_models.serving.export import export_saved_model
+    from keras_models.serving.local_server import free_port, start_server, wait_ready
 
     root = tmp_path_factory.mktemp("serve")
     first = export_saved_model(tiny_model(1), root / "saved_models", "cnn_aux")

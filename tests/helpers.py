@@ -1,7 +1,6 @@
 """Helpers for tests that run the real scripts in fresh processes."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,17 +32,6 @@ def run_python(args, cwd=None, timeout=300, **env) -> subprocess.CompletedProces
 
 def run_script(name, *args, timeout=300, **env) -> subprocess.CompletedProcess:
     return run_python([str(ROOT / "scripts" / name), *args], cwd=ROOT, timeout=timeout, **env)
-
-
-def free_ports(n: int) -> list[int]:
-    """n ports on 127.0.0.1 that were free a moment ago."""
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 # A real served model, small: the serving tests' SavedModels.

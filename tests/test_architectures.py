@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from helpers import clean_env
 
-from experiments.serve_load import free_port, post, row_request, start_server, wait_ready
 from keras_models.core.errors import ConfigError
 from keras_models.models import architectures
 from keras_models.models.architectures import Architecture
 from keras_models.models.bodies import ConvBody, DenseBody
 from keras_models.models.builder import build_model, loss_weights
+from keras_models.serving.local_server import free_port, post, row_request, start_server, wait_ready
 from keras_models.training.config import Config
 
 

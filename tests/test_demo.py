@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from helpers import clean_env
 
-from experiments.serve_load import free_port, post, start_server, wait_ready
 from keras_models.core.errors import DataError
 from keras_models.serving.demo import Demo
+from keras_models.serving.local_server import free_port, post, start_server, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 # As the workplace starts Chromium as root, with no network beyond the loopback.

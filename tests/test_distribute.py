@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT, clean_env, free_ports, run_python
+from helpers import ROOT, clean_env, run_python
 
+from keras_models.serving.local_server import free_ports
 from keras_models.training.distribute import is_chief
 
 MIRRORED = r"""

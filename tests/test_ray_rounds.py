@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from keras_models.core.errors import ConfigError
+from keras_models.serving.local_server import free_port
 from keras_models.training.callbacks import read_history
 from keras_models.training.config import Config
 from keras_models.training.ray_rounds import check_address, stop_ray, threads_per_worker
@@ -53,14 +54,6 @@ def test_a_cluster_that_does_not_answer_is_one_line_within_30_seconds(tmp_path):
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("reproduce.py: error:")]
     assert f"127.0.0.1:{port}: no Ray head answers there" in line
     assert not (tmp_path / "s" / "runs").exists()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_same_rounds(alone: dict, other: dict, alone_dir: Path, other_dir: Path) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import in_process
 
-from experiments.serve_load import post, row_request
 from keras_models.serving.loaded import LoadedExport
+from keras_models.serving.local_server import post, row_request
 from keras_models.serving.routes import VERSION_HEADER, ProtocolRoutes, path_parts
 from keras_models.serving.runtimes import RUNTIMES
 

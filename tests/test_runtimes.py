@@ -69,7 +69,7 @@ def test_a_trained_model_gives_the_same_answers_on_1000_test_pairs(tmp_path, emb
 
     from keras_models.data.images import make_pairs
 
-    results = train_and_export(tmp_path, model="cnn_aux", filters=(8, 16), hidden=(32,), epochs=3, lr=1e-3)
+    results = train_and_export(tmp_path, model="cnn_aux", filters=(8, 16), hidden=(32,), epochs=6, lr=1e-3)
     assert results["test_accuracy_mean"] > 0.6  # it learned: its answers are not all alike
     pairs = make_pairs(embedded[1].images, embedded[1].labels, 1000, np.random.default_rng(11)).x
     saved = load_version(results["export"]).run(pairs)
@@ -123,7 +123,7 @@ def test_every_protocol_path_answers_alike_from_the_onnx_environment(onnx_python
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    from experiments.serve_load import free_port, post, row_request, start_server, wait_ready
+    from keras_models.serving.local_server import free_port, post, row_request, start_server, wait_ready
 
     port, grpc_port = free_port(), free_port()
     log = tmp_path / "server.log"

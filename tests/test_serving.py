@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from helpers import POLL, in_process, same, tiny_model
 
-from experiments.serve_load import post, row_request, run_load
 from keras_models.serving.export import export_saved_model
+from keras_models.serving.local_server import post, row_request, run_load
 from keras_models.serving.protocol import MAX_BODY_BYTES, BadRequest, parse_request
 
 
@@ -31,6 +31,25 @@ def test_serve_refuses_a_port_outside_the_range_before_loading(port, tmp_path, c
     assert err == [
         f"serve.py: error: argument --http-port: expected a TCP port in 1-65535, got {port!r} (see serve.py --help)"
     ]
+
+
+@pytest.mark.parametrize("name", ['a"b', "a/b", "-x", "</script>"])
+def test_a_model_name_that_cannot_be_a_url_segment_is_refused_at_start(name, tmp_path, capsys):
+    from keras_models.cli import serve
+
+    base = export_saved_model(tiny_model(1), tmp_path, "cnn_aux").parent
+    assert serve.main([str(base), f"--model-name={name}", "--http-port", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert "use letters, digits" in err
+
+
+def test_a_file_given_as_the_base_path_is_called_a_file(tmp_path, capsys):
+    from keras_models.cli import serve
+
+    (tmp_path / "model.keras").write_text("x")
+    assert serve.main([str(tmp_path / "model.keras")]) == 2
+    assert "model.keras: a file; give the folder of numbered versions" in capsys.readouterr().err
 
 
 def test_the_host_patch_is_checked_against_the_installed_kserve():
@@ -72,9 +91,8 @@ def test_a_port_in_use_is_one_line_before_the_model_loads(tmp_path, capsys, flag
     """A listener as gRPC makes one (SO_REUSEPORT, which would let a second server share it)."""
     import socket
 
-    from helpers import free_ports
-
     from keras_models.cli import serve
+    from keras_models.serving.local_server import free_ports
 
     (tmp_path / "cnn_aux" / "1").mkdir(parents=True)  # no loadable version: loading would fail otherwise
     taken, other = free_ports(2)

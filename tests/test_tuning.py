@@ -11,8 +11,8 @@ import keras_tuner as kt
 import pytest
 from helpers import ROOT, clean_env
 
-from experiments.serve_load import free_port
 from keras_models.core.errors import RunError
+from keras_models.serving.local_server import free_port
 from keras_models.training.config import Config
 from tuning.hypermodels import hypermodel_for
 

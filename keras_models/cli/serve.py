@@ -18,7 +18,7 @@ from keras_models.cli import ArgumentParser, DefaultsFormatter, port, positive_f
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from keras_models.serving.protocol import POLL_SECONDS
+    from keras_models.serving.protocol import BODY_SECONDS, POLL_SECONDS, REQUEST_LOGS
     from keras_models.serving.runtimes import RUNTIMES
     from keras_models.serving.server import ALL_INTERFACES
 
@@ -29,9 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--host",
         default=ALL_INTERFACES,
-        help="the address REST listens on; the default is every interface, as TF Serving's",
+        help="the address REST and gRPC listen on; the default is every interface, as TF Serving's",
     )
-    p.add_argument("--grpc-port", type=port, help="also serve the V2 protocol over gRPC on this port (all interfaces)")
+    p.add_argument("--grpc-port", type=port, help="also serve the V2 protocol over gRPC on this port (on --host)")
     p.add_argument("--workers", type=positive_int, default=1, help="server processes, each with its own model")
     p.add_argument(
         "--poll-seconds", type=positive_float, default=POLL_SECONDS, help="how often to look for a new version"
@@ -42,6 +42,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="tensorflow",
         help="what answers: the SavedModel with TensorFlow, or the export's model.onnx with ONNX Runtime "
         "(which needs no TensorFlow: requirements-onnx.txt)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=positive_float,
+        default=BODY_SECONDS,
+        help="seconds a request body may take to arrive; a slower one is answered 408 and its connection closed",
+    )
+    p.add_argument(
+        "--request-log",
+        choices=list(REQUEST_LOGS),
+        default="line",
+        help="what the log keeps of each request: nothing, one access line, or also KServe's timings",
     )
     return p.parse_args(argv)
 
@@ -61,6 +73,8 @@ def main(argv=None) -> int:
             args.host,
             args.grpc_port,
             args.runtime,
+            args.body_timeout,
+            args.request_log,
         )
 
     return run_cli(job, "serve.py")

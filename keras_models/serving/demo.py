@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_models.core.errors import DataError
-from keras_models.serving.protocol import send_json
+from keras_models.serving.protocol import read_body, send_json
 
 PAGE = Path(__file__).with_name("demo.html")
 MAX_SIDE = 512  # pixels of a drawing a side; the page sends 112
@@ -56,7 +56,7 @@ class Demo:
         for k, drawing in enumerate(digits, 1):
             try:
                 pixels = np.asarray(drawing, np.float32)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 raise DataError(f"digit {k}: not a rectangle of numbers") from None
             if pixels.ndim != 2 or not (min(pixels.shape) >= 1 and max(pixels.shape) <= MAX_SIDE):
                 raise DataError(f"digit {k}: expected a drawing of at most {MAX_SIDE} x {MAX_SIDE}, got {pixels.shape}")
@@ -91,10 +91,9 @@ class DemoRoutes:
         elif method == "GET" and path == "/demo/random":
             await send_json(send, 200, self.demo.random_pair())
         elif method == "POST" and path == "/demo/pair":
-            body, more = b"", True
-            while more:
-                message = await receive()
-                body, more = body + message.get("body", b""), message.get("more_body", False)
+            body = await read_body(receive)
+            if body is None:  # the client went away
+                return True
             try:
                 await send_json(send, 200, self.demo.pair(body))
             except DataError as e:

@@ -6,6 +6,7 @@ returns `compare` [None, 1] and, for the weight-sharing models, `digit1`/`digit2
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import zipfile
@@ -134,8 +135,11 @@ def export_saved_model(model, root: str | Path, name: str | None = None, metadat
             f"{name or model.name}: its classifier's softmax runs over the batch (--classifier-softmax batch), so its "
             "answer to a pair depends on the pairs beside it; such a model is never exported"
         )
+    import tensorflow as tf
+
     base = Path(root) / (name or model.name)
     base.mkdir(parents=True, exist_ok=True)
+    remove_stale_exports(base)
     version = (versions(base) or [0])[-1] + 1
     target = base / str(version)
     tmp = base / f"{TMP_PREFIX}{version}-{os.getpid()}"
@@ -150,9 +154,31 @@ def export_saved_model(model, root: str | Path, name: str | None = None, metadat
         if target.exists():
             raise FileExistsError(f"{target} appeared while exporting; not overwriting it")
         os.rename(tmp, target)
+    except tf.errors.OpError as e:  # TensorFlow's own writes fail with its own types (a full disk: ResourceExhausted)
+        reason = e.message.rsplit(";", 1)[-1].strip()
+        raise OSError(errno.ENOSPC if "No space left" in reason else None, reason, str(target)) from None
     finally:
         remove_tree(tmp)
     return target
+
+
+def remove_stale_exports(base: Path) -> None:
+    """The `.tmp-<version>-<pid>` folders of exports whose process is gone (killed mid-way):
+    nothing will finish them."""
+    for folder in base.glob(f"{TMP_PREFIX}*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            remove_tree(folder)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def load_keras_model(path: str | Path):
@@ -170,12 +196,41 @@ def load_keras_model(path: str | Path):
         raise ModelFileError(f"{path}: no such model file")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a Keras model file (.keras is a zip archive)")
+    lambdas = lambda_layers(path)
+    if lambdas:
+        raise ModelFileError(
+            f"{path}: holds Lambda layers ({', '.join(lambdas[:3])}), whose Python code loading with "
+            "safe_mode=True refuses to run; the project's models use registered layers instead"
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad archive; the user needs one line
         raise ModelFileError(
             f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
         ) from None
+
+
+def lambda_layers(path: Path) -> list[str]:
+    """The names of the Lambda layers in a .keras file's config.json (nothing is deserialised)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return []  # Keras' loader says what is wrong with it
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(str((node.get("config") or {}).get("name", "?")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return found
 
 
 def resolve_version(path: str | Path) -> Path:

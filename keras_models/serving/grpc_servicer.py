@@ -1,13 +1,22 @@
 """The Open Inference Protocol over gRPC as over REST: KServe's servicer answers model metadata
 without `versions` and `platform`, and readiness and inference without reading the version a
 request names. `PairServicer` reads them as `routes.py` reads the REST paths: the served
-version, or NOT_FOUND for another. `install()` makes KServe's gRPC server build it."""
+version, or NOT_FOUND for another. It also refuses the model-repository calls (load, unload):
+turning a model off from outside is not this server's to offer. `install(host)` makes KServe
+build this servicer, and listen on `host` only (KServe's own server listens on every address)."""
 
 from __future__ import annotations
 
+from concurrent import futures
+
+import grpc
+from grpc import aio
+from kserve import model_server
 from kserve.errors import ModelNotFound
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc import server as grpc_server
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.utils import to_headers
@@ -52,7 +61,38 @@ class PairServicer(InferenceServicer):
         )
         return response.to_grpc() if isinstance(response, InferResponse) else response
 
+    async def RepositoryModelLoad(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server loads the versions of its base path itself")
 
-def install() -> None:
-    """KServe's gRPC server builds its servicer from this module attribute when it starts."""
-    grpc_server.InferenceServicer = PairServicer
+    async def RepositoryModelUnload(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server loads the versions of its base path itself")
+
+
+class BoundGRPCServer(grpc_server.GRPCServer):
+    """KServe's gRPC server (its `start`, as of the release server.KSERVE_TESTED names), listening
+    on `host` instead of every address."""
+
+    host = "0.0.0.0"
+
+    async def start(self, max_workers):
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(LoggingInterceptor(), ExceptionToStatusInterceptor()),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        servicer = PairServicer(self._data_plane, self._model_repository_extension)
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+        address = f"[{self.host}]:{self._port}" if ":" in self.host else f"{self.host}:{self._port}"
+        if not self._server.add_insecure_port(address):
+            raise OSError(f"gRPC cannot listen on {address}")
+        await self._server.start()
+        await self._server.wait_for_termination()
+
+
+def install(host: str) -> None:
+    """KServe's model server starts BoundGRPCServer, on `host`, with PairServicer."""
+    BoundGRPCServer.host = host
+    model_server.GRPCServer = BoundGRPCServer

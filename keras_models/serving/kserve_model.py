@@ -18,17 +18,18 @@ import numpy as np
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import model_server
-from kserve.errors import InvalidInput, ModelNotFound
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.logging import logger as kserve_logger
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keras_models.core.errors import ModelFileError
-from keras_models.serving.export import versions
-from keras_models.serving.loaded import LoadedExport, load_version
+from keras_models.serving.loaded import LoadedExport, newest_loadable
 from keras_models.serving.protocol import (
+    BODY_SECONDS,
     MAX_BODY_BYTES,
     POLL_SECONDS,
+    REQUEST_LOGS,
     BadRequest,
     BodyLimit,
     answer,
@@ -51,9 +52,10 @@ class OneLineBadRequests(logging.Filter):
 
 
 def install_limits(model: PairModel, app=None) -> None:
-    """The body-size limit, the protocol's and the demo's routes on KServe's `app` (the one
-    this process runs), and one-line bad-request logs; `model` is the one this process serves.
-    The app keeps its models in its own state, so that a second call only adds its model."""
+    """The body's size and time limits, the protocol's and the demo's routes on KServe's `app`
+    (the one this process runs), and one-line bad-request logs; `model` is the one this
+    process serves. The app keeps its models in
+    its own state, so that a second call only adds its model."""
     app = model_server.app if app is None else app
     if hasattr(app.state, "pair_models"):
         app.state.pair_models[model.name] = model
@@ -63,7 +65,7 @@ def install_limits(model: PairModel, app=None) -> None:
     models = app.state.pair_models = {model.name: model}
     app.add_middleware(DemoRoutes, demo=Demo(model.name))
     app.add_middleware(ProtocolRoutes, served=lambda name: models[name].served)
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, timeout=model.body_timeout)
     # Every client error in the protocol's one form, {"error": "..."}: a body that fails
     # FastAPI's validation is a bad request (400, not 422 with pydantic's list), and a route's
     # own refusals (404, 405) keep their status.
@@ -77,6 +79,11 @@ def install_limits(model: PairModel, app=None) -> None:
 async def one_line_validation_error(request, exc) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":  # its location is the character where parsing stopped
+        at = [p for p in first.get("loc", ()) if p != "body"]
+        why = (first.get("ctx") or {}).get("error", "")
+        text = f"the body is not valid JSON ({why}{', ' if why else ''}at character {at[0] if at else 0})"
+        return JSONResponse({"error": one_line(text)}, status_code=400)
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
     return JSONResponse({"error": one_line(f"{where}: {first.get('msg', 'not a valid request')}")}, status_code=400)
 
@@ -89,12 +96,18 @@ class PairModel(kserve.Model):
     """The exports under one base path, served under one name by one runtime (serving.runtimes)."""
 
     def __init__(
-        self, name: str, base_path: str | Path, poll_seconds: float = POLL_SECONDS, runtime: str = "tensorflow"
+        self,
+        name: str,
+        base_path: str | Path,
+        poll_seconds: float = POLL_SECONDS,
+        runtime: str = "tensorflow",
+        body_timeout: float = BODY_SECONDS,
+        request_log: str = "line",
     ):
         super().__init__(name)
         self.base = Path(base_path)
-        self.poll_seconds = poll_seconds
-        self.runtime = runtime
+        self.poll_seconds, self.runtime = poll_seconds, runtime
+        self.body_timeout, self.request_log = body_timeout, request_log
         self.served: LoadedExport | None = None
         self._failed: dict[int, str] = {}  # version -> reason, reported once
         self._stop = threading.Event()
@@ -103,15 +116,20 @@ class PairModel(kserve.Model):
     # the SavedModel itself instead of receiving TensorFlow objects. It loads in a thread,
     # because KServe restarts a process that does not answer its parent's ping within 5 s,
     # and importing TensorFlow alone can take longer; until then the model reports not ready.
+    SETTINGS = ("name", "base", "poll_seconds", "runtime", "body_timeout", "request_log")
+
     def __getstate__(self):
-        return {"name": self.name, "base": str(self.base), "poll_seconds": self.poll_seconds, "runtime": self.runtime}
+        return {k: str(self.base) if k == "base" else getattr(self, k) for k in self.SETTINGS}
 
     def __setstate__(self, state):
-        self.__init__(state["name"], state["base"], state["poll_seconds"], state["runtime"])
+        self.__init__(*(state[k] for k in self.SETTINGS))
         install_limits(self)
         threading.Thread(target=self.load, name="load", daemon=True).start()
 
     def load(self) -> bool:
+        # Here, after KServe has configured its logging (which resets the loggers' levels).
+        for name, level in REQUEST_LOGS[self.request_log].items():
+            logging.getLogger(name).setLevel(level)
         self.refresh()
         if self.served is None:
             raise ModelFileError(f"{self.base}: no loadable version (numbered folders with a SavedModel)")
@@ -120,21 +138,30 @@ class PairModel(kserve.Model):
         return self.ready
 
     def refresh(self) -> None:
-        """Switch to the highest version above the current one that loads."""
-        current = self.served.version if self.served else 0
-        for version in reversed(versions(self.base)):
-            if version <= current:
-                return
-            try:
-                served = load_version(self.base / str(version), self.runtime)
-            except ModelFileError as e:
-                if self._failed.get(version) != str(e):
-                    self._failed[version] = str(e)
-                    kserve_logger.warning("skipping version %d: %s", version, e)
-                continue
-            self.served = served  # one reference swap: a request in flight keeps its version
-            kserve_logger.info("serving %s version %d from %s", self.name, version, self.base)
-            return
+        """Switch to the highest version above the served one that loads; when the served
+        version's folder is gone, to the highest that loads of those left, as TF Serving falls
+        back, and to none (not ready) when none does."""
+        served = self.served
+        gone = served is not None and not served.path.is_dir()
+        above = None if served is None or gone else served.version
+        found = newest_loadable(self.base, self.runtime, above, on_skip=self._skipped)
+        if found is not None:
+            self.served = found  # one reference swap: a request in flight keeps its version
+            self.ready = True
+            how = f"version {served.version} was removed; " if gone else ""
+            kserve_logger.info("%sserving %s version %d from %s", how, self.name, found.version, self.base)
+        elif gone:
+            self.served, self.ready = None, False
+            kserve_logger.error(
+                "version %d of %s was removed and no other version loads; not ready until one does",
+                served.version,
+                self.name,
+            )
+
+    def _skipped(self, version: int, message: str) -> None:
+        if self._failed.get(version) != message:  # each reason once, not at every poll
+            self._failed[version] = message
+            kserve_logger.warning("skipping version %d: %s", version, message)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -160,6 +187,8 @@ class PairModel(kserve.Model):
         pinned = (headers or {}).get(VERSION_HEADER.decode())
         if pinned is not None and (served is None or str(served.version) != pinned):
             raise ModelNotFound(f"{self.name} version {pinned}")
+        if served is None:  # loading, or its version was removed and none other loads
+            raise ModelNotReady(self.name)
         return served
 
     async def predict(self, payload, headers=None):
@@ -180,6 +209,10 @@ class PairModel(kserve.Model):
         try:
             if len(request.inputs) != 1:
                 raise BadRequest(f"the request must hold the one input `pair`, got {[i.name for i in request.inputs]}")
+            wanted = [o.name for o in request.request_outputs or []]
+            unknown = [name for name in wanted if name not in served.outputs]
+            if unknown:
+                raise BadRequest(f"unknown output(s) {unknown}; the model answers {list(served.outputs)}")
             tensor = request.inputs[0]
             try:
                 data = tensor.as_numpy()

@@ -84,20 +84,33 @@ def mnist_digit(pixels: np.ndarray, invert: bool | None = None, where: str = "im
 
 
 def load_image(path: str | Path, invert: bool | None = None, on_blank=None) -> np.ndarray:
-    """Any size, grayscale or RGB -> (14, 14) float32: MNIST's preprocessing (mnist_digit),
-    then pooled as the pairs are."""
+    """Any size, grayscale or RGB, with or without transparency -> (14, 14) float32: MNIST's
+    preprocessing (mnist_digit), then pooled as the pairs are."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     check_file(path)
     try:
         with Image.open(path) as img:
-            pixels = np.asarray(img.convert("L"), dtype=np.float32)
+            pixels = np.asarray(flattened(img).convert("L"), dtype=np.float32)
     except Image.DecompressionBombError as e:
         raise DataError(f"{path}: refused, too many pixels for a digit ({str(e).splitlines()[0]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: cannot decode the image ({str(e).splitlines()[0]})") from None
     return digit_from_pixels(pixels, invert, str(path), on_blank)
+
+
+def flattened(img):
+    """An image with transparency laid on white, as a viewer shows it: a black digit on a
+    transparent background (its RGB zero where it is transparent) would otherwise read as all
+    black, a blank image."""
+    from PIL import Image
+
+    if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
+        return img
+    rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
 
 
 def digit_from_pixels(

@@ -22,7 +22,9 @@ before it is checked, so no request can change later answers.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 
 import numpy as np
@@ -31,6 +33,16 @@ from keras_models.data.contract import PAIR_SHAPE, SHAPE_TEXT, check_pairs
 from keras_models.serving.loaded import LoadedExport
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10 MiB: about 6,000 pairs as JSON text, far above any one batch
+# The longest a request body may take to arrive (serve.py --body-timeout): a stalled upload holds
+# a connection, and a thousand of them hold the server.
+BODY_SECONDS = 30.0
+# --request-log: what the server's log says of each request. KServe writes four lines for a V1
+# predict (uvicorn's access line, and three timings of its own), about 38 MB after 80k requests.
+REQUEST_LOGS = {
+    "none": {"uvicorn.access": logging.WARNING, "kserve.trace": logging.WARNING},
+    "line": {"uvicorn.access": logging.INFO, "kserve.trace": logging.WARNING},
+    "full": {"uvicorn.access": logging.INFO, "kserve.trace": logging.INFO},
+}
 POLL_SECONDS = 1.0  # TF Serving's default --file_system_poll_wait_seconds
 SIGNATURE = "serving_default"
 
@@ -52,13 +64,14 @@ def parse_request(body, pixel_range: tuple[float, float] | None = None) -> tuple
     """TF Serving's two request formats: (pairs, columnar?), checked against the pair contract
     (with the served version's `pixel_range`). KServe parses a body sent as application/json;
     one sent with another content type (curl -d) arrives as bytes."""
-    if isinstance(body, (bytes, str)):
+    if isinstance(body, bytes):  # a JSON body arrives parsed: a str is a JSON string
         try:
             body = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise BadRequest(f"the body is not valid JSON ({e})") from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object with `instances` or `inputs`")
+        got = {str: "a string", list: "a list", bool: "a boolean", type(None): "null"}.get(type(body), "a number")
+        raise BadRequest(f"the body must be a JSON object with `instances` or `inputs`, got {got}")
     if body.get("signature_name", SIGNATURE) != SIGNATURE:
         raise BadRequest(f"unknown signature_name {body['signature_name']!r}; the model has {SIGNATURE!r}")
     if ("instances" in body) == ("inputs" in body):
@@ -97,17 +110,86 @@ def v2_pairs(name: str, datatype: str, shape, data, pixel_range) -> np.ndarray:
         raise BadRequest(f"the input must be `pair`, got {name!r}")
     if datatype != "FP32":
         raise BadRequest(f"`pair` must be FP32, got {datatype}")
-    if len(shape) != 4 or tuple(shape[1:]) != PAIR_SHAPE:
+    if len(shape) != 4 or tuple(shape[1:]) != PAIR_SHAPE or shape[0] < 0:
         raise BadRequest(f"`pair` must have shape {SHAPE_TEXT}, got {list(shape)}")
     return check_pairs(data, "pair", BadRequest, pixel_range)
 
 
+# The bytes of one element of each numeric datatype of the Open Inference Protocol.
+DATATYPE_BYTES = {
+    "BOOL": 1,
+    "UINT8": 1,
+    "INT8": 1,
+    "UINT16": 2,
+    "INT16": 2,
+    "FP16": 2,
+    "UINT32": 4,
+    "INT32": 4,
+    "FP32": 4,
+    "UINT64": 8,
+    "INT64": 8,
+    "FP64": 8,
+}
+
+
+def check_binary_request(body: bytes, declared: bytes) -> None:
+    """A V2 request in the binary tensor extension: a JSON header of `declared` bytes
+    (Inference-Header-Content-Length), then each binary input's bytes. The framing is checked
+    before KServe decodes it, so that a header that lies about a length is a BadRequest: the
+    header's length, each input's binary_data_size against its shape and datatype, and their
+    sum against the bytes that follow."""
+    text = declared.decode("latin-1").strip()
+    if not text.isdigit():
+        raise BadRequest(f"Inference-Header-Content-Length must be a whole number of bytes, got {text[:40]!r}")
+    length = int(text)
+    if not 0 < length <= len(body):
+        raise BadRequest(f"Inference-Header-Content-Length is {length}, the body holds {len(body)} bytes")
+    try:
+        header = json.loads(body[:length])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"the JSON header (the first {length} bytes) is not valid JSON ({e})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+        raise BadRequest("the JSON header must be an object with a list `inputs`")
+    binary = 0
+    for tensor in header["inputs"]:
+        if not isinstance(tensor, dict):
+            raise BadRequest("every input of the JSON header must be an object")
+        name, parameters = str(tensor.get("name"))[:40], tensor.get("parameters") or {}
+        if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
+            continue  # its data is in the JSON header, checked with the input itself
+        size, shape = parameters["binary_data_size"], tensor.get("shape")
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise BadRequest(f"input {name!r}: binary_data_size must be a positive whole number, got {size!r}")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise BadRequest(f"input {name!r}: shape must be a list of sizes >= 0, got {shape!r}")
+        item = DATATYPE_BYTES.get(tensor.get("datatype"))
+        if item is None:
+            raise BadRequest(
+                f"input {name!r}: datatype {tensor.get('datatype')!r} is not a numeric type of the protocol"
+            )
+        if size != item * int(np.prod(shape)):
+            raise BadRequest(
+                f"input {name!r}: binary_data_size is {size} bytes, shape {shape} of {tensor['datatype']} takes "
+                f"{item * int(np.prod(shape))}"
+            )
+        binary += size
+    if binary != len(body) - length:
+        raise BadRequest(
+            f"the binary inputs' binary_data_size add up to {binary} bytes, the body holds {len(body) - length} "
+            "after the JSON header"
+        )
+
+
 class BodyLimit:
     """ASGI middleware: refuses a request body over `limit` bytes with 413 before it is parsed,
-    whether the client declares its length or streams it in chunks."""
+    whether the client declares its length or streams it in chunks, and one that has not
+    arrived whole within `timeout` seconds with 408. A client that hangs up mid-body is let go:
+    there is nobody to answer."""
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, timeout: float = BODY_SECONDS):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -119,10 +201,16 @@ class BodyLimit:
         # raised while the app itself reads a chunked body would be answered by FastAPI's body
         # parser as a 400 of its own instead of this 413.
         messages, seen, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except asyncio.TimeoutError:
+                error = {"error": f"the request body did not arrive within {self.timeout:g} s"}
+                # The rest of the body may never come: the connection is closed, not kept for another request.
+                return await send_json(send, 408, error, [(b"connection", b"close")])
             if message["type"] != "http.request":  # the client went away
-                return await self.app(scope, replay([*messages, message], receive), send)
+                return None
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 return await self._refuse(send)
@@ -149,3 +237,15 @@ async def send_json(send, status: int, body: dict, headers=()) -> None:
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})
+
+
+async def read_body(receive) -> bytes | None:
+    """A request's whole body (protocol.BodyLimit has bounded its size and time), or None when
+    the client hung up."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    return body

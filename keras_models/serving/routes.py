@@ -23,9 +23,20 @@ import re
 
 from keras_models.data.contract import PAIR_SHAPE, output_shape
 from keras_models.serving.loaded import LoadedExport
-from keras_models.serving.protocol import SIGNATURE, send_json
+from keras_models.serving.protocol import (
+    SIGNATURE,
+    BadRequest,
+    check_binary_request,
+    one_line,
+    read_body,
+    replay,
+    send_json,
+)
 
 VERSION_HEADER = b"x-keras-models-version"
+BINARY_HEADER = b"inference-header-content-length"
+# KServe's model-repository extension (load and unload by request), which this server does not offer.
+REPOSITORY = "/v2/repository"
 JSON = b"application/json"
 # V1 puts its verbs after a colon (`:predict`), so its names and versions have none; V2's may.
 PATH = re.compile(
@@ -109,6 +120,11 @@ class ProtocolRoutes:
         self.app, self.served = app, served
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(REPOSITORY):
+            error = (
+                "this server loads the versions of its base path itself; models are not loaded or unloaded by request"
+            )
+            return await send_json(send, 404, {"error": error})
         parts = path_parts(scope["path"]) if scope["type"] == "http" else None
         if parts is None:
             return await self.app(scope, receive, send)
@@ -118,6 +134,8 @@ class ProtocolRoutes:
             error = f"the model's one signature, {SIGNATURE}, is a predict signature; use :predict"
             return await send_json(send, 400, {"error": error})
         takes = METHODS.get((api, rest))
+        if takes is None and api == "v1" and rest.startswith(":"):  # KServe's :explain, say
+            return await send_json(send, 404, {"error": f"{rest}: the models here answer :predict only"})
         if takes is None:  # not a path of the protocols: KServe's 404
             return await self.app(scope, receive, send)
         if method != takes:
@@ -146,9 +164,18 @@ class ProtocolRoutes:
             headers[VERSION_HEADER] = version.encode()
         # The protocol's body without that header is JSON, which KServe parses only as JSON
         # when told so (tritonclient's JSON requests name no content type).
-        binary = b"inference-header-content-length" in headers
-        if api == "v2" and rest == "/infer" and not binary and headers.get(b"content-type") != JSON:
+        declared = headers.get(BINARY_HEADER)
+        if api == "v2" and rest == "/infer" and declared is None and headers.get(b"content-type") != JSON:
             headers[b"content-type"] = JSON
+        if api == "v2" and rest == "/infer" and declared is not None:
+            body = await read_body(receive)
+            if body is None:  # the client went away
+                return None
+            try:
+                check_binary_request(body, declared)
+            except BadRequest as e:
+                return await send_json(send, 400, {"error": one_line(str(e))})
+            receive = replay([{"type": "http.request", "body": body, "more_body": False}], receive)
         path = f"/{api}/models/{name}{rest}"
         scope = {**scope, "path": path, "raw_path": path.encode(), "headers": list(headers.items())}
         return await self.app(scope, receive, send)
