@@ -109,6 +109,8 @@ def test_npz_folder(tmp_path, embedded):
         (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03", "wrong magic number 0x00000801"),
         (b"PK\x03\x04 not an idx file at all", "not an unsigned-byte IDX file"),
         (b"\x00\x00", "too short"),
+        # Sizes whose product overflows numpy's int64: said as the header says them.
+        (b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3 + b"\x00" * 8, f"says {(2**32 - 1) ** 3}"),
     ],
 )
 def test_corrupt_idx_files_name_the_file(tmp_path, content, message):
@@ -234,3 +236,14 @@ def test_a_file_given_as_the_data_folder_is_named_a_file(tmp_path):
     (tmp_path / "README.md").write_text("# not MNIST")
     with pytest.raises(DataError, match=r"README.md: a file, not a folder \(of MNIST's IDX files"):
         load_data(str(tmp_path / "README.md"))
+
+
+def test_a_truncated_npz_is_one_line_naming_it(tmp_path, embedded):
+    from keras_models.data.images import load_data
+
+    np.savez(tmp_path / "mnist.npz", x_test=embedded[1].images[:50], y_test=embedded[1].labels[:50])
+    whole = (tmp_path / "mnist.npz").read_bytes()
+    (tmp_path / "mnist.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="mnist.npz: corrupt or not an npz file") as err:
+        load_data("embedded", str(tmp_path))
+    assert "\n" not in str(err.value)

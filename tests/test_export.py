@@ -1,6 +1,7 @@
 """The SavedModel contract: layout, signature, atomic export, predict.py, and bad input."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -173,6 +174,37 @@ def test_interrupted_export_leaves_no_version(tmp_path, monkeypatch):
     assert export.export_saved_model(model, tmp_path).name == "1"
 
 
+def test_an_export_killed_mid_way_is_cleared_by_the_next_and_a_live_one_is_not(tmp_path):
+    import subprocess
+    import sys
+
+    model = build_model(Config(model="mlp", hidden=(8,)).spec)
+    base = tmp_path / "mlp"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = base / f".tmp-1-{int(gone.stdout)}"  # a process that has ended
+    live = base / f".tmp-1-{os.getpid()}-other"  # not of the form .tmp-<version>-<pid>: kept
+    running = base / f".tmp-7-{os.getppid()}"  # a process that runs
+    for folder in (stale, live, running):
+        folder.mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"half")
+    assert export_saved_model(model, tmp_path).name == "1"
+    assert not stale.exists()
+    assert live.exists()
+    assert running.exists()
+
+
+def test_a_keras_file_with_a_lambda_is_refused_naming_safe_mode(tmp_path):
+    import keras
+
+    pair = keras.Input((2, 14, 14), name="pair")
+    scaled = keras.layers.Lambda(lambda x: x / 255.0, name="scale")(pair)
+    compare = keras.layers.Dense(1, activation="sigmoid", name="compare")(keras.layers.Flatten()(scaled))
+    keras.Model(pair, {"compare": compare}).save(tmp_path / "lambda.keras")
+    with pytest.raises(ModelFileError, match=r"holds Lambda layers \(scale\).*safe_mode=True") as e:
+        load_keras_model(tmp_path / "lambda.keras")
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.slow
 def test_export_script_and_wrong_architecture(exported, tmp_path):
     root, _, _, _ = exported
@@ -302,7 +334,8 @@ def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(t
 def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_path):
     """The commands hide TensorFlow's start-up ERROR line about a missing GPU ("failed call to
     cuInit") on a machine with no NVIDIA driver, and keep it where a driver is, since there it
-    is news: the log level they set says which."""
+    is news: the log level they set says which. The lines TensorFlow writes while it is
+    imported are held back everywhere (keras_models/cli/quiet.py)."""
     import os
     import subprocess
     import sys
@@ -328,7 +361,10 @@ def test_no_cuinit_error_line_on_a_machine_without_a_gpu(exported, pairs, tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     if not driver:
-        assert "cuInit" not in proc.stderr
+        # Nor the lines TensorFlow writes while it is imported (absl's, "Could not find cuda drivers").
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("predict.py: done in")
 
 
 @pytest.mark.slow

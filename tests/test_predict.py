@@ -162,3 +162,16 @@ def test_an_empty_array_of_pairs_is_refused(tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((0, 2, 14, 14), np.float32))
     with pytest.raises(DataError, match=r"empty.npy: holds no pairs \(shape \(0, 2, 14, 14\)\); nothing to answer"):
         load_pairs_array(tmp_path / "empty.npy")
+
+
+def test_a_black_digit_on_a_transparent_background_reads_as_on_white(tmp_path, embedded_raw):
+    from PIL import Image
+
+    ink = embedded_raw[0][1].astype(np.uint8)  # white on black, 0-255
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., 3] = ink  # black where there is ink, transparent elsewhere
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "transparent.png")
+    Image.fromarray(255 - ink, "L").convert("RGB").save(tmp_path / "on_white.png")
+    transparent, on_white = load_image(tmp_path / "transparent.png"), load_image(tmp_path / "on_white.png")
+    assert transparent.max() > 100  # not read as a blank image
+    np.testing.assert_allclose(transparent, on_white, atol=1.0)

@@ -335,3 +335,91 @@ def test_run_files_of_the_wrong_shape_are_one_line_naming_the_file(tmp_path, cap
     assert message in err
     assert "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".lock"} == before  # nothing touched
+
+
+@pytest.mark.parametrize("config", ["[1]", "null"])
+def test_hparams_whose_config_is_not_an_object_is_one_line(tmp_path, capsys, config):
+    from keras_models.cli import train as train_script
+
+    (tmp_path / "best_hparams.json").write_text(f'{{"config": {config}}}')
+    assert train_script.main(["--hparams", str(tmp_path / "best_hparams.json"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert "best_hparams.json: its `config` is" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_export_beside_a_config_that_is_a_list_is_one_line(tmp_path, capsys):
+    from keras_models.cli import export as export_script
+    from keras_models.models.builder import build_model
+
+    build_model(Config(model="mlp", hidden=(8,)).spec).save(tmp_path / "model.keras")
+    (tmp_path / "config.json").write_text("[1, 2]")
+    argv = ["--model-file", str(tmp_path / "model.keras"), "--export-dir", str(tmp_path / "exports")]
+    assert export_script.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert "config.json: holds list, not a run's JSON object" in err
+    assert not (tmp_path / "exports").exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system of 1.5 MB, full before a round's first backup is written."""
+    import shutil
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0 or not shutil.disk_usage(mount).total:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()[:80]}); needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_train_and_export_onto_a_full_disk_end_in_one_line_and_leave_nothing_half_written(full_disk, tmp_path):
+    argv = ["--model", "cc", "--epochs", "2", "--pairs", "100", "--quiet", "--backup-interval", "0"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *argv, "--out", str(full_disk / "run")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]  # not a segmentation fault (139)
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("train.py:")]
+    assert line.startswith("train.py: error: cannot write or read ")
+    assert line.endswith(": No space left on device")
+    leftovers = [p.name for p in full_disk.rglob("*") if ".tmp" in p.name or p.name.endswith(".h5")]
+    assert leftovers == []
+
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "--model", "mlp", "--hidden", "8", "--epochs", "1"]
+        + ["--pairs", "50", "--quiet", "--no-export", "--out", str(tmp_path / "small")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    for p in full_disk.iterdir():
+        subprocess.run(["rm", "-rf", str(p)], check=True)
+    import shutil
+
+    # 20 kB left: a SavedModel of this model does not fit.
+    (full_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(full_disk).free - 20_000))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "export.py"), "--model-file", str(tmp_path / "small" / "model.keras")]
+        + ["--export-dir", str(full_disk / "saved_models")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("export.py:")]
+    assert line.startswith("export.py: error: cannot write or read ")
+    assert [p.name for p in (full_disk / "saved_models" / "mlp").iterdir()] == []

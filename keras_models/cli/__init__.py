@@ -20,6 +20,10 @@ from pathlib import Path
 # cuInit") only says that there is no GPU. A value the user sets wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/dev/nvidiactl") else "3")
 
+from keras_models.cli import quiet  # noqa: E402
+
+quiet.install()  # and its lines while it is imported (cli/quiet.py)
+
 from keras_models.core.errors import USER_ERRORS  # noqa: E402
 from keras_models.core.fields import accepts, describe, field_type  # noqa: E402
 from keras_models.training.config import Config  # noqa: E402
@@ -70,8 +74,7 @@ def run_cli(fn, prog: str, resume_hint=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"{prog}: error: cannot write or read{where}: {e.strerror or e}", file=sys.stderr)
+        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         how = "terminated" if isinstance(e, Terminated) else "interrupted"
@@ -84,6 +87,18 @@ def run_cli(fn, prog: str, resume_hint=None) -> int:
     # On stderr, after the command's own output, which stays parseable on stdout.
     print(f"{prog}: done in {time.time() - process_started():.1f} s of wall-clock", file=sys.stderr)
     return 0
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError. h5py's (Keras' weights files) carry no errno and a message of
+    several lines; the errno it names is read from the message."""
+    import errno
+    import re
+
+    code = e.errno or next((int(m) for m in re.findall(r"errno = (\d+)", str(e))), None)
+    why = os.strerror(code) if code in errno.errorcode else (e.strerror or str(e)).splitlines()[0]
+    where = e.filename or next(iter(re.findall(r"filename = '([^']+)'", str(e))), None)
+    return f"cannot write or read{f' {where}' if where else ''}: {why}"
 
 
 def int_list(text: str) -> tuple[int, ...]:

@@ -49,6 +49,8 @@ def hparams_config(path: str) -> Config:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"{path}: not a best_hparams.json written by tune.py") from None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{path}: its `config` is {type(found).__name__}, not the settings tune.py writes")
     return Config.from_dict(found).replace(extra={"hparams": str(path)})
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
+import math
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +165,7 @@ def read_idx(path: str | Path, expect_magic: int | None = None) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{path}: truncated header")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python's integers: a header's sizes can overflow numpy's int64
     if len(data) - header != expected:
         raise DataError(f"{path}: holds {len(data) - header} data bytes, its header {shape} says {expected}")
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
@@ -241,8 +243,8 @@ def read_folder(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
                 images, labels = f[f"x_{split}"], f[f"y_{split}"]
         except KeyError:
             raise DataError(f"{npz}: has no x_{split}/y_{split} arrays") from None
-        except (OSError, ValueError, zlib.error, EOFError) as e:
-            raise DataError(f"{npz}: corrupt or not an npz file ({e})") from None
+        except (OSError, ValueError, zlib.error, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{npz}: corrupt or not an npz file ({str(e).splitlines()[0]})") from None
         _check_images(images, labels, str(npz))
         return images, labels.astype(np.int64)
     missing = f"{PREFIX[split]}-images-idx3-ubyte[.gz] and {PREFIX[split]}-labels-idx1-ubyte[.gz]"

@@ -120,6 +120,34 @@ class IntervalBackupAndRestore(keras.callbacks.BackupAndRestore):
         else:
             self._current_epoch = epoch + 1
 
+    def _save_model(self):
+        """Keras' own backup (BackupAndRestore._save_model, Keras 3.15), with each file written
+        whole beside its target and renamed into place. Keras lets HDF5 write the weights file
+        in place; on a full disk HDF5 is left with a file it cannot close, and the process ends
+        in a segmentation fault at exit. Here the weights are an HDF5 file in memory first."""
+        import io
+
+        from keras.src.saving import saving_lib
+
+        from keras_models.core.files import atomic_write_bytes
+
+        Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        for current, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
+            if self.double_checkpoint and Path(current).exists():
+                atomic_write_bytes(previous, Path(current).read_bytes())
+        buffer = io.BytesIO()
+        store = saving_lib.H5IOStore(buffer, mode="w")
+        saving_lib._save_state(
+            self.model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set()
+        )
+        store.close()
+        atomic_write_bytes(self._weights_path, buffer.getvalue())
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        atomic_write_text(self._training_metadata_path, json.dumps(metadata))
+
 
 @contextlib.contextmanager
 def deferred_interrupts(signals=(signal.SIGINT, signal.SIGTERM)):

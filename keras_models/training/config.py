@@ -291,4 +291,8 @@ def save_config(cfg: Config, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> Config:
-    return Config.from_dict(json.loads(Path(path).read_text()))
+    """A run folder's config.json; a file that is not one is one RunError line."""
+    try:
+        return Config.from_dict(read_run_file(Path(path)))
+    except ConfigError as e:
+        raise RunError(f"{path}: holds settings this version cannot read ({e})") from None
