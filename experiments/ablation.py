@@ -87,7 +87,7 @@ def evaluate_ensemble(base: Config, out: Path, images, members=ENSEMBLE, views=N
     from keras_models.data.images import draw_round
     from keras_models.data.pipeline import split_validation
     from keras_models.models.builder import ensemble_model
-    from keras_models.serving.export import load_keras_model
+    from keras_models.models.saving import load_keras_model
     from keras_models.training.results import evaluate_pairs
 
     per_round, seconds = [], []

@@ -31,17 +31,18 @@ def serving_speed(cfg: Config, batch: int = 1000, calls: int = 20, latency_calls
 
 
 def saved_model_speed(path, batch: int = 1000, calls: int = 20, latency_calls: int = 200) -> dict:
-    """An exported model (a base path serves its highest version): its MFLOP per pair, counted
-    on the model its metadata.json config builds, and its serving speed."""
+    """An exported model (a base path: its newest version that loads, as the server serves it):
+    its MFLOP per pair, counted on the model its metadata.json config builds, and its serving
+    speed."""
     from keras_models.core.errors import ModelFileError
-    from keras_models.serving.export import load_saved_model, read_metadata, resolve_version
+    from keras_models.serving.loaded import load_export
     from keras_models.training.config import card_config
 
-    path = resolve_version(path)
-    config = card_config(read_metadata(path))
+    export = load_export(path)
+    path, sig = export.path, export.handle[1]
+    config = card_config(export.card)
     if config is None:
         raise ModelFileError(f"{path}: no metadata.json with the model's config beside it; export it with export.py")
-    _, sig = load_saved_model(path)
     return {
         "saved_model": str(path),
         "mflops_per_pair": round(config_mflops(config), 2),

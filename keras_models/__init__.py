@@ -28,7 +28,7 @@ _EXPORTS = {
     "train": "api",
     "Predictor": "api",
     "export_saved_model": "serving.export",
-    "load_keras_model": "serving.export",
+    "load_keras_model": "models.saving",
 }
 __all__ = list(_EXPORTS)
 

@@ -72,7 +72,7 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     from keras_models.cli import export as export_script
     from keras_models.cli import train as train_script
     from keras_models.data.images import make_pairs
-    from keras_models.serving.export import load_keras_model, load_saved_model
+    from keras_models.models.saving import load_keras_model, load_saved_model
     from tuning.search import Search, search
 
     run, exports = tmp_path / "run", tmp_path / "saved_models"

@@ -108,7 +108,7 @@ def start_workers(tmp_path, n=2, **env):
 
 @pytest.mark.slow
 def test_two_workers_train_to_the_same_weights_and_export_once(tmp_path):
-    from keras_models.serving.export import load_keras_model
+    from keras_models.models.saving import load_keras_model
 
     procs, outs = start_workers(tmp_path)
     for p, (_out, err) in zip(procs, outs, strict=False):

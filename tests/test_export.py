@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from helpers import run_python, run_script
 
-from keras_models.core.files import atomic_save_model
 from keras_models.models.builder import build_model
-from keras_models.serving.export import ModelFileError, export_saved_model, load_keras_model, load_saved_model
+from keras_models.models.saving import atomic_save_model, load_keras_model
+from keras_models.serving.export import ModelFileError, export_saved_model, load_saved_model
 from keras_models.serving.predict import load_image
 from keras_models.training.config import Config
 

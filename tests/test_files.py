@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from keras_models.core.files import atomic_save_model, atomic_write_json, atomic_write_text
+from keras_models.core.files import atomic_write_json, atomic_write_text
+from keras_models.models.saving import atomic_save_model
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path):

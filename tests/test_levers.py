@@ -122,7 +122,7 @@ def test_every_lever_trains_under_mixed_bfloat16(levers, tmp_path):
         assert len(rows) == 2
         assert all(np.isfinite(float(r["loss"])) for r in rows)
     # ... with the classifier's arithmetic in bfloat16, and the model still answers float32.
-    from keras_models.serving.export import load_keras_model
+    from keras_models.models.saving import load_keras_model
 
     model = load_keras_model(tmp_path / "model.keras")
     members = [m for m in model.layers if m.name.startswith("member")] or [model]

@@ -4,7 +4,7 @@ import pytest
 
 from keras_models.models import architectures
 from keras_models.models.builder import AUX_LOSS_WEIGHTS, build_model
-from keras_models.serving.export import load_keras_model
+from keras_models.models.saving import load_keras_model
 from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
 

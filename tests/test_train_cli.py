@@ -6,7 +6,7 @@ import pytest
 from helpers import LOAD_SAVED_MODEL, run_python, run_script
 
 from keras_models.cli import train as train_script
-from keras_models.serving.export import load_keras_model
+from keras_models.models.saving import load_keras_model
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def job():
+        from keras_models.core.errors import ModelFileError
         from keras_models.models import architectures
-        from keras_models.serving.export import ModelFileError, check_contract, export_saved_model, load_keras_model
+        from keras_models.models.saving import load_keras_model
+        from keras_models.serving.export import check_contract, export_saved_model
         from keras_models.training.config import load_config
 
         model = load_keras_model(args.model_file)

@@ -48,18 +48,6 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def atomic_save_model(model, path: str | Path) -> None:
-    """`model.save` to a temporary name in the same folder, then rename into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def atomic_link(source: str | Path, target: str | Path) -> None:
     """`target` becomes a second name of `source` (a hard link: no second copy on disk), or a
     copy where the file system has no hard links; renamed into place either way."""

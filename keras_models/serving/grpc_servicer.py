@@ -21,7 +21,8 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.utils import to_headers
 
-from keras_models.serving.routes import VERSION_HEADER, v2_metadata
+from keras_models.serving.kserve_model import VersionNotServed
+from keras_models.serving.routes import VERSION_HEADER, v2_metadata, version_refusal
 
 
 class PairServicer(InferenceServicer):
@@ -32,8 +33,11 @@ class PairServicer(InferenceServicer):
             served = self._data_plane.get_model_from_registry(name).served
         except (ModelNotFound, AttributeError):
             raise ModelNotFound(name) from None
-        if served is None or (version and str(served.version) != version):
-            raise ModelNotFound(f"{name} version {version}" if version else name)
+        refusal = version_refusal(name, served, version)
+        if refusal is not None:
+            raise VersionNotServed(refusal)
+        if served is None:
+            raise ModelNotFound(name)
         return served
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context) -> pb.ModelMetadataResponse:

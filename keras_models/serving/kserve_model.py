@@ -37,7 +37,15 @@ from keras_models.serving.protocol import (
     parse_request,
     v2_pairs,
 )
-from keras_models.serving.routes import VERSION_HEADER, ProtocolRoutes, v2_metadata
+from keras_models.serving.routes import VERSION_HEADER, ProtocolRoutes, v2_metadata, version_refusal
+
+
+class VersionNotServed(ModelNotFound):
+    """404 (NOT_FOUND over gRPC) with routes.version_refusal's words."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
 
 
 class OneLineBadRequests(logging.Filter):
@@ -184,9 +192,9 @@ class PairModel(kserve.Model):
         """The served version, which must be the one a versioned path named (routes.py passes
         it on in a header): a newer one switched in after the route checked it is not that one."""
         served = self.served
-        pinned = (headers or {}).get(VERSION_HEADER.decode())
-        if pinned is not None and (served is None or str(served.version) != pinned):
-            raise ModelNotFound(f"{self.name} version {pinned}")
+        refusal = version_refusal(self.name, served, (headers or {}).get(VERSION_HEADER.decode()))
+        if refusal is not None:
+            raise VersionNotServed(refusal)
         if served is None:  # loading, or its version was removed and none other loads
             raise ModelNotReady(self.name)
         return served

@@ -148,10 +148,8 @@ class ProtocolRoutes:
         if label is not None:
             error = f"model {name!r} has no version labels; name a version, /versions/{served_number(served)}"
             return await send_json(send, 404, {"error": error})
-        if version is not None and (served is None or str(served.version) != version):
-            error = f"model {name!r} has no version {version!r} loaded" + (
-                f"; it serves version {served.version}" if served is not None else ""
-            )
+        error = version_refusal(name, served, version)
+        if error is not None:
             return await send_json(send, 404, {"error": error})
         if method == "GET":
             answer = self.answer_get(api, rest, served, name)
@@ -192,6 +190,16 @@ class ProtocolRoutes:
         if rest == "":
             return v2_metadata(served, name)
         return {"name": name, "ready": True}
+
+
+def version_refusal(name: str, served: LoadedExport | None, version: str | None) -> str | None:
+    """Why a request that names `version` (None: names none) is not answered by `served`, the
+    version being served: the one check of the version pin, on every path of both protocols."""
+    if version is None or version == "" or (served is not None and str(served.version) == version):
+        return None
+    return f"model {name!r} has no version {version!r} loaded" + (
+        f"; it serves version {served.version}" if served is not None else ""
+    )
 
 
 def served_number(served: LoadedExport | None) -> str:

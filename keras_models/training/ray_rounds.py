@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 from keras_models.core.errors import ConfigError, RunError
-from keras_models.core.files import atomic_save_model, atomic_write_bytes
+from keras_models.core.files import atomic_write_bytes
 from keras_models.core.machine import visible_cpus
 from keras_models.data.images import Images
 from keras_models.models.cost import parameter_counts
+from keras_models.models.saving import atomic_save_model
 from keras_models.training.config import Config
 
 RETRIES = 3  # runs of a round after a lost worker or node, before the run gives up

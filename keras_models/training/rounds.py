@@ -186,8 +186,8 @@ class RoundRunner:
     def _keep(self, fit: Fit, data: RoundData, teachers=None):
         """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
         there instead of refitted when a resumed round finds it."""
-        from keras_models.core.files import atomic_save_model, atomic_write_json
-        from keras_models.serving.export import load_keras_model
+        from keras_models.core.files import atomic_write_json
+        from keras_models.models.saving import atomic_save_model, load_keras_model
 
         model_path, result_path = fit.history_dir / "model.keras", fit.history_dir / "result.json"
         if result_path.is_file() and model_path.is_file():

@@ -20,16 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keras_models.core.errors import ConfigError
-from keras_models.core.files import (
-    atomic_link,
-    atomic_save_model,
-    atomic_write_json,
-    lock_folder,
-    remove_tree,
-)
+from keras_models.core.files import atomic_link, atomic_write_json, lock_folder, remove_tree
 from keras_models.core.machine import bfloat16_in_hardware
 from keras_models.data.images import Images, load_data
 from keras_models.models.cost import parameter_counts
+from keras_models.models.saving import atomic_save_model
 from keras_models.training.config import (
     Config,
     check_before_training,
@@ -151,7 +146,7 @@ class Run:
     def train_on_ray(self, todo: list[int]):
         """The rounds of `todo` as Ray tasks (keras_models.training.ray_rounds); returns the model
         of the last of them, loaded from its round folder."""
-        from keras_models.serving.export import load_keras_model
+        from keras_models.models.saving import load_keras_model
         from keras_models.training.ray_rounds import train_on_ray
 
         for result, counts in train_on_ray(self.cfg, self.folder.work, self.images, todo, self.log):
@@ -221,7 +216,8 @@ class Run:
             self.log(f"learning curves: {drawn}")
 
     def export(self, model) -> None:
-        from keras_models.serving.export import export_saved_model, load_keras_model
+        from keras_models.models.saving import load_keras_model
+        from keras_models.serving.export import export_saved_model
 
         out, start = self.folder.out, time.perf_counter()
         model = model if model is not None else load_keras_model(out / "model.keras")

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import keras
 
-from keras_models.core.files import atomic_save_model, atomic_write_json
+from keras_models.core.files import atomic_write_json
 from keras_models.data.pipeline import SCORING_BATCH, as_dataset
 from keras_models.models.builder import loss_weights, targets_for
+from keras_models.models.saving import atomic_save_model
 from keras_models.training.callbacks import write_history
 from keras_models.training.compile import optimizer, output_objective
 from keras_models.training.config import MEMBER_SEED_STRIDE, Config
