@@ -35,10 +35,8 @@ def seventh():
 
 
 def test_the_report_table_names_the_six_whatever_else_is_registered(seventh):
-    from experiments.study import TABLE
-
     names = [a.name for a in architectures.report_architectures()]
-    assert names == ["mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux"] == [e.model for e in TABLE]
+    assert names == ["mlp", "cc", "cc_aux", "cnn", "cnn_cc", "cnn_aux"]
     assert "cnn_aux_small" in architectures.NAMES
     assert "cnn_aux_small" not in names
 
@@ -95,7 +93,8 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     assert results["rounds_ok"] == 1
     assert results["config"]["hidden"] is None
     assert len((run / "round-00" / "history.csv").read_text().splitlines()) == 3
-    assert load_keras_model(run / "model.keras").get_layer("classifier") is not None
+    loaded = load_keras_model(run / "model.keras")
+    assert "classifier" in [layer.name for layer in loaded.layers]  # get_layer would raise, not return None
     # export.py checks the file against the registered traits and the run's config.
     assert export_script.main(["--model-file", str(run / "model.keras"), "--export-dir", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "cnn_aux_small" / "1" / "saved_model.pb").is_file()

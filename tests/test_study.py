@@ -9,6 +9,12 @@ from experiments.cli import reproduce
 from experiments.study import FIGURES, TABLE, plan
 
 
+def test_table_i_is_the_registrys_report_architectures():
+    from keras_models.models import architectures
+
+    assert [e.model for e in TABLE] == [a.name for a in architectures.report_architectures()]
+
+
 def test_plan_runs_each_experiment_once_and_narrows_figures():
     keys = [e.key for e in plan([e.model for e in TABLE], sorted(FIGURES))]
     assert len(keys) == len(set(keys)) == 12
