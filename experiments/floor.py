@@ -67,7 +67,7 @@ def step_kernels(model, pairs: int, training: bool):
         w = tf.Variable(tf.random.normal(tuple(layer.kernel.shape)))
         dy = tf.Variable(tf.random.normal((n, *layer.output.shape[1:])))
         if isinstance(layer, keras.layers.Conv2D):
-            kernels = {k: f.python_function for k, f in conv_kernels(x, w, dy).items()}
+            kernels = {k: f.python_function for k, f in conv_kernels(x, w, dy, layer.padding).items()}
         else:
             kernels = dense_kernels(x, w, dy)
         if not training:

@@ -16,24 +16,25 @@ from keras_models.models.builder import targets_for
 from .benchmark import synthetic_pairs
 
 
-def conv_kernels(x, k, dy) -> dict:
+def conv_kernels(x, k, dy, padding: str = "same") -> dict:
     """The three kernels of one convolution's training step, each a traced call on the given
-    input `x`, kernel `k` and output gradient `dy`."""
+    input `x`, kernel `k` and output gradient `dy`, with the layer's `padding` (the project's
+    convolutions are "same", the report's "valid")."""
     import tensorflow as tf
 
     images, h, w, cin = x.shape
     f = k.shape[-1]
-    strides = [1, 1, 1, 1]
+    strides, padding = [1, 1, 1, 1], padding.upper()
     return {
-        "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME")),
+        "forward": tf.function(lambda: tf.nn.conv2d(x, k, 1, padding)),
         "backprop_input": tf.function(
             lambda: tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=[images, h, w, cin], filter=k, out_backprop=dy, strides=strides, padding="SAME"
+                input_sizes=[images, h, w, cin], filter=k, out_backprop=dy, strides=strides, padding=padding
             )
         ),
         "backprop_filter": tf.function(
             lambda: tf.raw_ops.Conv2DBackpropFilter(
-                input=x, filter_sizes=[3, 3, cin, f], out_backprop=dy, strides=strides, padding="SAME"
+                input=x, filter_sizes=[3, 3, cin, f], out_backprop=dy, strides=strides, padding=padding
             )
         ),
     }
@@ -56,8 +57,8 @@ def conv_breakdown(model, batch: int, reps: int = 20) -> list[dict]:
         f, dtype = layer.filters, layer.compute_dtype  # bfloat16 under --precision mixed_bfloat16
         x = tf.random.normal((images, h, w, cin), dtype=dtype)
         k = tf.random.normal((3, 3, cin, f), dtype=dtype)
-        dy = tf.random.normal((images, h, w, f), dtype=dtype)
-        kernels = conv_kernels(x, k, dy)
+        dy = tf.random.normal((images, *layer.output.shape[1:3], f), dtype=dtype)
+        kernels = conv_kernels(x, k, dy, layer.padding)
         row = {"layer": layer.name, "shape": f"{h}x{w}x{cin}->{f}", "dtype": dtype, "backprop_input": 0.0}
         if not rows:
             del kernels["backprop_input"]  # the first convolution's input is data: no gradient is taken

@@ -98,11 +98,12 @@ def table_rows(out: Path, models: list[str]) -> list[dict]:
             continue
         ok = [x for x in r["rounds"] if x["status"] == "ok"]
         report = architectures.get(exp.model).report
+        cfg = Config.from_groups(r["config"])
         rows.append(
             {
                 "model": exp.model,
-                "network": r["config"].get("network", "project"),
-                "classifier_softmax": r["config"].get("classifier_softmax", "classes"),
+                "network": cfg.spec.network,
+                "classifier_softmax": cfg.spec.classifier_softmax,
                 "params": r["params"],
                 "trainable_params": r.get("trainable_params"),
                 "rounds": r["rounds_ok"],
@@ -111,8 +112,8 @@ def table_rows(out: Path, models: list[str]) -> list[dict]:
                     for score in ("running_train_accuracy", "train_accuracy", "test_accuracy", "digit_test_accuracy")
                     for stat in ("mean", "std")
                 },
-                "epochs": r["config"]["epochs"],
-                "lr": r["config"]["lr"],
+                "epochs": cfg.num_epochs,
+                "lr": cfg.recipe.lr,
                 "seconds_per_round": r["seconds_mean"],
                 "wall_seconds_per_round": r.get("wall_seconds_mean"),
                 "report": dataclasses.asdict(report),

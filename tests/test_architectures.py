@@ -70,7 +70,8 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     from keras_models.cli import export as export_script
     from keras_models.cli import train as train_script
     from keras_models.data.images import make_pairs
-    from keras_models.models.saving import load_keras_model, load_saved_model
+    from keras_models.models.saving import load_keras_model
+    from keras_models.serving.export import load_saved_model
     from tuning.search import Search, search
 
     run, exports = tmp_path / "run", tmp_path / "saved_models"
@@ -91,7 +92,7 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     results = json.loads((run / "results.json").read_text())
     assert results["model"] == "cnn_aux_small"
     assert results["rounds_ok"] == 1
-    assert results["config"]["hidden"] is None
+    assert results["config"]["spec"]["hidden"] is None
     assert len((run / "round-00" / "history.csv").read_text().splitlines()) == 3
     loaded = load_keras_model(run / "model.keras")
     assert "classifier" in [layer.name for layer in loaded.layers]  # get_layer would raise, not return None
@@ -118,7 +119,7 @@ def test_a_seventh_architecture_trains_exports_serves_and_tunes(seventh, tmp_pat
     # tune.py searches it with the hypermodel of its body.
     base = Config(model="cnn_aux_small", pairs=100, validation_split=0.2, lr=1e-3, epochs=1, quiet=True)
     best = search(base, Search("random", 1, 1, str(tmp_path / "tune"), "p"), log=lambda *_: None)
-    assert best["config"]["model"] == "cnn_aux_small"
+    assert best["config"]["spec"]["model"] == "cnn_aux_small"
     assert "filters" in best["hyperparameters"]
 
 

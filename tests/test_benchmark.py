@@ -119,7 +119,7 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
 
     cfg = Config(model="cnn_aux", filters=(8, 16), hidden=(16,))
     model = build_model(cfg.spec)
-    export_saved_model(model, tmp_path, "cnn_aux", metadata={"config": cfg.to_dict()})
+    export_saved_model(model, tmp_path, "cnn_aux", metadata={"config": cfg.to_groups()})
     proc = run_script(
         "benchmark.py",
         "--model",
@@ -138,7 +138,7 @@ def test_benchmark_reports_an_exports_cost_and_speed(tmp_path):
     assert exported["mflops_per_pair"] == pytest.approx(flops_per_pair(model) / 1e6, abs=0.01)
     assert exported["serving_pairs_per_s_batch1000"] > 0
     assert exported["baseline_pairs_per_s_batch1000"] > 0
-    (tmp_path / "bare" / "1").mkdir(parents=True)
+    export_saved_model(model, tmp_path, "bare")  # an export without a model card
     proc = run_script("benchmark.py", "--steps", "2", "--warmup", "1", "--saved-model", str(tmp_path / "bare"))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

@@ -98,7 +98,7 @@ def test_outputs_follow_the_registered_traits():
 )
 def test_settings_that_used_to_end_in_tracebacks_are_config_errors(changes, message):
     with pytest.raises(ConfigError, match=message):
-        Config.from_dict({**Config(model="cc_aux").to_dict(), **changes})
+        Config(model="cc_aux").replace(**changes)
 
 
 def test_flags_refuse_infinity_and_out_of_range_seeds():

@@ -215,7 +215,7 @@ def test_export_script_and_wrong_architecture(exported, tmp_path):
     card = json.loads((tmp_path / "cnn_cc" / "1" / "metadata.json").read_text())
     assert card["model"] == "cnn_cc"
     assert card["pixel_range"] == [0.0, 255.0]
-    assert card["spec"]["filters"] == [8, 16]
+    assert card["config"]["spec"]["filters"] == [8, 16]
     # A .keras file with no run above it names its architecture, or is refused in one line.
     alone = tmp_path / "alone" / "model.keras"
     alone.parent.mkdir()
@@ -315,10 +315,9 @@ def test_a_trained_export_carries_its_card_and_refuses_pixels_on_another_scale(t
     results = train_and_export(tmp_path, model="cc_aux", hidden=(16,), comparer=(8,), epochs=1, pairs=100)
     card = read_metadata(results["export"])
     assert card["model"] == "cc_aux"
-    assert card["spec"]["hidden"] == [16]
-    assert card["recipe"]["epochs"] == 1
-    assert "out" not in card["spec"]
-    assert "out" not in card["recipe"]
+    assert card["config"]["spec"]["hidden"] == [16]
+    assert card["config"]["recipe"]["epochs"] == 1
+    assert set(card["config"]) == {"spec", "recipe", "run"}  # saved as every Config is saved
     assert card["test_accuracy_mean"] == results["test_accuracy_mean"]
     assert card["pixel_range"] == [0.0, 255.0]
     assert {"tensorflow", "keras", "numpy"} <= set(card["versions"])
@@ -373,7 +372,7 @@ def test_a_mixed_bfloat16_run_exports_a_float32_contract_answered_in_a_fresh_pro
 
     settings = {"filters": (8, 16), "hidden": (32,), "epochs": 5, "lr": 3e-3, "pairs": 500, "batch_size": 50}
     results = train_and_export(tmp_path, model="cnn_aux", precision="mixed_bfloat16", **settings)
-    assert read_metadata(results["export"])["spec"]["precision"] == "mixed_bfloat16"
+    assert read_metadata(results["export"])["config"]["spec"]["precision"] == "mixed_bfloat16"
     assert results["rounds"][0]["digit_test_accuracy"] > 0.7  # it learned, in bfloat16 (float32: 0.88)
     _, sig = load_saved_model(results["export"])
     assert {v.dtype.name for v in sig.structured_outputs.values()} == {"float32"}

@@ -81,8 +81,8 @@ def test_pretraining_teaches_the_shared_classifier(embedded):
     from keras_models.data.images import draw_round, unused_images
     from keras_models.data.pipeline import pixel_stats
     from keras_models.models.builder import build_model
-    from keras_models.training.callbacks import PretrainClassifier
     from keras_models.training.config import Config
+    from keras_models.training.fitting import PretrainClassifier
 
     train, test = embedded
     pairs, test_pairs = draw_round(train, test, 500, seed=0)

@@ -237,7 +237,7 @@ def test_a_report_run_prints_its_trainable_parameters_and_the_reports_train_accu
     assert "285,091 trainable parameters" in proc.stdout
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["trainable_params"] == 285_091
-    assert results["config"]["network"] == "report"
+    assert results["config"]["spec"]["network"] == "report"
     history = (tmp_path / "round-00" / "history.csv").read_text().splitlines()
     columns, last = history[0].split(","), history[-1].split(",")
     running = float(last[columns.index("compare_accuracy")])

@@ -75,24 +75,37 @@ def test_the_three_groups_hold_three_concerns():
     assert (cfg.spec.model, cfg.recipe.lr, cfg.run.rounds) == ("cnn_aux", 1e-3, 3)
 
 
-def test_config_json_of_either_layout_loads_and_unknown_settings_are_refused_in_one_line(tmp_path):
+def test_a_config_is_saved_as_its_groups_and_read_back_strictly(tmp_path):
     cfg = Config(model="cnn_aux", filters=(8,), lr=3e-3)
-    assert Config.from_dict(cfg.to_dict()) == cfg == Config.from_dict(cfg.to_groups())
-    older = {k: v for k, v in cfg.to_dict().items() if k not in ("shift", "rotation", "optimizer")}
-    assert Config.from_dict(older) == cfg  # a file from before these settings: their defaults
-    with pytest.raises(ConfigError, match="unknown config keys: colour .*another version"):
-        Config.from_dict({**cfg.to_dict(), "colour": "red"})
+    groups = cfg.to_groups()
+    assert set(groups) == {"spec", "recipe", "run"}
+    assert Config.from_groups(groups) == cfg
+    older = {
+        g: {k: v for k, v in part.items() if k not in ("shift", "rotation", "optimizer")} for g, part in groups.items()
+    }
+    assert Config.from_groups(older) == cfg  # a file from before these settings: their defaults
+    assert Config.from_groups(cfg.to_dict()) == cfg  # the flat form of files written before 2026-12-06
+    with pytest.raises(ConfigError, match="unknown recipe settings: colour .*another version"):
+        Config.from_groups({**groups, "recipe": {**groups["recipe"], "colour": "red"}})
+    with pytest.raises(ConfigError, match="unknown spec settings: lr"):
+        Config.from_groups({**groups, "spec": {**groups["spec"], "lr": 1.0}})  # a setting in another's group
+    with pytest.raises(ConfigError, match="config group 'run' must be a JSON object, not list"):
+        Config.from_groups({**groups, "run": [1]})
+    with pytest.raises(ConfigError, match="settings must be a JSON object, not list"):
+        Config.from_groups([1])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.spec = None
 
 
 def test_resuming_compares_spec_and_recipe_only(tmp_path):
     from keras_models.core.errors import RunError
     from keras_models.training.config import check_resumable
 
-    old = {"config": Config(model="cnn_aux", rounds=2, out="a", quiet=True).to_dict()}
+    old = {"config": Config(model="cnn_aux", rounds=2, out="a", quiet=True).to_groups()}
     check_resumable(old, Config(model="cnn_aux", rounds=5, out="b", strategy="default"), tmp_path)
     with pytest.raises(RunError, match=r"other settings \(filters, lr\)"):
         check_resumable(old, Config(model="cnn_aux", lr=1.0, filters=(4,)), tmp_path)
-    with pytest.raises(RunError, match="cannot resume .*unknown config keys"):
+    with pytest.raises(RunError, match="cannot resume .*unknown config groups: gone"):
         check_resumable({"config": {**old["config"], "gone": 1}}, Config(model="cnn_aux"), tmp_path)
 
 

@@ -48,8 +48,8 @@ def test_run_folder_has_results_history_and_model(tiny_run):
     results = json.loads((run / "results.json").read_text())
     assert results["model"] == "cc_aux"
     assert results["params"] > 0
-    assert results["config"]["hidden"] == [64]
-    assert results["config"]["epochs"] == 2
+    assert results["config"]["spec"]["hidden"] == [64]
+    assert results["config"]["recipe"]["epochs"] == 2
     assert results["data"] == {"train": "embedded:train", "test": "embedded:test"}
     assert [r["seed"] for r in results["rounds"]] == [0, 1]
     for r in results["rounds"]:

@@ -103,7 +103,7 @@ def test_random_search_reports_and_resumes(tmp_path):
     folder = tmp_path / "p"
     saved = json.loads((folder / "best_hparams.json").read_text())
     assert saved == json.loads(json.dumps(best))
-    assert saved["config"]["model"] == "cc_aux"
+    assert saved["config"]["spec"]["model"] == "cc_aux"
     assert 0 <= saved["val_compare_accuracy"] <= 1
     trials = json.loads((folder / "trials.json").read_text())
     assert len(trials) == 2

@@ -18,7 +18,7 @@ from keras_models.training.callbacks import EpochLog
 from keras_models.training.compile import compile_for
 from keras_models.training.config import Config, config_mflops
 from keras_models.training.fitting import fit_model
-from keras_models.training.results import evaluate_pairs
+from keras_models.training.results import evaluate_pairs, scoring_batch
 from keras_models.training.rounds import RoundData
 
 DEV_OBJECTIVE = "dev_compare_accuracy"
@@ -78,18 +78,20 @@ class PairHyperModel(kt.HyperModel):
             data = self.rounds[0]
             return fit_model(
                 model,
-                cfg,
+                cfg.recipe,
+                cfg.num_epochs,
                 data.train,
                 data.val,
                 data.seed,
                 [*callbacks, *shown],
+                scoring_batch(cfg),
                 initial_epoch=kwargs.get("initial_epoch", 0),
             )
         scores = []
         for i, data in enumerate(self.rounds):
             # keras-tuner built the first round's model; each later round bakes in its own statistics.
             model = model if i == 0 else self.model_for(cfg, data)
-            fit_model(model, cfg, data.train, None, data.seed, shown)
+            fit_model(model, cfg.recipe, cfg.num_epochs, data.train, None, data.seed, shown)
             scores.append(evaluate_pairs(model, data.dev)["accuracy"])
         return {DEV_OBJECTIVE: float(np.mean(scores))}
 

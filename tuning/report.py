@@ -18,6 +18,12 @@ OBJECTIVE = "val_compare_accuracy"
 CONFIG_KEYS = ("model", "hidden", "comparer", "filters", "dropout", "lr")
 
 
+def chosen_settings(cfg: Config) -> dict:
+    """The settings a search chooses (CONFIG_KEYS), in their groups, as a Config is saved."""
+    groups = {g: {k: v for k, v in part.items() if k in CONFIG_KEYS} for g, part in cfg.to_groups().items()}
+    return {g: part for g, part in groups.items() if part}
+
+
 def trial_number(trial_id: str) -> int:
     """The number keras-tuner shows for a trial ("Search: Running Trial #2", "Trial 2 Complete"):
     its ids count from "0" in the order trials are created, its console from 1. The report, its
@@ -51,7 +57,7 @@ def trial_rows(tuner, base: Config) -> list[dict]:
                 "width": trial.hyperparameters.values.get(HYPERMODELS[base.arch.family].width),
                 "seconds": info.get("seconds"),
                 "tuner_id": info.get("tuner_id"),
-                "config": {k: v for k, v in cfg.to_dict().items() if k in CONFIG_KEYS},
+                "config": chosen_settings(cfg),
             }
         )
     return sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0)))

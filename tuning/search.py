@@ -124,7 +124,7 @@ def claim_search(folder: Path, base: Config, epochs: int, executions: int = 1, m
         check_resumable(old, base, folder, instead)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        path, {"config": base.to_dict(), "epochs": epochs, "executions": executions, "max_mflop": max_mflop}
+        path, {"config": base.to_groups(), "epochs": epochs, "executions": executions, "max_mflop": max_mflop}
     )
 
 

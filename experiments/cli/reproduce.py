@@ -24,7 +24,7 @@ from keras_models.cli import (
     positive_float,
     run_cli,
 )
-from keras_models.training.recipes import RECIPES
+from keras_models.training.recipes import RECIPES, describe_recipes
 
 from ..ablation_rows import ABLATION
 from ..frontier import FRONTIER
@@ -72,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--recipe",
         choices=sorted(RECIPES),
         default="report",
-        help="report: lr 1e-4, 500 (MLP family) / 100 (CNN family) epochs; fast: lr 1e-3, 50 / 25 epochs",
+        help=f"{describe_recipes()}; report builds the report's networks",
     )
     p.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="Table I models to run")
     p.add_argument(

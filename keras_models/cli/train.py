@@ -14,7 +14,7 @@ from pathlib import Path
 from keras_models.cli import ArgumentParser, DefaultsFormatter, add_config_args, command_line, config_from_args, run_cli
 from keras_models.core.errors import RunError
 from keras_models.training.config import Config
-from keras_models.training.recipes import TRAIN_RECIPES, recipe_changes
+from keras_models.training.recipes import TRAIN_RECIPES, describe_recipes, recipe_changes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--recipe",
         choices=TRAIN_RECIPES,
-        help="report (lr 1e-4; 500 epochs MLP family, 100 CNN family), fast (lr 1e-3; 50 / 25 epochs); "
+        help=f"{describe_recipes()}; report builds the report's networks; "
         "for cnn_aux (or any conv architecture with a shared classifier and digit losses): sprint "
         "and speedrun (the winners of results/frontier.md within 1 and 3.5 times the seconds of the "
         "best public recipe), best (within 15 min), and stacked (the tuned 600k-parameter classifier "
@@ -51,7 +51,7 @@ def hparams_config(path: str) -> Config:
         raise ConfigError(f"{path}: not a best_hparams.json written by tune.py") from None
     if not isinstance(found, dict):
         raise ConfigError(f"{path}: its `config` is {type(found).__name__}, not the settings tune.py writes")
-    return Config.from_dict(found).replace(extra={"hparams": str(path)})
+    return Config.from_groups(found).replace(extra={"hparams": str(path)})
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         check_before_training(cfg, images)
         # A default folder is made now, so that an interrupted run can name it; a run refused
         # before it wrote anything takes it away again.
-        claimed = None if cfg.run.out else default_out(cfg)
+        claimed = None if cfg.run.out else default_out(cfg.spec.model)
         cfg = cfg if claimed is None else cfg.replace(out=claimed)
         try:
             check_folder(cfg)

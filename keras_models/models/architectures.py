@@ -136,3 +136,14 @@ for _module in filter(None, (m.strip() for m in os.environ.get(PLUGINS, "").spli
     except ImportError as e:
         # At import, before any command can catch an error: one line and a non-zero exit.
         raise SystemExit(f"keras_models: {PLUGINS} names {_module!r}, which cannot be imported ({e})") from None
+
+
+def family_defaults(trait) -> str:
+    """What `trait(arch)` gives the report's six, by family, in words: "500,500 for the MLP
+    family, 256 for the CNN family". The settings' help reads its defaults here, where they are
+    declared, instead of restating them."""
+    seen = {}
+    for arch in report_architectures():
+        seen.setdefault(arch.family, trait(arch))
+    words = (",".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in seen.values())
+    return ", ".join(f"{w} for the {family.upper()} family" for w, family in zip(words, seen, strict=True))

@@ -45,17 +45,17 @@ class Body:
         return {}
 
 
-def dense_stack(x, widths, spec, prefix: str, sync_bn: bool = False):
-    """Dense-BN-ReLU-Dropout per width."""
+def dense_stack(x, widths, prefix: str, batch_norm_on: bool, dropout: float, sync_bn: bool = False):
+    """Dense-BN-ReLU-Dropout per width (batch norm and dropout as the spec sets them)."""
     import keras
 
     for i, units in enumerate(widths, 1):
         x = keras.layers.Dense(units, name=f"{prefix}_dense{i}")(x)
-        if spec.batch_norm:
+        if batch_norm_on:
             x = batch_norm(f"{prefix}_bn{i}", sync_bn)(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{i}")(x)
-        if spec.dropout > 0:
-            x = keras.layers.Dropout(spec.dropout, name=f"{prefix}_dropout{i}")(x)
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout{i}")(x)
     return x
 
 
@@ -71,7 +71,7 @@ class DenseBody(Body):
         import keras
 
         x = keras.layers.Flatten(name="flatten")(digit)
-        return dense_stack(x, spec.hidden_units, spec, prefix, sync_bn)
+        return dense_stack(x, spec.hidden_units, prefix, spec.batch_norm, spec.dropout, sync_bn)
 
 
 class ConvBody(Body):
@@ -101,4 +101,4 @@ class ConvBody(Body):
             if x.shape[1] >= 2:
                 x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
         x = keras.layers.Flatten(name="flatten")(x)
-        return dense_stack(x, spec.hidden_units, spec, prefix, sync_bn)
+        return dense_stack(x, spec.hidden_units, prefix, spec.batch_norm, spec.dropout, sync_bn)

@@ -10,6 +10,7 @@ from keras_models.core.errors import ConfigError
 from keras_models.core.fields import check_fields, setting
 from keras_models.models import architectures
 from keras_models.models.architectures import NAMES as ARCHITECTURES
+from keras_models.models.architectures import family_defaults
 
 # The augmentation's largest shift and rotation: half the 14-px image moves a digit out of it.
 MAX_SHIFT = 6
@@ -45,8 +46,8 @@ class ModelSpec:
     hidden: tuple[int, ...] | None = setting(
         None,
         "dense widths: the MLP's hidden layers, or the CNN's dense head",
-        default_text="the network's (the project's: 500,500 for the MLP family, 256 for the CNN family; the "
-        "report's: 500,500,196 and 288,144)",
+        default_text=f"the network's: the project's {family_defaults(lambda a: a.hidden)}; the report's "
+        f"{family_defaults(lambda a: a.report_body.hidden)}",
     )
     comparer: tuple[int, ...] = setting((80, 80, 20), "comparer widths of the weight-sharing models")
     filters: tuple[int, ...] = setting((32, 64), "filters per conv block (each: --convs x conv3x3-BN-ReLU, maxpool2)")

@@ -21,23 +21,33 @@ class EpochRecorder(keras.callbacks.Callback):
     rewrites history.csv keyed by epoch, so that an epoch replayed after a resume replaces its
     row instead of repeating it. It must run before BackupAndRestore: a row is on disk before
     the backup that marks its epoch done. `test_data` None: the training columns alone (the
-    test evaluation is a sixth to a third of an epoch, by model: docs/BENCHMARKS.md)."""
+    test evaluation is a sixth to a third of an epoch, by model: docs/BENCHMARKS.md).
 
-    def __init__(self, path: Path, test_data=None):
+    `path` may be a list, for a model that trains several rounds at once (training.stacked):
+    `split(logs)` then gives each round's logs under a lone round's names, in the paths' order."""
+
+    def __init__(self, path: Path | list[Path], test_data=None, split=None):
         super().__init__()
-        self.path, self.test_data = path, test_data
-        self.rows = read_history(path)
+        self.paths = list(path) if isinstance(path, (list, tuple)) else [path]
+        self.test_data, self.split = test_data, split or (lambda logs: [logs])
+        self.tables = [read_history(p) for p in self.paths]
+
+    @property
+    def rows(self) -> list[dict]:
+        """The rows of the first (for a lone round, the only) history."""
+        return self.tables[0]
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1}
-        row.update({k: float(v) for k, v in (logs or {}).items()})
+        trained = self.split({k: float(v) for k, v in (logs or {}).items()})
+        tested = [{}] * len(self.paths)
         if self.test_data is not None:
-            test = self.model.evaluate(self.test_data, verbose=0, return_dict=True)
-            row.update({f"test_{k}": float(v) for k, v in test.items()})
-        self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
-        write_history(self.path, self.rows)
+            tested = self.split(self.model.evaluate(self.test_data, verbose=0, return_dict=True))
+        for i, path in enumerate(self.paths):
+            row = {"epoch": epoch + 1, **trained[i], **{f"test_{k}": float(v) for k, v in tested[i].items()}}
+            self.tables[i] = [r for r in self.tables[i] if int(r["epoch"]) < row["epoch"]] + [row]
+            write_history(path, self.tables[i])
         if logs is not None and self.test_data is not None:  # the console line and TensorBoard show it too
-            logs["test_compare_accuracy"] = row["test_compare_accuracy"]
+            logs["test_compare_accuracy"] = self.rows[-1]["test_compare_accuracy"]
 
 
 class Stopwatch(keras.callbacks.Callback):
@@ -182,39 +192,3 @@ def write_history(path: Path, rows: list[dict]) -> None:
     columns = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
     lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-class PretrainClassifier(keras.callbacks.Callback):
-    """--pretrain-epochs: before the pair model's first step, its shared classifier is fitted on
-    the single labelled digits outside the round's pairs (`outside`, Images), through the
-    model's normalisation and augmentation layers."""
-
-    def __init__(self, outside, cfg, strategy):
-        super().__init__()
-        self.outside, self.cfg, self.strategy = outside, cfg, strategy
-
-    def on_train_begin(self, logs=None):
-        from keras_models.models.builder import AUGMENTATION_LAYERS
-        from keras_models.training.compile import digit_loss
-
-        model, recipe = self.model, self.cfg.recipe
-        with self.strategy.scope():
-            digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
-            x = model.get_layer("normalize")(digit)
-            for name in AUGMENTATION_LAYERS:  # in the pair model's order
-                if name in [layer.name for layer in model.layers]:
-                    x = model.get_layer(name)(x)
-            probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
-            single = keras.Model(digit, probs, name="pretrain")
-            single.compile(
-                optimizer=keras.optimizers.Adam(recipe.lr), loss=digit_loss(recipe, "digit_loss"), metrics=["accuracy"]
-            )
-            # Two digits per pair: the same number of images per step as the pair model sees.
-            single.fit(
-                self.outside.images[..., None],
-                self.outside.labels,
-                batch_size=2 * recipe.batch_size,
-                epochs=recipe.pretrain_epochs,
-                shuffle=True,
-                verbose=0 if self.cfg.run.quiet else 2,
-            )

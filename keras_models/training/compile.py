@@ -56,25 +56,31 @@ def compile_model(
     epochs: int,
     steps_per_epoch: int = 10,
     steps_per_execution: int = 1,
+    outputs: dict[str, str] | None = None,
 ) -> keras.Model:
     """The losses keyed by output name, their `loss_weights` (models.builder.loss_weights of the
-    spec), metrics and the optimizer of `recipe`, its schedule spanning `epochs`.
+    spec), metrics and the optimizer of `recipe`, its schedule spanning `epochs`. `outputs`: what
+    each of the model's outputs is, by the name the model gives it ({"digit1_2": "digit1"} for
+    round 2's digit1 in a stack of rounds); by default each output is itself.
 
         >>> cfg = Config(model="cnn_aux", lr=1e-3)
         >>> compile_model(build_model(cfg.spec), cfg.recipe, loss_weights=loss_weights(cfg.spec), epochs=10)
     """
     names = list(model.output.keys()) if isinstance(model.output, dict) else ["compare"]
+    outputs = outputs or {name: name for name in names}
     # Keras prefixes metric names with the output name only when there are several outputs;
     # naming it here gives every model the same `compare_accuracy` (and `val_compare_accuracy`).
     compare_metric = "accuracy" if len(names) > 1 else "compare_accuracy"
-    losses, metrics = {}, {}
-    for name in names:
-        losses[name], metric = output_objective(recipe, name, name)
-        metrics[name] = [metric(name=compare_metric if name == "compare" else "accuracy")]
+    losses, metrics, weights = {}, {}, {}
+    for key in names:
+        losses[key], metric = output_objective(recipe, outputs[key], key)
+        metrics[key] = [metric(name=compare_metric if key == "compare" else "accuracy")]
+        if outputs[key] in loss_weights:
+            weights[key] = loss_weights[outputs[key]]
     model.compile(
         optimizer=optimizer(recipe, epochs, steps_per_epoch),
         loss=losses,
-        loss_weights={k: v for k, v in loss_weights.items() if k in names},
+        loss_weights=weights,
         metrics=metrics,
         jit_compile=recipe.jit_compile,
         steps_per_execution=steps_per_execution,
@@ -82,7 +88,9 @@ def compile_model(
     return model
 
 
-def compile_for(model: keras.Model, cfg, steps_per_epoch: int = 10, replicated: bool = False) -> keras.Model:
+def compile_for(
+    model: keras.Model, cfg, steps_per_epoch: int = 10, replicated: bool = False, outputs: dict[str, str] | None = None
+) -> keras.Model:
     """`compile_model` with what a run's Config says: its recipe, its spec's loss weights, its
     epochs and steps per execution. `replicated`: under a strategy with several replicas, where
     Keras 3 cannot run several steps per execution (keras-team/keras#19246: "You must feed a
@@ -96,4 +104,5 @@ def compile_for(model: keras.Model, cfg, steps_per_epoch: int = 10, replicated: 
         epochs=cfg.num_epochs,
         steps_per_epoch=steps_per_epoch,
         steps_per_execution=1 if replicated else cfg.run.steps_per_execution,
+        outputs=outputs,
     )

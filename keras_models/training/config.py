@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from keras_models.core.errors import ConfigError, RunError
 from keras_models.models import architectures
-from keras_models.training.settings import FIELDS, GROUPS, MAX_SEED, ModelSpec, Recipe, RunSettings
-
-# Far beyond any round count, so that members never share a seed with another round.
-MEMBER_SEED_STRIDE = 1000
+from keras_models.training.rules import RULES
+from keras_models.training.settings import FIELDS, GROUPS, ModelSpec, Recipe, RunSettings
 
 
 def choices(name: str) -> tuple:
@@ -26,92 +25,23 @@ def choices(name: str) -> tuple:
     return tuple(FIELDS[name][1].metadata["choices"])
 
 
-def last_seed(c: Config) -> int:
-    r = c.recipe
-    return r.seed + c.run.rounds - 1 + MEMBER_SEED_STRIDE * (r.member + r.members - 1 + r.teachers)
-
-
-# What no single declaration can say: a message for each combination that cannot train.
-RULES = (
-    (
-        lambda c: c.recipe.optimizer != "adam" and c.recipe.weight_decay,
-        "--weight-decay is AdamW's decay; it needs --optimizer adam",
-    ),
-    (
-        lambda c: c.spec.comparer_type != "learned" and not c.arch.shared,
-        "--comparer-type expected compares the digit distributions; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.recipe.label_smoothing and not c.arch.shared,
-        "--label-smoothing smooths the digit targets; it needs a weight-sharing model",
-    ),
-    (lambda c: c.spec.augment and not c.arch.shared, "--augment needs a weight-sharing model"),
-    (lambda c: c.spec.elastic and not c.arch.shared, "--elastic needs a weight-sharing model"),
-    (
-        lambda c: c.recipe.teachers and not c.arch.shared,
-        "--teachers distils the digit classifier; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.recipe.teachers and c.run.strategy in ("mirrored", "multiworker"),
-        "--teachers trains its teachers and the model in one process; use --strategy default",
-    ),
-    (
-        lambda c: c.spec.loss_weighting == "learned" and not c.arch.aux,
-        "--loss-weighting learned weighs the compare and digit losses; it needs an aux model",
-    ),
-    (
-        lambda c: c.recipe.pretrain_epochs and not c.arch.shared,
-        "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.recipe.early_stopping and not c.recipe.validation_split,
-        "--early-stopping watches the validation pairs; it needs --validation-split",
-    ),
-    (
-        lambda c: c.recipe.members > 1 and c.run.strategy == "multiworker",
-        "--members trains its members one after another in one process; with --strategy multiworker train one "
-        "--member per run",
-    ),
-    (
-        lambda c: (c.run.workers > 1 or c.run.ray_address) and c.run.strategy in ("mirrored", "multiworker"),
-        "--workers and --ray-address train rounds as Ray tasks of one device each; they cannot be combined "
-        "with --strategy mirrored or multiworker",
-    ),
-    (
-        lambda c: c.run.stack > 1 and not stackable(c),
-        "--stack trains one plain model per round on one device: it cannot be combined with --members, --teachers, "
-        "--tta, --pretrain-epochs, --validation-split, --repair, --rotation, --loss-weighting learned, "
-        "--classifier-softmax batch, --workers, --ray-address or --strategy mirrored / multiworker",
-    ),
-    (
-        lambda c: c.spec.classifier_softmax == "batch" and c.run.export,
-        "--classifier-softmax batch answers a pair by the pairs beside it, so its model is never exported; add "
-        "--no-export",
-    ),
-    (
-        lambda c: c.spec.classifier_softmax == "batch" and c.recipe.tta,
-        "--tta scores a pair's shifted views in one batch, which --classifier-softmax batch would mix",
-    ),
-    (
-        lambda c: last_seed(c) > MAX_SEED,
-        lambda c: (
-            f"seeds must stay below 2**32: seed {c.recipe.seed} with {c.run.rounds} rounds, members "
-            f"{c.recipe.member}-{c.recipe.member + c.recipe.members - 1} and {c.recipe.teachers} teachers "
-            f"reaches {last_seed(c)}"
-        ),
-    ),
-)
-
-
+@dataclass(frozen=True, init=False)
 class Config:
-    """Every setting of a run. `Config(model="cnn_aux", lr=1e-3)` sets settings by name, each
-    checked against its declaration; the rest keep their defaults.
+    """Every setting of a run, in its three groups: the model spec (`spec`, what the builder
+    reads), the training recipe (`recipe`) and the run settings (`run`). Each setting's name is
+    declared once, in one group (keras_models.training.settings), so a setting is also given by
+    name: `Config(model="cnn_aux", lr=1e-3)` and `cfg.replace(epochs=10)` put each in its group,
+    checked against its declaration, and the rules that tie settings together are checked
+    whenever a Config is made. It is saved as its groups (`to_groups`) everywhere it is saved:
+    config.json, results.json and an export's model card.
 
         >>> cfg = Config(model="cnn_aux", lr=1e-3).replace(epochs=10)
         >>> cfg.spec.model, cfg.recipe.lr, cfg.run.rounds  # the three groups
     """
 
-    __slots__ = ("spec", "recipe", "run")
+    spec: ModelSpec
+    recipe: Recipe
+    run: RunSettings
 
     def __init__(
         self, spec: ModelSpec | None = None, recipe: Recipe | None = None, run: RunSettings | None = None, **settings
@@ -127,15 +57,6 @@ class Config:
             if broken(self):
                 raise ConfigError(message(self) if callable(message) else message)
 
-    def __setattr__(self, name, value):
-        raise AttributeError("Config is immutable; use replace()")
-
-    def __eq__(self, other):
-        return isinstance(other, Config) and self.to_groups() == other.to_groups()
-
-    def __repr__(self):
-        return f"Config({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
-
     @property
     def arch(self) -> architectures.Architecture:
         return self.spec.arch
@@ -149,23 +70,36 @@ class Config:
         return Config(self.spec, self.recipe, self.run, **changes)
 
     def to_groups(self) -> dict:
-        """{"spec": {...}, "recipe": {...}, "run": {...}}, as config.json holds them."""
+        """{"spec": {...}, "recipe": {...}, "run": {...}}: how a Config is saved."""
         return {g: as_json(getattr(self, g)) for g in GROUPS}
 
     def to_dict(self) -> dict:
-        """Every setting by name, one flat dict (results.json's `config`)."""
+        """Every setting by name, one flat dict (a view for reading, never saved)."""
         return {k: v for part in self.to_groups().values() for k, v in part.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Config:
-        """The flat dict of to_dict, or the groups of to_groups; a setting it lacks (a file from
-        before that setting existed) keeps its default."""
-        if set(d) <= set(GROUPS) and all(isinstance(v, dict) for v in d.values()):
-            d = {k: v for part in d.values() for k, v in part.items()}
-        unknown = sorted(set(d) - set(FIELDS))
-        if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(unknown)} (written by another version of the project?)")
-        return cls(**d)
+    def from_groups(cls, groups: dict) -> Config:
+        """A Config saved by `to_groups`; a group or setting it lacks (a file from before that
+        setting existed) keeps its default. Files written before 2026-12-06 hold the settings
+        flat, by name; they are read as such. Anything else is one ConfigError line."""
+        if not isinstance(groups, dict):
+            raise ConfigError(f"settings must be a JSON object, not {type(groups).__name__}")
+        if groups and not set(groups) & set(GROUPS) and set(groups) <= set(FIELDS):
+            return cls(**groups)  # the flat form of earlier files
+        strays = sorted(set(groups) - set(GROUPS))
+        if strays:
+            raise ConfigError(
+                f"unknown config groups: {', '.join(strays)} (written by another version of the project?)"
+            )
+        settings = {}
+        for group, values in groups.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config group {group!r} must be a JSON object, not {type(values).__name__}")
+            unknown = sorted(k for k in values if FIELDS.get(k, (None,))[0] != group)
+            if unknown:
+                raise ConfigError(f"unknown {group} settings: {', '.join(unknown)} (written by another version?)")
+            settings.update(values)
+        return cls(**settings)
 
 
 def as_json(part) -> dict:
@@ -211,7 +145,7 @@ def check_resumable(old: dict, cfg: Config, out: Path, instead: str = "use anoth
     if not isinstance(old.get("config"), dict) or not old["config"]:
         raise RunError(f"{out}: holds no run's settings; {instead}, or move the folder away to start over")
     try:
-        before = Config.from_dict(old["config"])
+        before = Config.from_groups(old["config"])
     except ConfigError as e:
         raise RunError(f"{out}: holds a run this version cannot resume ({e}); {instead}") from None
     then, now = before.to_groups(), cfg.to_groups()
@@ -241,16 +175,6 @@ def check_before_training(cfg: Config, images, chief: bool = True) -> None:
         check_writable(cfg.run.export_dir, "--export-dir")
 
 
-def stackable(c) -> bool:
-    """Whether a run's rounds can train stacked (training.stacked): plain models, one each."""
-    r = c.recipe
-    alone = r.members == 1 and not (r.teachers or r.tta or r.pretrain_epochs or r.validation_split or r.repair)
-    spec = not (c.spec.augment and c.spec.rotation) and c.spec.loss_weighting == "fixed"
-    spec = spec and c.spec.classifier_softmax == "classes"
-    run = c.run.workers == 1 and not c.run.ray_address and c.run.strategy in ("auto", "default")
-    return alone and spec and run
-
-
 def check_folder(cfg: Config) -> None:
     """Before anything is trained or touched: a run folder that holds a config.json (written
     first by every run) may only be resumed with the same settings."""
@@ -260,12 +184,12 @@ def check_folder(cfg: Config) -> None:
     check_resumable({"config": read_run_file(path)}, cfg, Path(cfg.run.out))
 
 
-def default_out(cfg: Config) -> str:
+def default_out(model: str) -> str:
     """The run folder when --out is not given: a new one per run, made now, so that runs
     started in the same second (other seeds, other processes) never share one."""
     from keras_models.core.files import claim_folder
 
-    return str(claim_folder("runs", f"{cfg.spec.model}-{datetime.now():%Y%m%d-%H%M%S}"))
+    return str(claim_folder("runs", f"{model}-{datetime.now():%Y%m%d-%H%M%S}"))
 
 
 def config_mflops(cfg: Config) -> float:
@@ -278,12 +202,13 @@ def config_mflops(cfg: Config) -> float:
 
 
 def card_config(card: dict) -> Config | None:
-    """The Config of the model an export holds, from its model card (metadata.json): its spec and
-    recipe (exports written before those were kept apart hold one flat `config`); None for an
-    export without a card."""
+    """The Config of the model an export holds, from its model card (metadata.json); None for an
+    export without one. Cards written before 2026-12-06 hold `spec` and `recipe` beside each other."""
+    if "config" in card:
+        return Config.from_groups(card["config"])
     if "spec" in card:
-        return Config.from_dict({"spec": card["spec"], "recipe": card.get("recipe", {})})
-    return Config.from_dict(card["config"]) if card.get("config") else None
+        return Config.from_groups({"spec": card["spec"], "recipe": card.get("recipe", {})})
+    return None
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
@@ -293,6 +218,6 @@ def save_config(cfg: Config, path: str | Path) -> None:
 def load_config(path: str | Path) -> Config:
     """A run folder's config.json; a file that is not one is one RunError line."""
     try:
-        return Config.from_dict(read_run_file(Path(path)))
+        return Config.from_groups(read_run_file(Path(path)))
     except ConfigError as e:
         raise RunError(f"{path}: holds settings this version cannot read ({e})") from None

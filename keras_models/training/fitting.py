@@ -1,26 +1,22 @@
 """One fit of one model: its seeded weights, the data pipeline, batching, shuffling and the
-callbacks every fit shares. A round of train.py (keras_models.training.run) and a keras-tuner trial
-(tuning.hypermodels) both train through `fit_model`, so that they see the same batches."""
+callbacks every fit shares. `fit` is the one call of Keras' `Model.fit` in the project: a round
+of train.py (keras_models.training.run), a stack of rounds (training.stacked), the digit
+classifier's pre-training (`PretrainClassifier`) and a keras-tuner trial (tuning.hypermodels,
+through `fit_model`) each hand it their model, data and callbacks."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import keras
 
 from keras_models.data.images import Images, Pairs
-from keras_models.data.pipeline import as_dataset, pixel_stats
+from keras_models.data.pipeline import SCORING_BATCH, as_dataset, pixel_stats
 from keras_models.models.builder import build_model, student_of, targets_for
-from keras_models.training.callbacks import (
-    EpochLog,
-    EpochRecorder,
-    IntervalBackupAndRestore,
-    PretrainClassifier,
-    Stopwatch,
-)
+from keras_models.training.callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
 from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
 from keras_models.training.results import scoring_batch
@@ -46,11 +42,30 @@ class FitResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> FitResult:
-        return cls(
-            **{k: d[k] for k in ("status", "seconds", "epochs_run", "seconds_total", "epochs_total")},
-            message=d.get("message"),
-            running_train_accuracy=d.get("running_train_accuracy"),
-        )
+        return cls(**{f.name: d.get(f.name) for f in fields(FitResult)})
+
+    def check_losses(self, losses: list[float], what: str) -> None:
+        """Failed, with the epoch, when a loss became NaN or infinite (TerminateOnNaN stopped `what`)."""
+        if any(not math.isfinite(v) for v in losses):
+            self.status, self.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; {what} stopped"
+
+
+def fit(
+    model: keras.Model, data, targets=None, *, epochs: int, callbacks=(), validation=None, initial_epoch=0, **options
+):
+    """Keras' `model.fit` as every fit of the project calls it: silent (its callbacks print, if
+    anything), stopped by a NaN loss, and shuffled by the data itself (a tf.data pipeline
+    reshuffles every epoch from its seed) unless `options` say otherwise. `targets`: with arrays
+    for `data`. Returns the History."""
+    return model.fit(
+        data,
+        targets,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=validation,
+        callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
+        **{"verbose": 0, "shuffle": False, **options},
+    )
 
 
 def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None) -> keras.Model:
@@ -70,21 +85,59 @@ def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None)
 
 
 def fit_model(
-    model: keras.Model, cfg: Config, train: Pairs, val: Pairs | None, seed: int, callbacks=(), initial_epoch: int = 0
+    model: keras.Model,
+    recipe,
+    epochs: int,
+    train: Pairs,
+    val: Pairs | None,
+    seed: int,
+    callbacks=(),
+    val_batch: int = SCORING_BATCH,
+    initial_epoch: int = 0,
 ):
-    """`model.fit` on `train`, batches reshuffled every epoch from `seed` (and re-paired with
-    `cfg.recipe.repair`), with `val` as validation data; stops on a NaN loss. Returns the History.
-    The dataset reshuffles itself, so fit's own shuffle is off; `callbacks` print, if anything."""
-    r = cfg.recipe
-    return model.fit(
-        as_dataset(train, targets_for(model, train), r.batch_size, shuffle_seed=seed, repair=r.repair),
-        epochs=cfg.num_epochs,
-        initial_epoch=initial_epoch,
-        validation_data=as_dataset(val, targets_for(model, val), scoring_batch(cfg)) if val is not None else None,
-        callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
-        verbose=0,
-        shuffle=False,
-    )
+    """`fit` on `train` in batches of `recipe.batch_size`, reshuffled every epoch from `seed` (and
+    re-paired with `recipe.repair`), with `val` as validation data, scored `val_batch` pairs at a
+    time (results.scoring_batch). Returns the History."""
+    validation = None if val is None else as_dataset(val, targets_for(model, val), val_batch)
+    data = as_dataset(train, targets_for(model, train), recipe.batch_size, shuffle_seed=seed, repair=recipe.repair)
+    return fit(model, data, epochs=epochs, callbacks=callbacks, validation=validation, initial_epoch=initial_epoch)
+
+
+class PretrainClassifier(keras.callbacks.Callback):
+    """--pretrain-epochs: before the pair model's first step, its shared classifier is fitted on
+    the single labelled digits outside the round's pairs (`outside`, Images), through the
+    model's normalisation and augmentation layers."""
+
+    def __init__(self, outside, cfg, strategy):
+        super().__init__()
+        self.outside, self.cfg, self.strategy = outside, cfg, strategy
+
+    def on_train_begin(self, logs=None):
+        from keras_models.models.builder import AUGMENTATION_LAYERS
+        from keras_models.training.compile import digit_loss
+
+        model, recipe = self.model, self.cfg.recipe
+        with self.strategy.scope():
+            digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
+            x = model.get_layer("normalize")(digit)
+            for name in AUGMENTATION_LAYERS:  # in the pair model's order
+                if name in [layer.name for layer in model.layers]:
+                    x = model.get_layer(name)(x)
+            probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
+            single = keras.Model(digit, probs, name="pretrain")
+            single.compile(
+                optimizer=keras.optimizers.Adam(recipe.lr), loss=digit_loss(recipe, "digit_loss"), metrics=["accuracy"]
+            )
+            # Two digits per pair: the same number of images per step as the pair model sees.
+            fit(
+                single,
+                self.outside.images[..., None],
+                self.outside.labels,
+                epochs=recipe.pretrain_epochs,
+                batch_size=2 * recipe.batch_size,
+                shuffle=True,
+                verbose=0 if self.cfg.run.quiet else 2,
+            )
 
 
 @dataclass(frozen=True)
@@ -102,16 +155,11 @@ class Fit:
 
 
 def reusable(cfg: Config, strategy) -> bool:
-    """Whether the fits of a run can share one compiled model: a round of one model on one
-    device, whose graph holds nothing the round sets but weights (no teachers, no pre-training
-    model, no rotations, whose fill is a constant of Keras' layer, no ensemble around it)."""
-    return (
-        cfg.recipe.members == 1
-        and not (cfg.recipe.teachers or cfg.recipe.pretrain_epochs or cfg.recipe.tta)
-        and not (cfg.spec.augment and cfg.spec.rotation)
-        and strategy.num_replicas_in_sync == 1
-        and cfg.run.strategy != "multiworker"
-    )
+    """Whether the fits of a run can share one compiled model: one plain model per round
+    (config.not_one_plain_model) on a strategy of one replica."""
+    from keras_models.training.rules import not_one_plain_model
+
+    return not not_one_plain_model(cfg) and strategy.num_replicas_in_sync == 1
 
 
 def set_determinism(jit_compile: bool) -> None:
@@ -201,14 +249,14 @@ def fit_member(
     if not cfg.run.quiet:
         callbacks.append(EpochLog(fit.fits_after))
     start = time.perf_counter()
-    losses = fit_model(model, cfg, train, val, fit.seed, callbacks).history.get("loss", [])
+    history = fit_model(model, cfg.recipe, cfg.num_epochs, train, val, fit.seed, callbacks, scoring_batch(cfg))
+    losses = history.history.get("loss", [])
     seconds = time.perf_counter() - start
     running = recorder.rows[-1].get("compare_accuracy") if recorder.rows else None
     result = FitResult(
         "ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows), None, running
     )
-    if any(not math.isfinite(v) for v in losses):
-        result.status, result.message = "failed", f"loss became NaN/inf at epoch {len(losses)}; round stopped"
+    result.check_losses(losses, "round")
     if teachers:  # the trained student, without the teachers it learnt from
         model = student_of(model, cfg.spec, *pixel_stats(train))
     return model, result

@@ -29,7 +29,6 @@ from keras_models.core.files import atomic_write_bytes
 from keras_models.core.machine import visible_cpus
 from keras_models.data.images import Images
 from keras_models.models.cost import parameter_counts
-from keras_models.models.saving import atomic_save_model
 from keras_models.training.config import Config
 
 RETRIES = 3  # runs of a round after a lost worker or node, before the run gives up
@@ -58,30 +57,30 @@ def check_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def start_ray(cfg: Config) -> int:
-    """Connects to the cluster of cfg.run.ray_address, or starts a local Ray of this machine's
+def start_ray(ray_address: str | None, workers: int) -> int:
+    """Connects to the cluster at `ray_address`, or starts a local Ray of this machine's
     CPUs, once per process: the runs of a study share it, and its workers, whose TensorFlow is
     loaded, go on to the next model's rounds (Ray ends it when the process exits). Returns the
     CPUs each round's task asks for (its TensorFlow threads)."""
     import ray
 
     # A worker's TensorFlow threads are set once, when it loads TensorFlow: other threads, another Ray.
-    address = (cfg.run.ray_address or "local", cfg.run.workers)
+    address = (ray_address or "local", workers)
     if ray.is_initialized() and _DRIVER.get("address") != address:
         stop_ray()
     if not ray.is_initialized():
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
-        if cfg.run.ray_address:  # answering: Run.start checked it before anything was written
-            ray.init(address=cfg.run.ray_address, **quiet)
+        if ray_address:  # answering: Run.start checked it before anything was written
+            ray.init(address=ray_address, **quiet)
         else:
             # "local": a Ray of its own, even where `ray start` left a cluster running on the machine.
             # The dashboard is a web server that nobody of a command looks at; it also needs ray[default].
             ray.init(address="local", num_cpus=visible_cpus(), include_dashboard=False, **quiet)
         _DRIVER["address"] = address
-    if cfg.run.ray_address:
+    if ray_address:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        return max(1, cpus // cfg.run.workers) if cfg.run.workers > 1 else 1
-    return threads_per_worker(cfg.run.workers)
+        return max(1, cpus // workers) if workers > 1 else 1
+    return threads_per_worker(workers)
 
 
 def _prepare(groups: dict, arch, threads: int) -> Config:
@@ -98,7 +97,7 @@ def _prepare(groups: dict, arch, threads: int) -> Config:
 
     if arch.name not in architectures.NAMES:  # registered in the driver by the caller's code
         architectures.register(arch)
-    cfg = Config.from_dict(groups)
+    cfg = Config.from_groups(groups)
     set_determinism(cfg.recipe.jit_compile)  # as training.run sets it in one process, per run
     return cfg
 
@@ -109,7 +108,7 @@ def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, t
     folder of its own and returns its files as {path in the run folder: bytes}."""
     import tensorflow as tf
 
-    from keras_models.training.rounds import RoundData, RoundRunner
+    from keras_models.training.rounds import RoundRunner
 
     start = time.perf_counter()
     cfg = _prepare(groups, arch, threads)
@@ -118,12 +117,9 @@ def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, t
         key = (str(folder), repr(groups))
         if _WORKER.get("key") != key:  # the runner keeps the traced step for the next round of a run
             _WORKER.update(key=key, runner=RoundRunner(cfg, tf.distribute.get_strategy(), folder, cfg.run.rounds))
-        data = RoundData.draw(cfg, images, index)
+        ((model, result),) = _WORKER["runner"].rounds([index], images, log=lambda *_: None)
+        result.wall_seconds = round(time.perf_counter() - start, 2)  # the task's, its set-up included
         round_dir = folder / f"round-{index:02d}"
-        round_dir.mkdir(parents=True, exist_ok=True)
-        model, result = _WORKER["runner"].run(data)
-        atomic_save_model(model, round_dir / "model.keras")
-        result.wall_seconds = round(time.perf_counter() - start, 2)
         files = {}
         if not work:
             files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(round_dir.rglob("*")) if p.is_file()}
@@ -139,10 +135,10 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
     order, after its files are in `work`. Ray's task errors end the run with a RunError."""
     import ray
 
-    threads, pending, finished = start_ray(cfg), {}, False
+    threads, pending, finished = start_ray(cfg.run.ray_address, cfg.run.workers), {}, False
     try:
         # The workers print no epoch lines: those of several rounds at once would interleave.
-        groups = cfg.replace(quiet=True).to_dict()
+        groups = cfg.replace(quiet=True).to_groups()
         task = ray.remote(train_round).options(num_cpus=threads, max_retries=RETRIES, name="train_round")
         shared = None if cfg.run.ray_address else str(work)
         where = f"the Ray cluster at {cfg.run.ray_address}" if cfg.run.ray_address else "a local Ray"

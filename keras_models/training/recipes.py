@@ -75,6 +75,16 @@ EARLY = {"validation_split": 0.1, "early_stopping": 10}
 TRAIN_RECIPES = (*RECIPES, "report_early", *NAMED)
 
 
+def describe_recipes() -> str:
+    """RECIPES in words, for the commands' --help: "report: lr 0.0001, 500 epochs (MLP family) /
+    100 (CNN family); ..."."""
+    return "; ".join(
+        f"{name}: lr {per[next(iter(per))][0]:g}, "
+        + " / ".join(f"{epochs} epochs ({family.upper()} family)" for family, (_, epochs) in per.items())
+        for name, per in RECIPES.items()
+    )
+
+
 def recipe_changes(recipe: str, model: str) -> dict:
     """The Config changes of a recipe for a registered architecture that has the traits it needs."""
     if recipe not in TRAIN_RECIPES:

@@ -8,6 +8,7 @@ A round keeps each teacher (round-NN/teacher-T) and, with several members, each 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from keras_models.core.machine import describe as describe_machine
 from keras_models.data.images import Images, Pairs, concat, dev_pairs, draw_round, swapped, unused_images
 from keras_models.data.pipeline import split_validation
 from keras_models.models.builder import NO_TTA, TTA_VIEWS
-from keras_models.training.config import MEMBER_SEED_STRIDE, Config
+from keras_models.training.config import Config
 from keras_models.training.fitting import Fit, FitResult, fit_member, reusable
 from keras_models.training.results import evaluate_pairs, scoring_batch
+from keras_models.training.rules import MEMBER_SEED_STRIDE
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,14 @@ class RoundData:
         return cls(index, seed, train, val, test, dev, unused)
 
 
-@dataclass
-class RoundResult:
-    """What results.json keeps of a round. Accuracies are None for a failed round."""
+@dataclass(kw_only=True)
+class RoundResult(FitResult):
+    """What results.json keeps of a round: its fit's (FitResult: status, this invocation's
+    training seconds and epochs, teachers included, and the totals over every invocation), and
+    what is the round's own. Accuracies are None for a failed round."""
 
     round: int
     seed: int
-    status: str
-    seconds: float  # this invocation's training, teachers included
-    epochs_run: int
-    seconds_total: float  # over every invocation that worked on the round
-    epochs_total: int
     # This invocation's wall-clock for the round, from drawing its pairs to its last file
     # written: building, tracing, training, evaluation, the test curve, saving (and, for the
     # run's last round, the export). What a user waits for, beside the training `seconds`.
@@ -65,12 +64,10 @@ class RoundResult:
     machine: dict = field(default_factory=describe_machine)
     commit: str = field(default_factory=code_version)  # the code that trained it
     train_accuracy: float | None = None  # the training pairs scored after training, in inference mode
-    running_train_accuracy: float | None = None  # the report's: its last epoch's batches as they trained
     test_accuracy: float | None = None
     digit_test_accuracy: float | None = None
     validation_accuracy: float | None = None
     dev_accuracy: float | None = None
-    message: str | None = None
     members: list[dict] | None = None
     teachers: list[dict] | None = None
 
@@ -80,6 +77,7 @@ class RoundResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d = {"round": d.pop("round"), "seed": d.pop("seed"), **d}  # a round's entry opens with its number
         keep = ("digit_test_accuracy",) if self.ok else ()  # null for the models without digit outputs
         return {k: v for k, v in d.items() if v is not None or k in keep}
 
@@ -125,17 +123,16 @@ class RoundRunner:
         # The teachers' training counts in the round's seconds: the model could not exist without it.
         every = parts + helper_parts
         result = RoundResult(
-            data.index,
-            data.seed,
             "ok",
             round(sum(p["seconds"] for p in every), 2),
             parts[-1]["epochs_run"],
             round(sum(p["seconds_total"] for p in every), 2),
             parts[-1]["epochs_total"],
+            running_train_accuracy=parts[-1].get("running_train_accuracy") if alone else None,
+            round=data.index,
+            seed=data.seed,
             teachers=helper_parts or None,
         )
-        if alone:
-            result.running_train_accuracy = parts[-1].get("running_train_accuracy")
         model = fitted[0]
         if cfg.recipe.members > 1 or cfg.recipe.tta:
             model = ensemble_model(fitted, TTA_VIEWS if cfg.recipe.tta else NO_TTA, name=cfg.spec.model)
@@ -200,13 +197,32 @@ class RoundRunner:
 
     @staticmethod
     def failed(data: RoundData, part: FitResult, message: str) -> RoundResult:
-        return RoundResult(
-            data.index,
-            data.seed,
-            "failed",
-            part.seconds,
-            part.epochs_run,
-            part.seconds_total,
-            part.epochs_total,
-            message=message,
-        )
+        return RoundResult(**{**part.to_dict(), "message": message}, round=data.index, seed=data.seed)
+
+    def rounds(self, indices: list[int], images, log=print):
+        """Yields (model, RoundResult) of each round of `indices`, one after another, its pairs
+        drawn from its seed and its model.keras saved (`save_round`)."""
+        cfg, started = self.cfg, time.perf_counter()
+        for i, r in enumerate(indices):
+            start = time.perf_counter()
+            data = RoundData.draw(cfg, images, r)
+            if i:
+                eta = (start - started) / i * (len(indices) - i)
+                log(f"{cfg.spec.model}: round {r + 1}/{cfg.run.rounds} (seed {data.seed}), about {eta:.0f} s left")
+            else:
+                log(f"{cfg.spec.model}: round {r + 1}/{cfg.run.rounds} (seed {data.seed}), {cfg.num_epochs} epochs")
+            model, result = self.run(data)
+            # Every worker keeps its model (in its own folder): the weights must agree across workers.
+            save_round(model, result, self.work, time.perf_counter() - start)
+            yield model, result
+
+
+def save_round(model, result: RoundResult, work: Path, wall_seconds: float) -> None:
+    """A finished round's model, as round-NN/model.keras in `work`, and its wall-clock: what the
+    local, Ray and stacked runners do with every round they train."""
+    from keras_models.models.saving import atomic_save_model
+
+    round_dir = work / f"round-{result.round:02d}"
+    round_dir.mkdir(parents=True, exist_ok=True)
+    atomic_save_model(model, round_dir / "model.keras")
+    result.wall_seconds = round(wall_seconds, 2)

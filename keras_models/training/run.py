@@ -21,10 +21,9 @@ from pathlib import Path
 
 from keras_models.core.errors import ConfigError
 from keras_models.core.files import atomic_link, atomic_write_json, lock_folder, remove_tree
-from keras_models.core.machine import bfloat16_in_hardware
+from keras_models.core.machine import bfloat16_in_hardware, code_version
 from keras_models.data.images import Images, load_data
 from keras_models.models.cost import parameter_counts
-from keras_models.models.saving import atomic_save_model
 from keras_models.training.config import (
     Config,
     check_before_training,
@@ -36,7 +35,7 @@ from keras_models.training.config import (
     save_config,
 )
 from keras_models.training.results import pct, pm, summarise
-from keras_models.training.rounds import RoundData, RoundResult, RoundRunner
+from keras_models.training.rounds import RoundResult, RoundRunner
 
 
 @dataclass
@@ -80,7 +79,7 @@ class Run:
         strategy = get_strategy(cfg.run.strategy)
         if cfg.recipe.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
             raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
-        cfg = cfg if cfg.run.out else cfg.replace(out=default_out(cfg))
+        cfg = cfg if cfg.run.out else cfg.replace(out=default_out(cfg.spec.model))
         out = Path(cfg.run.out)
         folder = RunFolder(out, out if chief else out / ".workers" / "{}-{}".format(*task()), chief)
         folder.work.mkdir(parents=True, exist_ok=True)
@@ -99,7 +98,7 @@ class Run:
             check_results(results, folder.results_path, cfg.run.rounds)
         if results is None:
             results = {"model": cfg.spec.model, "params": None, "trainable_params": None, "rounds": []}
-        results.update(config=cfg.to_dict(), data={"train": self.images[0].source, "test": self.images[1].source})
+        results.update(config=cfg.to_groups(), data={"train": self.images[0].source, "test": self.images[1].source})
         if folder.chief:
             save_config(cfg, folder.out / "config.json")
         self.results = results
@@ -122,23 +121,13 @@ class Run:
         if todo and (cfg.run.ray_address or (cfg.run.workers > 1 and len(todo) > 1)):
             return self.train_on_ray(todo)
         if cfg.run.stack > 1 and len(todo) > 1:
-            return self.train_stacked(todo)
-        runner = RoundRunner(cfg, self.strategy, folder.work, len(todo))
-        model, started = None, time.perf_counter()
-        for i, r in enumerate(todo):
-            round_start = time.perf_counter()
-            data = RoundData.draw(cfg, self.images, r)
-            round_dir = folder.work / f"round-{r:02d}"
-            round_dir.mkdir(exist_ok=True)
-            if i:
-                eta = (time.perf_counter() - started) / i * (len(todo) - i)
-                log(f"{cfg.spec.model}: round {r + 1}/{rounds} (seed {data.seed}), about {eta:.0f} s left")
-            else:
-                log(f"{cfg.spec.model}: round {r + 1}/{rounds} (seed {data.seed}), {cfg.num_epochs} epochs")
-            model, result = runner.run(data)
-            # Every worker keeps its model (in its own folder): the weights must agree across workers.
-            atomic_save_model(model, round_dir / "model.keras")
-            result.wall_seconds = round(time.perf_counter() - round_start, 2)
+            from keras_models.training.stacked import StackedRunner
+
+            runner = StackedRunner(cfg, self.strategy, folder.work)
+        else:
+            runner = RoundRunner(cfg, self.strategy, folder.work, len(todo))
+        model = None
+        for model, result in runner.rounds(todo, self.images, log):
             self.round_done(result, parameter_counts(model))
         self.remove_empty_backups()
         return model
@@ -153,18 +142,6 @@ class Run:
             self.round_done(RoundResult(**result), counts)
         self.remove_empty_backups()
         return load_keras_model(self.folder.work / f"round-{todo[-1]:02d}" / "model.keras")
-
-    def train_stacked(self, todo: list[int]):
-        """The rounds of `todo`, cfg.run.stack at a time as one model (training.stacked); returns the last's model."""
-        from keras_models.training.stacked import stacked_rounds
-
-        cfg, model = self.cfg, None
-        for first in range(0, len(todo), cfg.run.stack):
-            group = todo[first : first + cfg.run.stack]
-            self.log(f"{cfg.spec.model}: rounds {', '.join(str(r + 1) for r in group)} as one model")
-            for model, result in stacked_rounds(cfg, self.images, group, self.folder.work, self.strategy):
-                self.round_done(result, parameter_counts(model))
-        return model
 
     def remove_empty_backups(self) -> None:
         backup = self.folder.work / "backup"
@@ -245,11 +222,10 @@ def model_card(cfg: Config, run_folder: Path, results: dict, train_images) -> di
     from datetime import datetime, timezone
     from importlib.metadata import version
 
-    groups = cfg.to_groups()
     return {
         "model": cfg.spec.model,
-        "spec": groups["spec"],
-        "recipe": groups["recipe"],
+        "config": cfg.to_groups(),
+        "commit": code_version(),
         "run_folder": str(Path(run_folder).resolve()),
         "test_accuracy_mean": results.get("test_accuracy_mean"),
         "test_accuracy_std": results.get("test_accuracy_std"),

@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from keras_models.core.fields import check_fields, setting
+from keras_models.models.architectures import family_defaults
 from keras_models.models.spec import ModelSpec
 
 # numpy's legacy seeding (used by keras.utils.set_random_seed) takes seeds below 2**32.
@@ -32,7 +33,7 @@ class Recipe:
         None,
         "epochs per round",
         min=1,
-        default_text="the architecture's (200 for the MLP family, 100 for the CNN family)",
+        default_text=f"the architecture's ({family_defaults(lambda a: a.epochs)})",
     )
     pairs: int = setting(1000, "training pairs, and test pairs, per round", min=1)
     batch_size: int = setting(100, "global batch size", min=1)
