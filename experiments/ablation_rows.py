@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from keras_models.training.recipes import EXPECTED_AUGMENT, STACKED, TUNED
 
+from .levers import LearnedLossWeights, Pretrain, Repair, WeightDecay
 from .rows import Row
 
 # Levers for cnn_aux beyond the report, each row with 10% of the training pairs held out for
@@ -48,7 +49,8 @@ ABLATION = [
     Row(
         "decay",
         "+ parameter-free comparer, augmentation, AdamW weight decay 0.5 of the kernels",
-        {**EXPECTED_AUGMENT, "weight_decay": 0.5},
+        EXPECTED_AUGMENT,
+        levers=(WeightDecay(0.5),),
     ),
     Row(
         "long",
@@ -60,12 +62,14 @@ ABLATION = [
     Row(
         "repair",
         "+ parameter-free comparer, augmentation, digits re-paired at random within each batch",
-        {**EXPECTED_AUGMENT, "repair": True},
+        EXPECTED_AUGMENT,
+        levers=(Repair(),),
     ),
     Row(
         "learned_weights",
         "+ parameter-free comparer, augmentation, learned loss weights (Kendall et al. 2018)",
-        {**EXPECTED_AUGMENT, "loss_weighting": "learned"},
+        EXPECTED_AUGMENT,
+        levers=(LearnedLossWeights(),),
     ),
     Row(
         "stacked",
@@ -96,7 +100,8 @@ ABLATION = [
         "pretrained",
         "+ parameter-free comparer, augmentation, classifier pre-trained 10 epochs on the "
         "training images outside the pairs",
-        {**EXPECTED_AUGMENT, "pretrain_epochs": 10},
+        EXPECTED_AUGMENT,
         outside_images=True,
+        levers=(Pretrain(10),),
     ),
 ]

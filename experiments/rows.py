@@ -16,6 +16,7 @@ class Row:
     label: str
     changes: dict
     outside_images: bool = False  # learns from training images beyond the round's pairs
+    levers: tuple = ()  # what the row adds beyond settings (experiments/levers.py)
 
 
 def row_config(base: Config, fixed: dict, row: Row, folder: Path, epochs_scale: float = 1.0) -> Config:
@@ -35,5 +36,5 @@ def train_rows(base: Config, out: Path, declared: list[Row], keys: list[str] | N
     todo = [r for r in declared if keys is None or r.key in keys]
     for i, row in enumerate(todo):
         log(f"== {title} {i + 1}/{len(todo)}: {row.key} ({row.label})")
-        run(configure(row), log=log, images=images)
+        run(configure(row), log=log, images=images, levers=row.levers)
     return images

@@ -26,6 +26,7 @@ _EXPORTS = {
     "load_data": "data.images",
     "draw_round": "data.images",
     "train": "api",
+    "Lever": "training.levers",
     "Predictor": "api",
     "export_saved_model": "serving.export",
     "load_keras_model": "models.saving",

@@ -10,10 +10,12 @@ import numpy as np
 from keras_models.training.config import Config
 
 
-def train(cfg: Config, log=print) -> dict:
+def train(cfg: Config, log=print, levers=()) -> dict:
     """Train `cfg.run.rounds` rounds of fresh pairs, write the run folder (`cfg.run.out`, or a new
     runs/<model>-<time>) and export the last round's model: what `scripts/train.py` does with
     the same settings. Returns results.json's contents; `results["export"]` is the export.
+    `levers`: changes beyond the settings, each a `Lever` (keras_models.training.levers; the
+    study's are in experiments/levers.py), a user's own among them.
 
         >>> import keras_models as km
         >>> results = km.train(km.Config(model="cnn_aux", epochs=3, pairs=500, out="runs/demo"))
@@ -21,7 +23,7 @@ def train(cfg: Config, log=print) -> dict:
     """
     from keras_models.training.run import run
 
-    return run(cfg, log=log)
+    return run(cfg, log=log, levers=levers)
 
 
 class Predictor:

@@ -40,10 +40,6 @@ def test_new_training_options_reject_bad_values():
         Config(model="cnn_aux", label_smoothing=1.0)
     with pytest.raises(ValueError, match="needs a weight-sharing model"):
         Config(model="mlp", label_smoothing=0.1)
-    with pytest.raises(ValueError, match="weight decay"):
-        Config(weight_decay=float("nan"))
-    with pytest.raises(ValueError, match="needs a weight-sharing model"):
-        Config(model="cnn", pretrain_epochs=2)
 
 
 def test_members_need_one_process():
@@ -89,11 +85,7 @@ def test_outputs_follow_the_registered_traits():
         ({"hidden": "abc"}, "hidden must be"),
         ({"lr": "fast"}, "lr must be"),
         ({"augment": 1}, "augment must be bool"),
-        ({"teachers": -1}, "teachers must be an integer >= 0"),
-        ({"teachers": 1, "model": "cnn"}, "--teachers distils the digit classifier"),
-        ({"teachers": 1, "strategy": "multiworker"}, "--teachers trains its teachers"),
-        ({"teachers": 1, "distill_temperature": 0.0}, "distill temperature must be"),
-        ({"teachers": 1, "seed": 2**32 - 1000}, "1 teachers reaches"),
+        ({"members": 3, "seed": 2**32 - 1001}, "members 0-2 reaches"),
     ],
 )
 def test_settings_that_used_to_end_in_tracebacks_are_config_errors(changes, message):
@@ -116,22 +108,18 @@ def test_flags_refuse_infinity_and_out_of_range_seeds():
             parser.parse_args(["--seed", seed])
 
 
-def test_optimizer_ema_and_elastic_options_are_checked():
+def test_the_optimizer_and_schedule_options_are_checked():
     with pytest.raises(ValueError, match="unknown optimizer"):
         Config(model="cnn_aux", optimizer="rmsprop")
-    with pytest.raises(ValueError, match="needs --optimizer adam"):
-        Config(model="cnn_aux", optimizer="nesterov", weight_decay=0.1)
-    with pytest.raises(ValueError, match="weight-sharing"):
-        Config(model="cnn", elastic=True)
     with pytest.raises(ValueError, match="unknown lr schedule"):
         Config(lr_schedule="triangular")
     from keras_models.training.compile import compile_for
 
-    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", ema=True, lr_schedule="onecycle")
+    cfg = Config(model="cnn_aux", filters=(4,), hidden=(8,), optimizer="nesterov", lr_schedule="onecycle")
     opt = compile_for(build_model(cfg.spec), cfg).optimizer
     assert opt.nesterov
     assert opt.momentum == 0.9
-    assert opt.use_ema
+    assert not opt.use_ema
 
 
 def test_augmentation_sizes_are_checked_and_shape_the_model():

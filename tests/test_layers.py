@@ -2,7 +2,6 @@
 
 import keras
 import numpy as np
-import pytest
 
 from keras_models.models.builder import build_model
 from keras_models.training.compile import compile_for
@@ -87,101 +86,3 @@ def test_one_cycle_rises_to_the_peak_then_descends_and_round_trips():
     assert np.all(np.diff(lrs[30:]) < 0)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
     assert again.get_config() == s.get_config()
-
-
-def test_elastic_distortion_moves_ink_in_training_only_and_keeps_it_roughly():
-    from keras_models.models.layers import ElasticDistortion, bilinear
-
-    x = np.zeros((8, 14, 14, 1), np.float32)
-    x[:, 3:11, 6:8, 0] = 1.0  # a stroke, away from the edges
-    layer = ElasticDistortion(seed=3)
-    assert np.array_equal(np.asarray(layer(x)), x)  # inference: untouched
-    y = np.asarray(layer(x, training=True))
-    assert not np.allclose(y, x)
-    assert np.all(y >= 0)
-    assert np.all(y <= 1)
-    ink = y.sum(axis=(1, 2, 3))
-    # Stretching thins a stroke and squeezing thickens it; the ink stays within a factor of 2.
-    assert np.all(ink > 0.5 * x[0].sum())
-    assert np.all(ink < 2 * x[0].sum())
-    # The displacement is the paper's size, scaled to 14 px: a fraction of a pixel to a pixel or two.
-    moved = np.abs(y - x).sum(axis=(1, 2, 3)) / x[0].sum()
-    assert np.all(moved > 0.05)
-    assert np.all(moved < 1.5)
-    # bilinear() at integer coordinates is a plain lookup: here a shift by one row.
-    ys, xs = np.meshgrid(np.arange(14, dtype=np.float32), np.arange(14, dtype=np.float32), indexing="ij")
-    shifted = np.asarray(bilinear(x, np.broadcast_to(ys + 1, (8, 14, 14)), np.broadcast_to(xs, (8, 14, 14))))
-    np.testing.assert_array_equal(shifted[:, :13], x[:, 1:])
-
-
-# A small augmented cnn_aux with the parameter-free comparer.
-TINY = Config(model="cnn_aux", filters=(4,), hidden=(8,), comparer_type="expected", augment=True)
-
-
-def test_elastic_ema_and_one_cycle_model_saves_and_loads_in_safe_mode(tmp_path):
-    """The options train, and a model built with them saves and loads like any other; with
-    use_ema, fit ends with the averaged weights in the model."""
-    cfg = TINY.replace(elastic=True, ema=True, lr_schedule="onecycle", lr=3e-3, epochs=2)
-    model = compile_for(build_model(cfg.spec), cfg, steps_per_epoch=2)
-    assert "augment_elastic" in [layer.name for layer in model.layers]
-    assert model.optimizer.use_ema
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
-    digits = rng.integers(0, 10, (8, 2))
-    y = {
-        "compare": (digits[:, 0] <= digits[:, 1]).astype(np.float32)[:, None],
-        "digit1": digits[:, 0],
-        "digit2": digits[:, 1],
-    }
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
-    averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
-    for v, a in zip(model.trainable_variables, averages, strict=False):
-        np.testing.assert_allclose(v.numpy(), a, rtol=1e-6)  # the model holds the average
-    model.save(tmp_path / "m.keras")
-    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
-    np.testing.assert_allclose(
-        again.predict(x, verbose=0)["compare"], model.predict(x, verbose=0)["compare"], rtol=1e-5
-    )
-
-
-def test_distillation_adds_the_softened_kl_keeps_the_logits_and_never_trains_the_teacher():
-    from keras_models.models.builder import DISTILL_WEIGHT, student_of
-    from keras_models.models.layers import Distillation
-
-    cfg = TINY.replace(shift=1, rotation=0.0, teachers=1, distill_temperature=2.0, epochs=1)
-    teacher = build_model(cfg.spec)
-    classifier = teacher.get_layer("classifier")
-    rng = np.random.default_rng(2)
-    digits = rng.normal(size=(6, 14, 14, 1)).astype(np.float32)
-    logits = rng.normal(size=(6, 10)).astype(np.float32)
-    layer = Distillation([classifier], temperature=2.0, weight=0.5)
-    out = layer([digits, logits])
-    np.testing.assert_array_equal(np.asarray(out), logits)
-    t_logits = np.asarray(classifier(digits, training=False)) / 2.0
-    p = np.exp(t_logits - t_logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    log_q = logits / 2.0 - np.log(np.exp(logits / 2.0).sum(1, keepdims=True))
-    expected = 0.5 * 4.0 * np.mean(np.sum(p * (np.log(p) - log_q), axis=1))
-    assert float(layer.losses[0]) == pytest.approx(expected, rel=1e-4)
-
-    # In a training model the teacher is frozen (its dropout and batch norm in inference mode),
-    # the student learns, and the student alone is what comes out.
-    model = compile_for(
-        build_model(cfg.spec, teachers=[teacher], temperature=cfg.recipe.distill_temperature), cfg, steps_per_epoch=2
-    )
-    assert model.get_layer("distillation").weight == DISTILL_WEIGHT
-    before = [w.copy() for w in teacher.get_weights()]
-    student_before = model.get_layer("classifier").get_weights()[0].copy()
-    x = rng.uniform(0, 255, (8, 2, 14, 14)).astype(np.float32)
-    d = rng.integers(0, 10, (8, 2))
-    y = {"compare": (d[:, 0] <= d[:, 1]).astype(np.float32)[:, None], "digit1": d[:, 0], "digit2": d[:, 1]}
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
-    for a, b in zip(before, teacher.get_weights(), strict=False):
-        np.testing.assert_array_equal(a, b)
-    assert not np.allclose(student_before, model.get_layer("classifier").get_weights()[0])
-    student = student_of(model, cfg.spec, 0.0, 1.0)
-    assert "distillation" not in {layer.name for layer in student.layers}
-    assert student.count_params() == teacher.count_params()
-    served, trained = student.predict(x, verbose=0), model.predict(x, verbose=0)
-    for key in ("compare", "digit1", "digit2"):
-        np.testing.assert_allclose(served[key], trained[key], rtol=1e-5, atol=1e-6)

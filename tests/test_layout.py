@@ -106,6 +106,7 @@ def test_import_keras_models_offers_its_names_without_loading_tensorflow():
         [
             "Architecture",
             "Config",
+            "Lever",
             "Predictor",
             "build_model",
             "compile_model",

@@ -151,61 +151,6 @@ def test_augmented_expected_model_is_deterministic_at_inference_and_round_trips(
     )
 
 
-def test_weight_decay_uses_adamw_on_kernels_only():
-    cfg = Config(model="cnn_aux", filters=(8,), hidden=(16,), weight_decay=0.5)
-    model = compile_for(build_model(cfg.spec), cfg)
-    opt = model.optimizer
-    assert isinstance(opt, keras.optimizers.AdamW)
-    assert opt.weight_decay == 0.5
-    opt.build(model.trainable_variables)
-    decayed = {v.name for v in model.trainable_variables if opt._use_weight_decay(v)}
-    assert decayed
-    assert all(name == "kernel" for name in decayed)
-    plain = Config(model="cnn_aux", filters=(8,), hidden=(16,))
-    assert type(compile_for(build_model(plain.spec), plain).optimizer) is keras.optimizers.Adam
-
-
-@pytest.mark.slow
-def test_learned_loss_weights_are_trained_and_round_trip(batch, tmp_path):
-    from keras_models.models.builder import loss_weights
-    from keras_models.models.layers import LearnedTemperature
-
-    with pytest.raises(ValueError, match="needs an aux model"):
-        Config(model="cnn_cc", loss_weighting="learned")
-    for comparer_type in ("learned", "expected"):
-        cfg = Config(
-            model="cnn_aux",
-            filters=(8,),
-            hidden=(16,),
-            comparer=(8,),
-            comparer_type=comparer_type,
-            loss_weighting="learned",
-            lr=1e-2,
-        )
-        model = compile_for(build_model(cfg.spec), cfg)
-        temperatures = [layer for layer in model.layers if isinstance(layer, LearnedTemperature)]
-        assert len(temperatures) == (2 if comparer_type == "learned" else 1)
-        assert loss_weights(cfg.spec) == {"compare": 1.0, "digit1": 1.0, "digit2": 1.0}
-        # The s / 2 terms join the loss in training only.
-        model(batch, training=False)
-        assert not model.losses
-        model(batch, training=True)
-        assert len(model.losses) == len(temperatures)
-        classes = np.arange(16).reshape(8, 2) % 10
-        y = {
-            "compare": (classes[:, 0] <= classes[:, 1]).astype("float32"),
-            "digit1": classes[:, 0],
-            "digit2": classes[:, 1],
-        }
-        model.fit(batch, y, epochs=3, batch_size=8, verbose=0)
-        assert all(float(t.log_variance.numpy()) != 0.0 for t in temperatures)
-        model.save(tmp_path / f"{comparer_type}.keras")
-        loaded = load_keras_model(tmp_path / f"{comparer_type}.keras")
-        np.testing.assert_allclose(
-            loaded.predict(batch, verbose=0)["compare"], model.predict(batch, verbose=0)["compare"], atol=1e-6
-        )
-
-
 def test_ensemble_model_averages_members_and_views_and_round_trips(batch, tmp_path):
     from keras_models.models.builder import ensemble_model
     from keras_models.models.layers import ShiftedViews

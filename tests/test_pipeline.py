@@ -1,40 +1,33 @@
+"""The training pipeline (keras_models.data.pipeline): each epoch reshuffled from the round's
+seed, every pair seen once an epoch, the same order again for the same seed."""
+
 import numpy as np
-import pytest
 
 from keras_models.data.images import draw_round
-from keras_models.data.pipeline import as_dataset
+from keras_models.data.pipeline import SCORING_BATCH, as_dataset, pixel_stats, split_validation
 
 
 def epoch(ds):
     return [(x.numpy(), {k: v.numpy() for k, v in y.items()}) for x, y in ds]
 
 
-def test_repaired_batches_are_new_pairs_with_targets_from_the_classes(embedded):
-    pairs, _ = draw_round(*embedded, 120, 0)
-    label_of = {pairs.x[i, j].tobytes(): pairs.classes[i, j] for i in range(len(pairs)) for j in (0, 1)}
-    ds = as_dataset(pairs, pairs.targets(), 40, shuffle_seed=3, repair=True)
+def test_each_epoch_is_a_new_order_of_the_same_pairs_and_the_seed_repeats_it(embedded):
+    pairs, _ = draw_round(*embedded, 40, seed=3)
+    ds = as_dataset(pairs, pairs.targets(), 16, shuffle_seed=5)
     first, second = epoch(ds), epoch(ds)
-    seen = []
-    for x, y in first:
-        for i in range(len(x)):
-            c1, c2 = (label_of[x[i, j].tobytes()] for j in (0, 1))
-            assert (y["digit1"][i], y["digit2"][i]) == (c1, c2)
-            assert y["compare"][i] == float(c1 <= c2)
-            seen += [x[i, 0].tobytes(), x[i, 1].tobytes()]
-    # Every digit once per epoch, almost all in pairs that were not drawn.
-    assert sorted(seen) == sorted(label_of)
-    drawn = {p.tobytes() for p in pairs.x}
-    assert sum(x[i].tobytes() in drawn for x, _ in first for i in range(len(x))) < 5
-    # New pairs every epoch, the same ones for the same seed.
-    assert not np.array_equal(first[0][0], second[0][0])
-    again = epoch(as_dataset(pairs, pairs.targets(), 40, shuffle_seed=3, repair=True))
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again, strict=False))
-    # Only the targets the model has.
-    x, y = next(iter(as_dataset(pairs, {"compare": pairs.target}, 40, shuffle_seed=3, repair=True)))
-    assert set(y) == {"compare"}
+    assert [len(x) for x, _ in first] == [16, 16, 8]
+    order = np.concatenate([y["digit1"] for _, y in first]), np.concatenate([y["digit1"] for _, y in second])
+    assert sorted(order[0]) == sorted(order[1]) == sorted(pairs.classes[:, 0])
+    assert not np.array_equal(*order)
+    again = epoch(as_dataset(pairs, pairs.targets(), 16, shuffle_seed=5))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
+    assert epoch(as_dataset(pairs, pairs.targets(), SCORING_BATCH))[0][0].shape == (40, 2, 14, 14)
 
 
-def test_repairing_needs_a_seed(embedded):
-    pairs, _ = draw_round(*embedded, 20, 0)
-    with pytest.raises(ValueError, match="shuffle seed"):
-        as_dataset(pairs, pairs.targets(), 10, repair=True)
+def test_the_validation_split_is_the_last_pairs_and_the_statistics_the_pixels(embedded):
+    pairs, _ = draw_round(*embedded, 50, seed=1)
+    train, val = split_validation(pairs, 0.2)
+    assert (len(train), len(val)) == (40, 10)
+    np.testing.assert_array_equal(val.x, pairs.x[40:])
+    assert split_validation(pairs, 0.0) == (pairs, None)
+    assert pixel_stats(pairs) == (float(pairs.x.mean()), float(pairs.x.var()))

@@ -14,7 +14,7 @@ SMALL = dict(hidden=(32,), comparer=(8,), pairs=200, epochs=4, rounds=3, lr=1e-3
 
 def test_a_stack_refuses_what_a_plain_round_model_cannot_hold():
     assert Config(model="cc_aux", stack=3).run.stack == 3
-    for bad in ({"members": 2}, {"teachers": 1}, {"tta": True}, {"workers": 2}, {"validation_split": 0.1}):
+    for bad in ({"members": 2}, {"tta": True}, {"workers": 2}, {"validation_split": 0.1}):
         with pytest.raises(ConfigError, match="--stack trains one plain model per round"):
             Config(model="cc_aux", stack=3, **bad)
 

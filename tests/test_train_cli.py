@@ -160,16 +160,6 @@ def test_too_many_pairs_for_the_source(tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # failed before writing anything
 
 
-def test_pretraining_without_spare_images_is_one_line_and_writes_nothing(tmp_path, capsys):
-    # The embedded training half has 2500 images: 1250 pairs leave none outside the pairs.
-    code = train_script.main(
-        ["--model", "cnn_aux", "--pairs", "1250", "--pretrain-epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]
-    )
-    assert code == 2
-    assert "no training images outside the 1250 pairs" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-
-
 @pytest.mark.slow
 def test_train_script_runs_as_a_command(tmp_path):
     proc = run_script(
@@ -332,40 +322,6 @@ def test_a_run_draws_its_curves_and_shows_the_test_accuracy_each_epoch(tmp_path,
     assert re.search(r" - eta: 0 s \(run: \d+ s\)$", epochs[1])
     assert epochs[3].endswith(" - eta: 0 s (run: 0 s)")
     assert (out / "curves.png").stat().st_size > 10_000
-
-
-@pytest.mark.slow
-def test_teachers_train_first_count_in_the_round_and_the_student_alone_is_saved(tmp_path):
-    out = tmp_path / "run"
-    argv = [
-        *small_cnn_aux("4", "8"),
-        *["--lr", "1e-3", "--teachers", "1", "--out"],
-        str(out),
-        "--no-export",
-        "--quiet",
-    ]
-    assert train_script.main(argv) == 0
-    r = json.loads((out / "results.json").read_text())["rounds"][0]
-    (teacher,) = r["teachers"]
-    assert r["status"] == "ok"
-    assert teacher["teacher"] == 0
-    assert teacher["seconds"] > 0
-    assert r["seconds"] > teacher["seconds"]  # the student's seconds and the teacher's
-    student = load_keras_model(out / "round-00" / "model.keras")
-    first_teacher = load_keras_model(out / "round-00" / "teacher-0" / "model.keras")
-    assert "distillation" not in {layer.name for layer in student.layers}
-    assert student.count_params() == first_teacher.count_params()
-    assert not np.allclose(
-        student.get_layer("classifier").get_weights()[0], first_teacher.get_layer("classifier").get_weights()[0]
-    )
-
-    # A round stopped after its teacher resumes with it: loaded, not refitted.
-    mtime = (out / "round-00" / "teacher-0" / "model.keras").stat().st_mtime_ns
-    (out / "results.json").unlink()
-    assert train_script.main(argv) == 0
-    again = json.loads((out / "results.json").read_text())["rounds"][0]
-    assert (out / "round-00" / "teacher-0" / "model.keras").stat().st_mtime_ns == mtime
-    assert again["teachers"][0]["seconds"] == teacher["seconds"]
 
 
 @pytest.mark.slow

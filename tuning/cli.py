@@ -25,18 +25,13 @@ from keras_models.cli import (
 )
 from keras_models.training.config import Config
 
-# What train.py does and a search does not: rounds, ensembles, re-pairing, pre-training,
-# distillation, outputs.
+# What train.py does and a search does not: rounds, ensembles, swapped pairs, outputs.
 TRAIN_ONLY = (
     "rounds",
     "member",
     "members",
     "tta",
     "swap",
-    "repair",
-    "pretrain_epochs",
-    "teachers",
-    "distill_temperature",
     "out",
     "export_dir",
     "export",

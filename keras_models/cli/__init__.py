@@ -177,7 +177,7 @@ def settings_markdown() -> str:
         kind, _ = field_type(GROUPS[group], name)
         flag = "--" + name.replace("_", "-")
         flag = f"`--[no-]{flag[2:]}`" if kind is bool and f.default else f"`{flag}`"
-        what = f.metadata["help"] + (" **(study lever)**" if f.metadata["lever"] else "")
+        what = f.metadata["help"]
         lines.append(f"| {group} | {flag} | {flag_default(f, kind)} | {what} |")
     return "\n".join(lines) + "\n"
 
@@ -198,7 +198,6 @@ def add_config_args(p: argparse.ArgumentParser, *, skip=(), only=None, defaults=
         kind, _ = field_type(GROUPS[group], name)
         shown = defaults[name] if name in defaults else flag_default(f, kind)
         text = meta["help"].replace("%", "%%") + f" (default: {shown})"
-        text += " [study lever: no recipe uses it; kept to reproduce the ablations]" if meta["lever"] else ""
         flag = "--" + name.replace("_", "-")
         if kind is bool:
             action = argparse.BooleanOptionalAction if f.default else "store_const"

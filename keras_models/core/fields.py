@@ -23,13 +23,11 @@ def setting(
     max=None,
     above=None,
     below=None,
-    lever: bool = False,
     flag: bool = True,
     default_text: str | None = None,
 ):
     """A dataclass field that declares one setting. `min`/`max` are inclusive bounds, `above`
-    and `below` exclusive ones. `lever`: a study lever that no recipe uses, kept to reproduce
-    the ablations (said in --help). `flag` False: not offered on the command line."""
+    and `below` exclusive ones. `flag` False: not offered on the command line."""
     meta = {
         "help": help,
         "choices": choices,
@@ -37,7 +35,6 @@ def setting(
         "max": max,
         "above": above,
         "below": below,
-        "lever": lever,
         "flag": flag,
         "default_text": default_text,
     }

@@ -1,7 +1,7 @@
 """The builder of every architecture (keras_models.models.architectures), with the functional API,
 from a `ModelSpec`: what the registry says of the architecture (its body, whether one classifier
 is shared by both digits, whether the digit losses are auxiliary) decides the graph, and the
-spec's levers add their layers to it (augmentation, learned loss weighting, distillation).
+spec's augmentation and a round's levers (BuildHooks) add their layers to it.
 
 Every model takes the input `pair` (None, 2, 14, 14) in raw pixel units (normalisation is its
 first layer) and returns a dict: `compare` (None, 1), the probability that digit1 <= digit2,
@@ -10,31 +10,22 @@ and for the weight-sharing models `digit1` and `digit2` (None, 10), class probab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import keras
 
 from keras_models.data.contract import PAIR_SHAPE
-from keras_models.models.layers import (
-    BatchToDigits,
-    DigitsToBatch,
-    Distillation,
-    ElasticDistortion,
-    ExpectedLeq,
-    LearnedTemperature,
-    MeanOverViews,
-    ShiftedViews,
-)
+from keras_models.models.layers import BatchToDigits, DigitsToBatch, ExpectedLeq, MeanOverViews, ShiftedViews
 from keras_models.models.normalization import BackgroundTranslation, PixelNormalization
 from keras_models.models.spec import ModelSpec
 
 AUX_LOSS_WEIGHTS = {"compare": 0.6, "digit1": 0.2, "digit2": 0.2}
 # The weight-sharing models without aux still report digit accuracy, but learn from compare only.
 SHARED_LOSS_WEIGHTS = {"compare": 1.0, "digit1": 0.0, "digit2": 0.0}
-# With teachers, the teachers' soft digit targets weigh what the hard digit targets weigh.
-DISTILL_WEIGHT = AUX_LOSS_WEIGHTS["digit1"] + AUX_LOSS_WEIGHTS["digit2"]
 # The training-only layers that `augmentation` adds on the 2N digits, in their order.
-AUGMENTATION_LAYERS = ("augment_shift", "augment_rotate", "augment_elastic")
+AUGMENTATION_LAYERS = ("augment_shift", "augment_rotate")
 # Test-time augmentation (`tta`), fixed before it was first scored: each pair also seen moved
 # one pixel up, down, left and right (the training shifts reach 2 px).
 NO_TTA = ((0, 0),)
@@ -63,9 +54,8 @@ def build_classifier(spec: ModelSpec, sync_bn: bool = False) -> keras.Model:
 
 
 def augmentation(digits, spec: ModelSpec, mean: float, variance: float):
-    """--augment (shifts, rotations) and --elastic: random moves of each training digit, active
-    in training only; an image moved in is filled with the normalised background, what a black
-    pixel becomes."""
+    """--augment: random shifts and rotations of each training digit, active in training only;
+    an image moved in is filled with the normalised background, what a black pixel becomes."""
     background = -mean / max(variance, 1e-12) ** 0.5
     if spec.augment and spec.shift:
         digits = BackgroundTranslation(spec.shift / 14, spec.shift / 14, background, name="augment_shift")(digits)
@@ -73,16 +63,14 @@ def augmentation(digits, spec: ModelSpec, mean: float, variance: float):
         digits = keras.layers.RandomRotation(
             spec.rotation / 360, fill_mode="constant", fill_value=background, name="augment_rotate"
         )(digits)
-    if spec.elastic:
-        digits = ElasticDistortion(name="augment_elastic")(digits)
     return digits
 
 
-def comparer(digit1, digit2, handed, spec: ModelSpec):
+def comparer(digit1, digit2, handed, spec: ModelSpec, logit_hook=None):
     """P(digit1 <= digit2): parameter-free (`expected`) from the two digit distributions, or
     learned from what the classifier hands it (`handed`: the two distributions, or the two
-    logits, or the values of the softmax over the batch), whose logit has a learned
-    temperature with --loss-weighting learned."""
+    logits, or the values of the softmax over the batch). `logit_hook`: layers on the learned
+    comparer's logit, before its sigmoid (a lever's, training.levers)."""
     if spec.comparer_type == "expected":
         return ExpectedLeq(name="compare")([digit1, digit2])
     name = "digit_probabilities" if handed[0] is digit1 else "comparer_input"
@@ -90,20 +78,26 @@ def comparer(digit1, digit2, handed, spec: ModelSpec):
     init = spec.body.init
     for i, units in enumerate(spec.comparer, 1):
         h = keras.layers.Dense(units, activation="relu", name=f"comparer_dense{i}", **init(h.shape[-1]))(h)
-    if spec.loss_weighting != "learned":
+    if logit_hook is None:
         return keras.layers.Dense(1, activation="sigmoid", name="compare", **init(h.shape[-1]))(h)
-    logit = keras.layers.Dense(1, name="compare_logit", **init(h.shape[-1]))(h)
-    logit = LearnedTemperature(name="compare_temperature")(logit)
+    logit = logit_hook(keras.layers.Dense(1, name="compare_logit", **init(h.shape[-1]))(h))
     return keras.layers.Activation("sigmoid", name="compare")(logit)
 
 
+@dataclass(frozen=True)
+class BuildHooks:
+    """Layers that training adds to the graph of `build_model` (training.levers): `digits(x)` on
+    the 2N digits the shared classifier sees, after the spec's augmentation; `logits(x, digits)`
+    on the classifier's logits, before their softmax; `compare_logit(x)` on the learned
+    comparer's logit, before its sigmoid."""
+
+    digits: Callable | None = None
+    logits: Callable | None = None
+    compare_logit: Callable | None = None
+
+
 def build_model(
-    spec: ModelSpec,
-    mean: float = 0.0,
-    variance: float = 1.0,
-    sync_bn: bool = False,
-    teachers: list[keras.Model] | None = None,
-    temperature: float | None = None,
+    spec: ModelSpec, mean: float = 0.0, variance: float = 1.0, sync_bn: bool = False, hooks: BuildHooks | None = None
 ) -> keras.Model:
     """The model of `spec`. `mean`/`variance`: pixel statistics of the training pairs, baked
     into the model.
@@ -113,13 +107,10 @@ def build_model(
 
     `sync_bn`: batch statistics over the global batch when training on several replicas, so
     that every replica keeps the same moving statistics and a replicated run computes what
-    one device with the global batch would. `teachers`: trained models of the same kind whose
-    classifiers the model also learns from (a Distillation layer, softened by `temperature`);
-    the result is then a training model, whose weights `student_of` copies into one without
-    the teachers."""
+    one device with the global batch would. `hooks`: layers a round's levers add (BuildHooks)."""
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"build_model takes a ModelSpec (a Config's .spec), not {type(spec).__name__}")
-    arch = spec.arch
+    arch, hooks = spec.arch, hooks or BuildHooks()
     pair = keras.Input(shape=PAIR_SHAPE, name="pair")
     x = PixelNormalization(mean, variance, name="normalize")(pair)
 
@@ -136,13 +127,11 @@ def build_model(
         classifier = build_classifier(spec, sync_bn)
     digits = DigitsToBatch(name="digits_to_batch")(x)
     digits = augmentation(digits, spec, mean, variance)
+    if hooks.digits is not None:
+        digits = hooks.digits(digits)
     logits = classifier(digits)
-    if teachers:
-        # The teachers were trained on the same pairs, so the student's normalisation is theirs.
-        classifiers = [t.get_layer("classifier") for t in teachers]
-        logits = Distillation(classifiers, temperature, DISTILL_WEIGHT, name="distillation")([digits, logits])
-    if spec.loss_weighting == "learned":
-        logits = LearnedTemperature(tasks=2, name="digit_temperature")(logits)
+    if hooks.logits is not None:
+        logits = hooks.logits(logits, digits)
     logits1, logits2 = BatchToDigits(name="batch_to_digits")(logits)
     if spec.classifier_softmax == "batch":
         # One version of the authors' CNN classifier: softmax over dimension 0, each class
@@ -154,8 +143,8 @@ def build_model(
     digit2 = keras.layers.Softmax(name="digit2")(logits2)
     reads_logits = spec.body.comparer_reads == "logits" or spec.classifier_softmax == "batch"
     handed = (logits1, logits2) if reads_logits else (digit1, digit2)
-    outputs = {"compare": comparer(digit1, digit2, handed, spec), "digit1": digit1, "digit2": digit2}
-    return keras.Model(pair, outputs, name=spec.model)
+    compare = comparer(digit1, digit2, handed, spec, hooks.compare_logit)
+    return keras.Model(pair, {"compare": compare, "digit1": digit1, "digit2": digit2}, name=spec.model)
 
 
 def over_batch(model: keras.Model) -> bool:
@@ -167,16 +156,6 @@ def over_batch(model: keras.Model) -> bool:
         if isinstance(layer, keras.layers.Softmax) and layer.axis == 0:
             return True
     return False
-
-
-def student_of(trained: keras.Model, spec: ModelSpec, mean: float, variance: float) -> keras.Model:
-    """The model `build_model(spec, mean, variance)` holding the weights of a training model
-    built with teachers: the same layers by name, without the teachers."""
-    student = build_model(spec, mean, variance)
-    for layer in student.layers:
-        if layer.weights:
-            layer.set_weights(trained.get_layer(layer.name).get_weights())
-    return student
 
 
 def ensemble_model(members: list[keras.Model], views=NO_TTA, name: str = "ensemble") -> keras.Model:
@@ -205,13 +184,10 @@ def ensemble_model(members: list[keras.Model], views=NO_TTA, name: str = "ensemb
 
 
 def loss_weights(spec: ModelSpec) -> dict:
-    """The weight of each output's loss: the architecture's (aux 0.6 / 0.2 / 0.2), or 1 each
-    where learned temperatures weigh them (--loss-weighting learned)."""
+    """The weight of each output's loss: the architecture's (aux 0.6 / 0.2 / 0.2)."""
     if not spec.arch.shared:
         return {"compare": 1.0}
-    weights = dict(AUX_LOSS_WEIGHTS if spec.arch.aux else SHARED_LOSS_WEIGHTS)
-    # The temperatures learn the weights; the parameter-free comparer's loss keeps weight 1.
-    return {k: 1.0 for k in weights} if spec.loss_weighting == "learned" else weights
+    return dict(AUX_LOSS_WEIGHTS if spec.arch.aux else SHARED_LOSS_WEIGHTS)
 
 
 def targets_for(model: keras.Model, pairs) -> dict:

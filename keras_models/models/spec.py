@@ -64,9 +64,6 @@ class ModelSpec:
     )
     shift: int = setting(2, "largest shift of --augment, in pixels; 0: none", min=0, max=MAX_SHIFT)
     rotation: float = setting(10.0, "largest rotation of --augment, in degrees; 0: none", min=0.0, max=MAX_ROTATION)
-    elastic: bool = setting(
-        False, "elastic distortions of each training digit (Simard et al. 2003, scaled to 14 px)", lever=True
-    )
     precision: str = setting(
         "float32",
         "the digit classifier's arithmetic (the plain models': their body); mixed_bfloat16: "
@@ -80,13 +77,6 @@ class ModelSpec:
         "one version of the authors' CNN classifier had it (each class normalised across the batch's pairs, "
         "so a pair's answer depends on its batch-mates: such a model is never exported)",
         choices=("classes", "batch"),
-    )
-    loss_weighting: str = setting(
-        "fixed",
-        "fixed: 0.6/0.2/0.2 for the aux models; learned: uncertainty weighting "
-        "(Kendall et al. 2018), one learned temperature per task",
-        choices=("fixed", "learned"),
-        lever=True,
     )
 
     @property

@@ -33,19 +33,11 @@ def output_objective(recipe: Recipe, output: str, key: str):
 
 
 def optimizer(recipe: Recipe, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam, AdamW (--weight-decay) or Nesterov SGD on the recipe's schedule; with --ema, fit()
-    ends by copying a moving average of the weights into the model
-    (Optimizer.finalize_variable_values), which is then evaluated and exported."""
+    """Adam or Nesterov SGD on the recipe's schedule."""
     lr = learning_rate(recipe, epochs, steps_per_epoch)
-    ema = {"use_ema": True, "ema_momentum": 0.99} if recipe.ema else {}
     if recipe.optimizer == "nesterov":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema)
-    if not recipe.weight_decay:
-        return keras.optimizers.Adam(lr, **ema)
-    opt = keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay, **ema)
-    # Decay the kernels only: shrinking biases or batch norm's scale and shift regularises nothing.
-    opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return opt
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(lr)
 
 
 def compile_model(
@@ -57,11 +49,13 @@ def compile_model(
     steps_per_epoch: int = 10,
     steps_per_execution: int = 1,
     outputs: dict[str, str] | None = None,
+    optimizer_hook=None,
 ) -> keras.Model:
     """The losses keyed by output name, their `loss_weights` (models.builder.loss_weights of the
     spec), metrics and the optimizer of `recipe`, its schedule spanning `epochs`. `outputs`: what
     each of the model's outputs is, by the name the model gives it ({"digit1_2": "digit1"} for
-    round 2's digit1 in a stack of rounds); by default each output is itself.
+    round 2's digit1 in a stack of rounds); by default each output is itself. `optimizer_hook`:
+    what a round's levers make of the optimizer (training.levers).
 
         >>> cfg = Config(model="cnn_aux", lr=1e-3)
         >>> compile_model(build_model(cfg.spec), cfg.recipe, loss_weights=loss_weights(cfg.spec), epochs=10)
@@ -77,8 +71,9 @@ def compile_model(
         metrics[key] = [metric(name=compare_metric if key == "compare" else "accuracy")]
         if outputs[key] in loss_weights:
             weights[key] = loss_weights[outputs[key]]
+    opt = optimizer(recipe, epochs, steps_per_epoch)
     model.compile(
-        optimizer=optimizer(recipe, epochs, steps_per_epoch),
+        optimizer=opt if optimizer_hook is None else optimizer_hook(opt),
         loss=losses,
         loss_weights=weights,
         metrics=metrics,
@@ -89,20 +84,29 @@ def compile_model(
 
 
 def compile_for(
-    model: keras.Model, cfg, steps_per_epoch: int = 10, replicated: bool = False, outputs: dict[str, str] | None = None
+    model: keras.Model,
+    cfg,
+    steps_per_epoch: int = 10,
+    replicated: bool = False,
+    outputs: dict[str, str] | None = None,
+    levers=(),
 ) -> keras.Model:
     """`compile_model` with what a run's Config says: its recipe, its spec's loss weights, its
-    epochs and steps per execution. `replicated`: under a strategy with several replicas, where
-    Keras 3 cannot run several steps per execution (keras-team/keras#19246: "You must feed a
-    value for placeholder tensor" from the multi-step loop), one step per execution is used."""
+    epochs and steps per execution, and what its `levers` make of the loss weights and the
+    optimizer. `replicated`: under a strategy with several replicas, where Keras 3 cannot run
+    several steps per execution (keras-team/keras#19246: "You must feed a value for placeholder
+    tensor" from the multi-step loop), one step per execution is used."""
     from keras_models.models.builder import loss_weights
+    from keras_models.training.levers import chained
 
+    weights, hook = loss_weights(cfg.spec), chained(levers, "loss_weights")
     return compile_model(
         model,
         cfg.recipe,
-        loss_weights=loss_weights(cfg.spec),
+        loss_weights=weights if hook is None else hook(weights),
         epochs=cfg.num_epochs,
         steps_per_epoch=steps_per_epoch,
         steps_per_execution=1 if replicated else cfg.run.steps_per_execution,
         outputs=outputs,
+        optimizer_hook=chained(levers, "optimizer"),
     )

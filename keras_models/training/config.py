@@ -81,9 +81,11 @@ class Config:
     def from_groups(cls, groups: dict) -> Config:
         """A Config saved by `to_groups`; a group or setting it lacks (a file from before that
         setting existed) keeps its default. Files written before 2026-12-06 hold the settings
-        flat, by name; they are read as such. Anything else is one ConfigError line."""
+        flat, by name, and may name the study's levers, settings then (RETIRED): they are read
+        as such when no lever was used. Anything else is one ConfigError line."""
         if not isinstance(groups, dict):
             raise ConfigError(f"settings must be a JSON object, not {type(groups).__name__}")
+        groups = without_retired(groups)
         if groups and not set(groups) & set(GROUPS) and set(groups) <= set(FIELDS):
             return cls(**groups)  # the flat form of earlier files
         strays = sorted(set(groups) - set(GROUPS))
@@ -100,6 +102,38 @@ class Config:
                 raise ConfigError(f"unknown {group} settings: {', '.join(unknown)} (written by another version?)")
             settings.update(values)
         return cls(**settings)
+
+
+# The study's levers, settings in files written before 2026-12-06, with the values that meant
+# "not used"; they are levers of experiments/levers.py now (training.levers).
+RETIRED = {
+    "elastic": False,
+    "loss_weighting": "fixed",
+    "ema": False,
+    "repair": False,
+    "weight_decay": 0.0,
+    "pretrain_epochs": 0,
+    "teachers": 0,
+    "distill_temperature": 4.0,
+}
+
+
+def without_retired(groups: dict) -> dict:
+    """`groups` (or a flat dict of earlier files) less the retired settings at their unused
+    values; a file that used one is refused, naming it."""
+
+    def clean(part: dict) -> dict:
+        used = sorted(k for k in part if k in RETIRED and part[k] != RETIRED[k])
+        if used:
+            raise ConfigError(
+                f"uses {', '.join(used)}, a study lever that is no setting now (experiments/levers.py); "
+                "train it again with the lever"
+            )
+        return {k: v for k, v in part.items() if k not in RETIRED}
+
+    if all(isinstance(v, dict) for v in groups.values()) and set(groups) <= set(GROUPS):
+        return {g: clean(part) for g, part in groups.items()}
+    return clean(groups)
 
 
 def as_json(part) -> dict:
@@ -167,8 +201,6 @@ def check_before_training(cfg: Config, images, chief: bool = True) -> None:
     outside = len(train_images.images) - 2 * recipe.pairs
     if recipe.dev_pairs:
         require_images(outside, recipe.dev_pairs, f"{train_images.source} outside the pairs")
-    if recipe.pretrain_epochs and not outside:
-        raise ConfigError(f"{train_images.source}: no training images outside the {recipe.pairs} pairs to pre-train on")
     if cfg.run.out:
         check_writable(cfg.run.out, "--out")
     if cfg.run.export and chief:

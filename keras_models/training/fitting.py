@@ -1,8 +1,8 @@
 """One fit of one model: its seeded weights, the data pipeline, batching, shuffling and the
 callbacks every fit shares. `fit` is the one call of Keras' `Model.fit` in the project: a round
-of train.py (keras_models.training.run), a stack of rounds (training.stacked), the digit
-classifier's pre-training (`PretrainClassifier`) and a keras-tuner trial (tuning.hypermodels,
-through `fit_model`) each hand it their model, data and callbacks."""
+of train.py (keras_models.training.run), a stack of rounds (training.stacked), a keras-tuner
+trial (tuning.hypermodels, through `fit_model`) and a lever's own fits (a classifier pre-trained
+before the round, experiments/levers.py) each hand it their model, data and callbacks."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from pathlib import Path
 
 import keras
 
-from keras_models.data.images import Images, Pairs
+from keras_models.data.images import Pairs
 from keras_models.data.pipeline import SCORING_BATCH, as_dataset, pixel_stats
-from keras_models.models.builder import build_model, student_of, targets_for
+from keras_models.models.builder import BuildHooks, build_model, targets_for
 from keras_models.training.callbacks import EpochLog, EpochRecorder, IntervalBackupAndRestore, Stopwatch
 from keras_models.training.compile import compile_for
 from keras_models.training.config import Config
+from keras_models.training.levers import chained
 from keras_models.training.results import scoring_batch
 
 
@@ -68,19 +69,15 @@ def fit(
     )
 
 
-def new_model(cfg: Config, train: Pairs, strategy, teachers: list | None = None) -> keras.Model:
-    """A compiled model of `cfg` with the pixel statistics of `train` (weights drawn from the
-    global seed: set it first)."""
+def new_model(cfg: Config, train: Pairs, strategy, levers=()) -> keras.Model:
+    """A compiled model of `cfg` with the pixel statistics of `train` and the layers, loss
+    weights and optimizer of `levers` (weights drawn from the global seed: set it first)."""
     replicated = strategy.num_replicas_in_sync > 1 or cfg.run.strategy == "multiworker"
+    hooks = BuildHooks(*(chained(levers, hook) for hook in ("digits", "logits", "compare_logit")))
     with strategy.scope():
-        model = build_model(
-            cfg.spec,
-            *pixel_stats(train),
-            sync_bn=replicated,
-            teachers=teachers,
-            temperature=cfg.recipe.distill_temperature,
-        )
-        compile_for(model, cfg, math.ceil(len(train) / cfg.recipe.batch_size), replicated=replicated)
+        model = build_model(cfg.spec, *pixel_stats(train), sync_bn=replicated, hooks=hooks)
+        steps = math.ceil(len(train) / cfg.recipe.batch_size)
+        compile_for(model, cfg, steps, replicated=replicated, levers=levers)
     return model
 
 
@@ -94,50 +91,18 @@ def fit_model(
     callbacks=(),
     val_batch: int = SCORING_BATCH,
     initial_epoch: int = 0,
+    levers=(),
 ):
-    """`fit` on `train` in batches of `recipe.batch_size`, reshuffled every epoch from `seed` (and
-    re-paired with `recipe.repair`), with `val` as validation data, scored `val_batch` pairs at a
-    time (results.scoring_batch). Returns the History."""
+    """`fit` on `train` in batches of `recipe.batch_size`, reshuffled every epoch from `seed`
+    (or in the pipeline of a lever's `dataset`), with `val` as validation data, scored
+    `val_batch` pairs at a time (results.scoring_batch). Returns the History."""
     validation = None if val is None else as_dataset(val, targets_for(model, val), val_batch)
-    data = as_dataset(train, targets_for(model, train), recipe.batch_size, shuffle_seed=seed, repair=recipe.repair)
+    targets = targets_for(model, train)
+    found = (lever.dataset(train, targets, recipe.batch_size, seed) for lever in levers)
+    data = next((d for d in found if d is not None), None)
+    if data is None:
+        data = as_dataset(train, targets, recipe.batch_size, shuffle_seed=seed)
     return fit(model, data, epochs=epochs, callbacks=callbacks, validation=validation, initial_epoch=initial_epoch)
-
-
-class PretrainClassifier(keras.callbacks.Callback):
-    """--pretrain-epochs: before the pair model's first step, its shared classifier is fitted on
-    the single labelled digits outside the round's pairs (`outside`, Images), through the
-    model's normalisation and augmentation layers."""
-
-    def __init__(self, outside, cfg, strategy):
-        super().__init__()
-        self.outside, self.cfg, self.strategy = outside, cfg, strategy
-
-    def on_train_begin(self, logs=None):
-        from keras_models.models.builder import AUGMENTATION_LAYERS
-        from keras_models.training.compile import digit_loss
-
-        model, recipe = self.model, self.cfg.recipe
-        with self.strategy.scope():
-            digit = keras.Input(shape=(14, 14, 1), name="single_digit")  # "digit" is the classifier's input
-            x = model.get_layer("normalize")(digit)
-            for name in AUGMENTATION_LAYERS:  # in the pair model's order
-                if name in [layer.name for layer in model.layers]:
-                    x = model.get_layer(name)(x)
-            probs = keras.layers.Softmax(name="digit_probabilities")(model.get_layer("classifier")(x))
-            single = keras.Model(digit, probs, name="pretrain")
-            single.compile(
-                optimizer=keras.optimizers.Adam(recipe.lr), loss=digit_loss(recipe, "digit_loss"), metrics=["accuracy"]
-            )
-            # Two digits per pair: the same number of images per step as the pair model sees.
-            fit(
-                single,
-                self.outside.images[..., None],
-                self.outside.labels,
-                epochs=recipe.pretrain_epochs,
-                batch_size=2 * recipe.batch_size,
-                shuffle=True,
-                verbose=0 if self.cfg.run.quiet else 2,
-            )
 
 
 @dataclass(frozen=True)
@@ -154,12 +119,12 @@ class Fit:
     fits_after: int = 0
 
 
-def reusable(cfg: Config, strategy) -> bool:
+def reusable(cfg: Config, strategy, levers=()) -> bool:
     """Whether the fits of a run can share one compiled model: one plain model per round
-    (config.not_one_plain_model) on a strategy of one replica."""
+    (rules.not_one_plain_model), without levers, on a strategy of one replica."""
     from keras_models.training.rules import not_one_plain_model
 
-    return not not_one_plain_model(cfg) and strategy.num_replicas_in_sync == 1
+    return not not_one_plain_model(cfg) and not levers and strategy.num_replicas_in_sync == 1
 
 
 def set_determinism(jit_compile: bool) -> None:
@@ -213,21 +178,16 @@ def restart(traced: keras.Model, fresh: keras.Model) -> keras.Model:
 
 
 def fit_member(
-    fit: Fit,
-    train: Pairs,
-    val: Pairs | None,
-    unused: Images | None,
-    strategy,
-    teachers: list | None = None,
-    traced: keras.Model | None = None,
+    fit: Fit, data, strategy, levers=(), lever_fit=None, traced: keras.Model | None = None
 ) -> tuple[keras.Model, FitResult]:
     """A fresh model, its weights, augmentation and batch order drawn from `fit.seed`, fitted on
-    `train` (and on the digit distributions of `teachers`, if any), resumable from its backup.
-    `traced`: a model of the same configuration, fitted before in this process (`reusable`),
-    which takes the fresh model's state and trains in its place."""
+    the round's pairs (`data`, rounds.RoundData) with the `levers` of the run (their hooks see
+    `lever_fit`, a levers.LeverFit), resumable from its backup. `traced`: a model of the same
+    configuration, fitted before in this process (`reusable`), which takes the fresh model's
+    state and trains in its place."""
     cfg = fit.cfg
     seed_everything(fit.seed, keep_kernels=traced is not None)
-    model = new_model(cfg, train, strategy, teachers)
+    model = new_model(cfg, data.train, strategy, levers)
     if traced is not None:
         model = restart(traced, model)
     recorder = EpochRecorder(
@@ -235,8 +195,9 @@ def fit_member(
         as_dataset(fit.test, targets_for(model, fit.test), scoring_batch(cfg)) if cfg.recipe.test_curve else None,
     )
     stopwatch = Stopwatch(fit.history_dir / "timing.json", cfg.run.backup_interval)
-    # Pre-training comes first: a resumed fit then restores its backup over the pre-trained weights.
-    callbacks = [PretrainClassifier(unused, cfg, strategy)] if cfg.recipe.pretrain_epochs else []
+    # The levers' callbacks come first: a resumed fit then restores its backup over what they
+    # did before its first step (a pre-trained classifier, say).
+    callbacks = [callback for lever in levers for callback in lever.callbacks(lever_fit)]
     callbacks += [recorder, stopwatch, IntervalBackupAndRestore(str(fit.backup_dir), cfg.run.backup_interval)]
     if cfg.run.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(fit.history_dir / "tensorboard")))
@@ -249,7 +210,9 @@ def fit_member(
     if not cfg.run.quiet:
         callbacks.append(EpochLog(fit.fits_after))
     start = time.perf_counter()
-    history = fit_model(model, cfg.recipe, cfg.num_epochs, train, val, fit.seed, callbacks, scoring_batch(cfg))
+    history = fit_model(
+        model, cfg.recipe, cfg.num_epochs, data.train, data.val, fit.seed, callbacks, scoring_batch(cfg), levers=levers
+    )
     losses = history.history.get("loss", [])
     seconds = time.perf_counter() - start
     running = recorder.rows[-1].get("compare_accuracy") if recorder.rows else None
@@ -257,6 +220,6 @@ def fit_member(
         "ok", round(seconds, 2), len(losses), round(stopwatch.earlier + seconds, 2), len(recorder.rows), None, running
     )
     result.check_losses(losses, "round")
-    if teachers:  # the trained student, without the teachers it learnt from
-        model = student_of(model, cfg.spec, *pixel_stats(train))
+    for lever in levers:
+        model = lever.kept(model, lever_fit)
     return model, result

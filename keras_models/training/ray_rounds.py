@@ -102,7 +102,9 @@ def _prepare(groups: dict, arch, threads: int) -> Config:
     return cfg
 
 
-def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, threads: int, work: str | None):
+def train_round(
+    groups: dict, arch, images: tuple[Images, Images], index: int, threads: int, work: str | None, levers=()
+):
     """One round in a Ray worker: (RoundResult.to_dict(), parameter counts, files). `work`: the
     run folder on a disk the driver shares, or None on a cluster, where the round trains in a
     folder of its own and returns its files as {path in the run folder: bytes}."""
@@ -114,9 +116,10 @@ def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, t
     cfg = _prepare(groups, arch, threads)
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="round-"))
     try:
-        key = (str(folder), repr(groups))
+        key = (str(folder), repr(groups), repr([lever.describe() for lever in levers]))
         if _WORKER.get("key") != key:  # the runner keeps the traced step for the next round of a run
-            _WORKER.update(key=key, runner=RoundRunner(cfg, tf.distribute.get_strategy(), folder, cfg.run.rounds))
+            runner = RoundRunner(cfg, tf.distribute.get_strategy(), folder, cfg.run.rounds, levers, images)
+            _WORKER.update(key=key, runner=runner)
         ((model, result),) = _WORKER["runner"].rounds([index], images, log=lambda *_: None)
         result.wall_seconds = round(time.perf_counter() - start, 2)  # the task's, its set-up included
         round_dir = folder / f"round-{index:02d}"
@@ -130,7 +133,7 @@ def train_round(groups: dict, arch, images: tuple[Images, Images], index: int, t
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: list[int], log=print):
+def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: list[int], log=print, levers=()):
     """Yields (RoundResult.to_dict(), parameter counts) as each round of `todo` ends, in any
     order, after its files are in `work`. Ray's task errors end the run with a RunError."""
     import ray
@@ -150,7 +153,7 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
         images_ref = ray.put(images)
         # A cluster's scheduler runs as many rounds as its CPUs hold; the command's own Ray, --workers.
         first = todo if cfg.run.ray_address else todo[: cfg.run.workers]
-        pending.update({task.remote(groups, cfg.arch, images_ref, r, threads, shared): r for r in first})
+        pending.update({task.remote(groups, cfg.arch, images_ref, r, threads, shared, levers): r for r in first})
         waiting = todo[len(pending) :]
         while pending:
             # Timed waits, so that Ctrl-C reaches the main thread between them.
@@ -159,7 +162,7 @@ def train_on_ray(cfg: Config, work: Path, images: tuple[Images, Images], todo: l
                 r = pending.pop(ref)
                 if waiting:
                     nxt = waiting.pop(0)
-                    pending[task.remote(groups, cfg.arch, images_ref, nxt, threads, shared)] = nxt
+                    pending[task.remote(groups, cfg.arch, images_ref, nxt, threads, shared, levers)] = nxt
                 try:
                     result, params, files = ray.get(ref)
                 except ray.exceptions.RayError as e:

@@ -40,7 +40,6 @@ TUNED = {"filters": (64, 128, 128), "hidden": (256,), "dropout": 0.1, "lr": 1.72
 STACKED = {**EXPECTED_AUGMENT, **TUNED, "swap": True, "lr_schedule": "cosine", "label_smoothing": 0.1}
 # A one-cycle schedule peaking at 3e-3, and the extra regularisers of the small-model ablation.
 ONECYCLE = {**EXPECTED_AUGMENT, "lr_schedule": "onecycle", "lr": 3e-3}
-PLUS = {"elastic": True, "label_smoothing": 0.2, "ema": True}
 # The lighter augmentation of an earlier PyTorch run of the default cnn_aux: shifts of at most 1 px.
 SHIFT1 = {"shift": 1, "rotation": 0.0}
 # Nesterov SGD in place of Adam, with a one-cycle peak of 0.1 (a usual peak for SGD with batch norm).

@@ -1,8 +1,9 @@
-"""One round: its pairs, drawn from its seed; its teachers and members, fitted one after another
-(keras_models.training.fitting); its model (one member, or their ensemble); and its typed result.
+"""One round: its pairs, drawn from its seed; what its levers do before it (training.levers);
+its members, fitted one after another (keras_models.training.fitting); its model (one member,
+or their ensemble); and its typed result.
 
-A round keeps each teacher (round-NN/teacher-T) and, with several members, each member
-(round-NN/member-M), so that a killed round resumes at its first unfinished fit.
+With several members a round keeps each (round-NN/member-M), as a lever keeps the models it fits
+beside them (`RoundRunner.fit_kept`), so that a killed round resumes at its first unfinished fit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from keras_models.core.machine import code_version
 from keras_models.core.machine import describe as describe_machine
-from keras_models.data.images import Images, Pairs, concat, dev_pairs, draw_round, swapped, unused_images
+from keras_models.data.images import Images, Pairs, concat, dev_pairs, draw_round, swapped
 from keras_models.data.pipeline import split_validation
 from keras_models.models.builder import NO_TTA, TTA_VIEWS
 from keras_models.training.config import Config
@@ -33,7 +34,7 @@ class RoundData:
     val: Pairs | None
     test: Pairs
     dev: Pairs | None  # pairs of training images outside the round's pairs (cfg.recipe.dev_pairs)
-    unused: Images | None  # those images themselves, to pre-train on (cfg.recipe.pretrain_epochs)
+    drawn: int  # the seed its pairs were drawn from (round 0's with --pairs-per-study once)
 
     @classmethod
     def draw(cls, cfg: Config, images: tuple[Images, Images], index: int) -> RoundData:
@@ -41,12 +42,11 @@ class RoundData:
         # --pairs-per-study once: the pairs of round 0 in every round, the round's own seed for the rest.
         drawn = cfg.recipe.seed if cfg.recipe.pairs_per_study == "once" else seed
         pairs, test = draw_round(*images, cfg.recipe.pairs, drawn)
-        unused = unused_images(images[0], cfg.recipe.pairs, drawn) if cfg.recipe.pretrain_epochs else None
         dev = dev_pairs(images[0], cfg.recipe.pairs, cfg.recipe.dev_pairs, drawn) if cfg.recipe.dev_pairs else None
         train, val = split_validation(pairs, cfg.recipe.validation_split)
         if cfg.recipe.swap:  # every training pair also swapped, its target from the classes
             train = concat(train, swapped(train))
-        return cls(index, seed, train, val, test, dev, unused)
+        return cls(index, seed, train, val, test, dev, drawn)
 
 
 @dataclass(kw_only=True)
@@ -69,7 +69,7 @@ class RoundResult(FitResult):
     validation_accuracy: float | None = None
     dev_accuracy: float | None = None
     members: list[dict] | None = None
-    teachers: list[dict] | None = None
+    lever_fits: list[dict] | None = None  # what the round's levers fitted before its model (teachers, say)
 
     @property
     def ok(self) -> bool:
@@ -95,33 +95,43 @@ def scored(result: RoundResult, model, data: RoundData, batch: int) -> RoundResu
 
 
 class RoundRunner:
-    """Fits the rounds of one run. It counts the fits still to come, for the console's estimate."""
+    """Fits the rounds of one run, with its `levers` (training.levers) and its (train, test)
+    `images`. It counts the fits still to come, for the console's estimate."""
 
-    def __init__(self, cfg: Config, strategy, work: Path, rounds_left: int):
+    def __init__(self, cfg: Config, strategy, work: Path, rounds_left: int, levers=(), images=None):
         self.cfg, self.strategy, self.work = cfg, strategy, work
-        self.fits_left = rounds_left * (cfg.recipe.members + cfg.recipe.teachers)
+        self.levers, self.images = tuple(levers), images
+        self.fits_left = rounds_left * cfg.recipe.members
         # The model of the last round, whose traced step the next round reuses (fitting.reusable).
         self.traced = None
 
     def run(self, data: RoundData):
         """(model, RoundResult). With several members (or cfg.recipe.tta) the model is their ensemble."""
+        from keras_models.data.pipeline import pixel_stats
         from keras_models.models.builder import ensemble_model
+        from keras_models.training.levers import LeverFit
 
         cfg = self.cfg
-        helpers, helper_parts, failed = self._teachers(data)
-        if failed is not None:
-            return helpers[-1], failed
+        lever_fit = LeverFit(cfg, data, self.images, self.strategy, pixel_stats(data.train), self)
+        # What the levers fit before the members (teachers, say) counts in the round's seconds:
+        # the model could not exist without it.
+        before = [part for lever in self.levers for part in lever.before_fit(lever_fit)]
+        broken = next((p for p in before if p["status"] != "ok"), None)
+        if broken is not None:
+            return None, self.failed(data, FitResult.from_dict(broken), broken["message"])
         alone, fitted, parts = cfg.recipe.members == 1, [], []
         for m in range(cfg.recipe.member, cfg.recipe.member + cfg.recipe.members):
             seed = data.seed + MEMBER_SEED_STRIDE * m
-            fit = self._fit(cfg, seed, None if alone else f"member-{m}", data)
-            model, part = self._fit_alone(fit, data, helpers) if alone else self._keep(fit, data, helpers)
+            fit = self.fit_for(cfg, seed, None if alone else f"member-{m}", data)
+            if alone:
+                model, part = self._fit_alone(fit, data, lever_fit)
+            else:
+                model, part = self.fit_kept(fit, data, self.levers, lever_fit)
             if part.status != "ok":
                 return model, self.failed(data, part, part.message if alone else f"member {m}: {part.message}")
             fitted.append(model)
             parts.append(part.to_dict())
-        # The teachers' training counts in the round's seconds: the model could not exist without it.
-        every = parts + helper_parts
+        every = parts + before
         result = RoundResult(
             "ok",
             round(sum(p["seconds"] for p in every), 2),
@@ -131,7 +141,7 @@ class RoundRunner:
             running_train_accuracy=parts[-1].get("running_train_accuracy") if alone else None,
             round=data.index,
             seed=data.seed,
-            teachers=helper_parts or None,
+            lever_fits=before or None,
         )
         model = fitted[0]
         if cfg.recipe.members > 1 or cfg.recipe.tta:
@@ -140,56 +150,38 @@ class RoundRunner:
             result.members = [{"member": m, **p} for m, p in zip(members, parts, strict=True)]
         return model, scored(result, model, data, scoring_batch(cfg))
 
-    def _teachers(self, data: RoundData):
-        """--teachers: models fitted with the same settings before the members, each kept in
-        round-NN/teacher-T, whose digit distributions the members then also learn. Returns
-        (models, their results as dicts, None); or, when one fails, (models up to it, their
-        results, the failed RoundResult that ends the round)."""
-        cfg, models, parts = self.cfg, [], []
-        for k in range(cfg.recipe.teachers):
-            # Seeds after the members': a teacher never shares its initial weights with a student.
-            seed = data.seed + MEMBER_SEED_STRIDE * (cfg.recipe.member + cfg.recipe.members + k)
-            model, part = self._keep(self._fit(cfg.replace(teachers=0), seed, f"teacher-{k}", data), data)
-            models.append(model)
-            if part.status != "ok":
-                return models, parts, self.failed(data, part, f"teacher {k}: {part.message}")
-            dev = {}
-            if data.dev is not None:
-                dev["dev_accuracy"] = evaluate_pairs(model, data.dev, scoring_batch(cfg))["accuracy"]
-            parts.append({"teacher": k, **part.to_dict(), **dev})
-        return models, parts, None
-
-    def _fit(self, cfg: Config, seed: int, name: str | None, data: RoundData) -> Fit:
+    def fit_for(self, cfg: Config, seed: int, name: str | None, data: RoundData) -> Fit:
         """The next fit of the run: in the round's own folder (name None), or in round-NN/<name>."""
-        self.fits_left -= 1
+        self.fits_left = max(0, self.fits_left - 1)
         round_dir = self.work / f"round-{data.index:02d}"
         backup_dir = self.work / "backup" / f"round-{data.index:02d}"
         if name is not None:
             round_dir, backup_dir = round_dir / name, backup_dir / name
         return Fit(cfg, seed, round_dir, backup_dir, data.test, self.fits_left)
 
-    def _fit_now(self, fit: Fit, data: RoundData, teachers=None, traced=None):
+    def _fit_now(self, fit: Fit, data: RoundData, levers, lever_fit, traced=None):
         fit.history_dir.mkdir(parents=True, exist_ok=True)
-        return fit_member(fit, data.train, data.val, data.unused, self.strategy, teachers, traced)
+        return fit_member(fit, data, self.strategy, levers, lever_fit, traced)
 
-    def _fit_alone(self, fit: Fit, data: RoundData, teachers):
+    def _fit_alone(self, fit: Fit, data: RoundData, lever_fit):
         """The round's one model, on the step traced by the round before when `reusable`."""
-        if not reusable(self.cfg, self.strategy):
-            return self._fit_now(fit, data, teachers)
-        model, part = self._fit_now(fit, data, traced=self.traced)
+        if not reusable(self.cfg, self.strategy, self.levers):
+            return self._fit_now(fit, data, self.levers, lever_fit)
+        model, part = self._fit_now(fit, data, (), lever_fit, traced=self.traced)
         self.traced = model
         return model, part
 
-    def _keep(self, fit: Fit, data: RoundData, teachers=None):
-        """A fit saved in its folder (model.keras, result.json) when it ends, and loaded from
-        there instead of refitted when a resumed round finds it."""
+    def fit_kept(self, fit: Fit, data: RoundData, levers, lever_fit):
+        """A fit with `levers`, saved in its folder (model.keras, result.json) when it ends, and
+        loaded from there instead of refitted when a resumed round finds it: a member of an
+        ensemble, or a model a lever fits beside the round's (a teacher)."""
         from keras_models.core.files import atomic_write_json
         from keras_models.models.saving import atomic_save_model, load_keras_model
 
         model_path, result_path = fit.history_dir / "model.keras", fit.history_dir / "result.json"
         if result_path.is_file() and model_path.is_file():
             return load_keras_model(model_path), FitResult.from_dict(json.loads(result_path.read_text()))
-        model, part = self._fit_now(fit, data, teachers)
+        model, part = self._fit_now(fit, data, levers, lever_fit)
         if part.status == "ok":
             atomic_save_model(model, model_path)
             atomic_write_json(result_path, part.to_dict())
@@ -212,8 +204,9 @@ class RoundRunner:
             else:
                 log(f"{cfg.spec.model}: round {r + 1}/{cfg.run.rounds} (seed {data.seed}), {cfg.num_epochs} epochs")
             model, result = self.run(data)
-            # Every worker keeps its model (in its own folder): the weights must agree across workers.
-            save_round(model, result, self.work, time.perf_counter() - start)
+            if model is not None:  # None: a lever's fit before the round's model failed
+                # Every worker keeps its model (in its own folder): the weights must agree across workers.
+                save_round(model, result, self.work, time.perf_counter() - start)
             yield model, result
 
 

@@ -10,17 +10,15 @@ from keras_models.training.settings import MAX_SEED
 MEMBER_SEED_STRIDE = 1000
 
 
-def last_seed(c) -> int:
+def last_seed(c, extra_fits: int = 0) -> int:
+    """The highest seed a run draws: its last round's last member (`extra_fits` more per round
+    for the models a lever fits beside them, such as teachers)."""
     r = c.recipe
-    return r.seed + c.run.rounds - 1 + MEMBER_SEED_STRIDE * (r.member + r.members - 1 + r.teachers)
+    return r.seed + c.run.rounds - 1 + MEMBER_SEED_STRIDE * (r.member + r.members - 1 + extra_fits)
 
 
 # What no single declaration can say: a message for each combination that cannot train.
 RULES = (
-    (
-        lambda c: c.recipe.optimizer != "adam" and c.recipe.weight_decay,
-        "--weight-decay is AdamW's decay; it needs --optimizer adam",
-    ),
     (
         lambda c: c.spec.comparer_type != "learned" and not c.arch.shared,
         "--comparer-type expected compares the digit distributions; it needs a weight-sharing model",
@@ -30,23 +28,6 @@ RULES = (
         "--label-smoothing smooths the digit targets; it needs a weight-sharing model",
     ),
     (lambda c: c.spec.augment and not c.arch.shared, "--augment needs a weight-sharing model"),
-    (lambda c: c.spec.elastic and not c.arch.shared, "--elastic needs a weight-sharing model"),
-    (
-        lambda c: c.recipe.teachers and not c.arch.shared,
-        "--teachers distils the digit classifier; it needs a weight-sharing model",
-    ),
-    (
-        lambda c: c.recipe.teachers and c.run.strategy in ("mirrored", "multiworker"),
-        "--teachers trains its teachers and the model in one process; use --strategy default",
-    ),
-    (
-        lambda c: c.spec.loss_weighting == "learned" and not c.arch.aux,
-        "--loss-weighting learned weighs the compare and digit losses; it needs an aux model",
-    ),
-    (
-        lambda c: c.recipe.pretrain_epochs and not c.arch.shared,
-        "--pretrain-epochs pre-trains the digit classifier; it needs a weight-sharing model",
-    ),
     (
         lambda c: c.recipe.early_stopping and not c.recipe.validation_split,
         "--early-stopping watches the validation pairs; it needs --validation-split",
@@ -81,8 +62,7 @@ RULES = (
         lambda c: last_seed(c) > MAX_SEED,
         lambda c: (
             f"seeds must stay below 2**32: seed {c.recipe.seed} with {c.run.rounds} rounds, members "
-            f"{c.recipe.member}-{c.recipe.member + c.recipe.members - 1} and {c.recipe.teachers} teachers "
-            f"reaches {last_seed(c)}"
+            f"{c.recipe.member}-{c.recipe.member + c.recipe.members - 1} reaches {last_seed(c)}"
         ),
     ),
 )
@@ -90,16 +70,14 @@ RULES = (
 
 def not_one_plain_model(c) -> list[str]:
     """The settings that make a round more than one plain model, trained on one device and
-    holding nothing but weights that the round sets: several members, teachers or test-time
-    views around it, a pre-training model beside it, rotations (whose fill is a constant of
-    Keras' layer), several devices. A run's rounds share a traced step only without them
-    (fitting.reusable), and train stacked only without them (`stack_refusals`)."""
+    holding nothing but weights that the round sets: several members or test-time views around
+    it, rotations (whose fill is a constant of Keras' layer), several devices. A run's rounds
+    share a traced step only without them and without levers (fitting.reusable), and train
+    stacked only without them (`stack_refusals`)."""
     r, s = c.recipe, c.spec
     found = {
         "--members": r.members > 1,
-        "--teachers": r.teachers,
         "--tta": r.tta,
-        "--pretrain-epochs": r.pretrain_epochs,
         "--rotation": s.augment and s.rotation,
         "--strategy mirrored / multiworker": c.run.strategy in ("mirrored", "multiworker"),
     }
@@ -108,14 +86,12 @@ def not_one_plain_model(c) -> list[str]:
 
 def stack_refusals(c) -> list[str]:
     """What --stack cannot combine with: beyond `not_one_plain_model`, what is not the same
-    plain model in every round of a stack (a validation split, re-paired batches, learned loss
-    weights, a softmax over the batch, which the stack's scoring would mix) or trains the
-    rounds another way (--workers, --ray-address)."""
+    plain model in every round of a stack (a validation split, a softmax over the batch, which
+    the stack's scoring would mix) or trains the rounds another way (--workers, --ray-address).
+    Levers are refused where the run starts (training.run)."""
     r, s = c.recipe, c.spec
     found = {
         "--validation-split": r.validation_split,
-        "--repair": r.repair,
-        "--loss-weighting learned": s.loss_weighting == "learned",
         "--classifier-softmax batch": s.classifier_softmax == "batch",
         "--workers": c.run.workers > 1,
         "--ray-address": c.run.ray_address,

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_models.core.errors import ConfigError
+from keras_models.core.errors import ConfigError, RunError
 from keras_models.core.files import atomic_link, atomic_write_json, lock_folder, remove_tree
 from keras_models.core.machine import bfloat16_in_hardware, code_version
 from keras_models.data.images import Images, load_data
@@ -34,6 +34,7 @@ from keras_models.training.config import (
     read_run_file,
     save_config,
 )
+from keras_models.training.levers import describe
 from keras_models.training.results import pct, pm, summarise
 from keras_models.training.rounds import RoundResult, RoundRunner
 
@@ -63,10 +64,11 @@ class Run:
     strategy: object
     log: object = print
     results: dict | None = None
+    levers: tuple = ()
 
     @classmethod
-    def start(cls, cfg: Config, images: tuple[Images, Images] | None, log=print) -> Run:
-        """Checks the data and the devices before anything is written, then makes the folder."""
+    def start(cls, cfg: Config, images: tuple[Images, Images] | None, log=print, levers=()) -> Run:
+        """Checks the data, the devices and the levers before anything is written, then makes the folder."""
         from keras_models.training.distribute import get_strategy, is_chief, task
 
         if cfg.run.ray_address:  # a cluster that does not answer, in one line before anything is written
@@ -76,14 +78,16 @@ class Run:
         chief = is_chief()
         images = images or load_data(cfg.recipe.data, cfg.recipe.test_data)
         check_before_training(cfg, images, chief)
+        if levers and cfg.run.stack > 1:
+            raise ConfigError("--stack trains one plain model per round; a run with levers trains its rounds alone")
+        for lever in levers:
+            lever.check(cfg, images)
         strategy = get_strategy(cfg.run.strategy)
-        if cfg.recipe.teachers and strategy.num_replicas_in_sync > 1:  # `auto` over several GPUs
-            raise ConfigError("--teachers trains its teachers and the model on one device; use --strategy default")
         cfg = cfg if cfg.run.out else cfg.replace(out=default_out(cfg.spec.model))
         out = Path(cfg.run.out)
         folder = RunFolder(out, out if chief else out / ".workers" / "{}-{}".format(*task()), chief)
         folder.work.mkdir(parents=True, exist_ok=True)
-        return cls(cfg, folder, images, strategy, log)
+        return cls(cfg, folder, images, strategy, log, None, tuple(levers))
 
     def resume(self) -> None:
         """The results so far: those of a finished part of the same run, or none. config.json is
@@ -95,10 +99,13 @@ class Run:
         if folder.chief and folder.results_path.is_file():
             results = read_run_file(folder.results_path)
             check_resumable(results, cfg, folder.out)
+            if results.get("levers", []) != describe(self.levers):
+                raise RunError(f"{folder.out}: holds a run with other levers; use another --out")
             check_results(results, folder.results_path, cfg.run.rounds)
         if results is None:
             results = {"model": cfg.spec.model, "params": None, "trainable_params": None, "rounds": []}
-        results.update(config=cfg.to_groups(), data={"train": self.images[0].source, "test": self.images[1].source})
+        data = {"train": self.images[0].source, "test": self.images[1].source}
+        results.update(config=cfg.to_groups(), levers=describe(self.levers), data=data)
         if folder.chief:
             save_config(cfg, folder.out / "config.json")
         self.results = results
@@ -125,10 +132,10 @@ class Run:
 
             runner = StackedRunner(cfg, self.strategy, folder.work)
         else:
-            runner = RoundRunner(cfg, self.strategy, folder.work, len(todo))
+            runner = RoundRunner(cfg, self.strategy, folder.work, len(todo), self.levers, self.images)
         model = None
         for model, result in runner.rounds(todo, self.images, log):
-            self.round_done(result, parameter_counts(model))
+            self.round_done(result, parameter_counts(model) if model is not None else {})
         self.remove_empty_backups()
         return model
 
@@ -138,7 +145,7 @@ class Run:
         from keras_models.models.saving import load_keras_model
         from keras_models.training.ray_rounds import train_on_ray
 
-        for result, counts in train_on_ray(self.cfg, self.folder.work, self.images, todo, self.log):
+        for result, counts in train_on_ray(self.cfg, self.folder.work, self.images, todo, self.log, self.levers):
             self.round_done(RoundResult(**result), counts)
         self.remove_empty_backups()
         return load_keras_model(self.folder.work / f"round-{todo[-1]:02d}" / "model.keras")
@@ -237,10 +244,10 @@ def model_card(cfg: Config, run_folder: Path, results: dict, train_images) -> di
     }
 
 
-def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> dict:
+def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None, levers=()) -> dict:
     """Train `cfg.run.rounds` rounds; returns the results dict (also in <out>/results.json).
     `images`: the (train, test) images of the recipe's data and test data, when the caller has
-    loaded them."""
+    loaded them. `levers`: what a study or a user changes beyond the settings (training.levers)."""
     import tensorflow as tf
 
     from keras_models.training.fitting import set_determinism
@@ -249,7 +256,7 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None) -> 
     tf.get_logger().setLevel("ERROR")
     # Same seed, same results on the CPU (GPU kernels and multi-worker reductions may still vary).
     set_determinism(cfg.recipe.jit_compile)
-    state = Run.start(cfg, images, log)
+    state = Run.start(cfg, images, log, levers)
     held = lock_folder(state.folder.work)
     try:
         state.resume()

@@ -2,7 +2,7 @@
 choices, and help. The three groups are three concerns:
 
     ModelSpec    what the model builder reads; saved beside every model and in every export
-    Recipe       how a round trains it: data, optimizer, schedule, levers, seeds
+    Recipe       how a round trains it: data, optimizer, schedule, seeds
     RunSettings  where and how the run goes: rounds, outputs, strategy, backups, logging
 
 A run resumes only with the same spec and recipe; its run settings may change. The command-line
@@ -45,23 +45,8 @@ class Recipe:
         choices=("constant", "cosine", "onecycle"),
     )
     optimizer: str = setting("adam", "adam; nesterov: SGD with Nesterov momentum 0.9", choices=("adam", "nesterov"))
-    ema: bool = setting(
-        False, "evaluate and export an exponential moving average of the weights (momentum 0.99)", lever=True
-    )
     swap: bool = setting(False, "also train on every pair swapped (its target recomputed from the classes)")
-    repair: bool = setting(
-        False, "re-pair the digits of every training batch at random, targets from their classes", lever=True
-    )
     label_smoothing: float = setting(0.0, "label smoothing of the digit targets", min=0.0, below=1.0)
-    weight_decay: float = setting(
-        0.0, "AdamW's decay of the kernels, decoupled from the gradient; 0: Adam", min=0.0, lever=True
-    )
-    pretrain_epochs: int = setting(
-        0,
-        "first train the digit classifier this many epochs on the training images outside the round's pairs",
-        min=0,
-        lever=True,
-    )
     seed: int = setting(0, "seed of round 0; round r uses seed + r", min=0, max=MAX_SEED)
     pairs_per_study: str = setting(
         "fresh",
@@ -79,19 +64,6 @@ class Recipe:
         False,
         "test-time augmentation: the round's model also sees every pair moved 1 px up, "
         "down, left and right, and averages (5x the inference cost)",
-    )
-    teachers: int = setting(
-        0,
-        "knowledge distillation: per round, first train this many teachers with the same "
-        "settings; the model also learns their digit distributions, and is exported alone",
-        min=0,
-        lever=True,
-    )
-    distill_temperature: float = setting(
-        4.0,
-        "with --teachers: the temperature that softens the teachers' and the student's digit distributions",
-        above=0.0,
-        lever=True,
     )
     validation_split: float = setting(0.0, "fraction of the training pairs held out for validation", min=0.0, below=1.0)
     early_stopping: int = setting(
