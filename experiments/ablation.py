@@ -208,7 +208,14 @@ def ablation_markdown(rows: list[dict], found: dict[str, dict | None], base: Con
     return "\n".join(lines) + "\n"
 
 
-def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = None, epochs_scale: float = 1.0) -> dict:
+def run_ablation(
+    base: Config,
+    out: Path,
+    log=print,
+    rows: list[str] | None = None,
+    epochs_scale: float = 1.0,
+    command: str | None = None,
+) -> dict:
     images = train_rows(
         base, out, ABLATION, rows, lambda row: ablation_config(base, row, out, epochs_scale), "ablation", log
     )
@@ -218,6 +225,8 @@ def run_ablation(base: Config, out: Path, log=print, rows: list[str] | None = No
         for name, (members, views) in ensembles(table).items()
     }
     atomic_write_text(out / "ablation.md", ablation_markdown(table, found, base))
-    atomic_write_json(out / "ablation.json", {"rows": table, **found})
+    from keras_models.core.machine import provenance
+
+    atomic_write_json(out / "ablation.json", {"provenance": provenance(command), "rows": table, **found})
     log(f"wrote {out / 'ablation.md'}")
     return {"rows": table, **found}

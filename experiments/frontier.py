@@ -212,6 +212,7 @@ def run_frontier(
     rows: list[str] | None = None,
     epochs_scale: float = 1.0,
     peer: Path | None = None,
+    command: str | None = None,
 ) -> dict:
     """The rows, one after another; with `peer` (its script), the peer first, its result kept
     beside every row run in this invocation (`peer.json`), for the sprint's and the speedrun's
@@ -238,7 +239,10 @@ def run_frontier(
     table = frontier_table(base, out)
     picks = chosen(table, base.run.rounds)
     atomic_write_text(out / "frontier.md", frontier_markdown(table, picks, base))
-    atomic_write_json(out / "frontier.json", {"rows": table, "chosen": picks, "rounds": base.run.rounds})
+    from keras_models.core.machine import provenance
+
+    found = {"rows": table, "chosen": picks, "rounds": base.run.rounds}
+    atomic_write_json(out / "frontier.json", {"provenance": provenance(command), **found})
     from .frontier_plot import plot_frontier  # matplotlib: only when drawing
 
     plot_frontier(table, recipes_by_row(picks), out / "frontier.png", base.run.rounds, PUBLIC_BEST)

@@ -1,7 +1,7 @@
 """The small-model ablation's figure: test accuracy against training seconds per round as a
 multiple of the peer's, measured in the same invocation. Seconds from different machines, kernel
 libraries or code are not comparable, so only the rows that ran beside the peer are drawn; the
-others stay in results/frontier.md."""
+others stay in results/archive/frontier.md."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def plot_frontier(rows: list[dict], named: dict, path: Path, rounds: int, public
     """Test accuracy (mean ± std over rounds) against training seconds per round / the peer's
     in the same invocation, the marker's area proportional to the serving cost. Rows not chosen
     show their dev accuracy, hollow, since their test accuracy is not reported; a row that ran
-    fewer than `rounds` says so. The rows are numbered as in results/frontier.md, with a key
+    fewer than `rounds` says so. The rows are numbered as in results/archive/frontier.md, with a key
     beside the axes: their names would overlap where the rows crowd one budget."""
     import matplotlib
 

@@ -37,7 +37,9 @@ def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path
     argv = [sys.executable, str(tree / "scripts" / "train.py"), "--model", "cnn_aux", "--recipe", recipe]
     # Absolute, since each checkout trains in its own folder.
     argv += ["--rounds", str(rounds), "--seed", str(seed), "--test-data", str(Path(test_data).resolve())]
-    argv += ["--out", str(out.resolve()), "--no-export", "--quiet"]
+    # Test curve off for every recipe: the peer scores its test pairs once, after training, and
+    # a per-epoch test pass inside the timed fit would count against the recipes that keep one.
+    argv += ["--out", str(out.resolve()), "--no-export", "--no-test-curve", "--quiet"]
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, cwd=tree, env=in_tree(tree))
     wall = time.perf_counter() - start
@@ -59,6 +61,7 @@ def train_recipe(tree: Path, recipe: str, rounds: int, test_data: str, out: Path
         "wall_seconds": round(wall, 2),
         "params": r["params"],
         "machine": rounds_ok[0]["machine"],
+        "commit": rounds_ok[0].get("commit"),
     }
 
 
@@ -77,6 +80,7 @@ def race(
     seed: int = 0,
     log=print,
     baseline_recipes: list[str] | None = None,
+    command: str | None = None,
 ) -> dict:
     """The peer on the rounds' own pairs (on its recipe's 800 of them, then on all 1000), then
     each recipe, and after it the same recipe in `baseline` if given (for `baseline_recipes`
@@ -113,7 +117,18 @@ def race(
         now, before = (next(e for e in entries if e["name"] == n) for n in (recipe, f"{recipe} (before)"))
         now["seconds_over_before"] = round(now["train_s_per_round"] / before["train_s_per_round"], 3)
         now["wall_over_before"] = round(now["wall_seconds"] / before["wall_seconds"], 3)
-    result = {"rounds": rounds, "test_data": str(test_data), "pairs": "the same, given to the peer", "entries": entries}
+    from keras_models.core.machine import provenance, summary
+
+    result = {
+        "rounds": rounds,
+        "test_data": str(test_data),
+        "pairs": "the same, given to the peer",
+        "test_curve": False,
+        "provenance": provenance(
+            command, [e["commit"] for e in entries if e.get("commit")], [summary(e["machine"]) for e in entries]
+        ),
+        "entries": entries,
+    }
     atomic_write_json(out / "race.json", result)
     atomic_write_text(out / "race.md", race_markdown(result))
     plot_race(result, out / "race.png")
@@ -154,6 +169,7 @@ def study_race(
     ray_address: str | None = None,
     stack: int = 1,
     jit_compile: bool = False,
+    command: str | None = None,
 ) -> dict:
     """Table I (`reproduce.py --recipe report --figures none`) with fewer rounds and epochs, by
     `baseline` and then by this checkout (with `workers` Ray tasks at a time or on the Ray cluster
@@ -186,9 +202,10 @@ def study_race(
             "test_accuracy": {r["model"]: r.get("test_accuracy_mean") for r in table},
         }
         log(f"  {entries[name]['wall_s']:.0f} s")
-    from keras_models.core.machine import describe
+    from keras_models.core.machine import describe, provenance
 
     result = {
+        "provenance": provenance(command),
         "rounds": rounds,
         "epochs_scale": epochs_scale,
         "workers_now": workers,

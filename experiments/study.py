@@ -179,20 +179,16 @@ def write_outputs(
 ) -> dict:
     """table.json and table.md, the figures, and figures.json and figures.md beside the report's
     points; each JSON file says when, how and on what code its rows were written."""
-    from datetime import datetime, timezone
+    from keras_models.core.machine import provenance
 
     rows = table_rows(out, models)
-    written = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "commits": sorted({c for r in rows for c in r["commits"]}),
-        "machines": sorted({m for r in rows for m in r["machines"]}),
-    }
+    # The commits and machines its rounds ran on, which a resumed study may have mixed.
+    written = provenance(command, [c for r in rows for c in r["commits"]], [m for r in rows for m in r["machines"]])
     meta = {
         "recipe": recipe,
         "epochs_per_family": RECIPES[recipe],
         "wall_seconds": round(wall_seconds, 1),
-        **written,
+        "provenance": written,
         "rows": rows,
     }
     atomic_write_json(out / "table.json", meta)
@@ -206,7 +202,7 @@ def write_outputs(
 
         points = figure_points(out, {f: FIGURES[f][1] for f in figures})
         if points:
-            atomic_write_json(out / "figures.json", {"recipe": recipe, **written, "points": points})
+            atomic_write_json(out / "figures.json", {"recipe": recipe, "provenance": written, "points": points})
             atomic_write_text(out / "figures.md", points_markdown(points))
     return meta
 

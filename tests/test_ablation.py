@@ -61,12 +61,12 @@ def test_second_ensemble_takes_the_best_rows_by_validation_among_pair_only_rows(
 
 
 def test_recipe_stacked_is_the_validation_winner_of_the_committed_ablation():
-    """`--recipe stacked` must be what results/ablation.json's rule picks (best mean validation
+    """`--recipe stacked` must be what results/archive/ablation.json's rule picks (best mean validation
     accuracy among the rows that learn from the pairs alone), not a hand-copied guess."""
     from experiments.ablation import best_row
     from keras_models.training.recipes import STACKED
 
-    rows = json.loads((ROOT / "results" / "ablation.json").read_text())["rows"]
+    rows = json.loads((ROOT / "results" / "archive" / "ablation.json").read_text())["rows"]
     winner = best_row(rows)
     assert json.loads(json.dumps(winner["changes"])) == json.loads(json.dumps(STACKED))
     with pytest.raises(ValueError, match="winner for cnn_aux"):
@@ -74,7 +74,7 @@ def test_recipe_stacked_is_the_validation_winner_of_the_committed_ablation():
 
 
 def test_the_all_pairs_ablation_row_is_the_product_command():
-    """results/ablation.md's stacked_x3_tta_all row must train exactly what
+    """results/archive/ablation.md's stacked_x3_tta_all row must train exactly what
     `train.py --model cnn_aux --recipe stacked --members 3 --tta` trains (bar where it writes)."""
     from experiments.ablation import ABLATION, ablation_config
     from keras_models.training.config import Config

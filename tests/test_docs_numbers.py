@@ -1,126 +1,137 @@
-"""Every figure in README's and REPORT's result tables comes from a results file committed under
-`results/`, named in a marker line right above the table:
+"""Every result table of README.md, docs/REPORT.md and docs/BENCHMARKS.md is written from its
+results file by experiments/docs_tables.py and checked cell by cell against it, and every figure
+of their running text is a link to its file and key, checked against the value there. A moved
+row, a swapped accuracy or a changed speed-up fails."""
 
-    <!-- numbers: results/table.md results/fast/table.md -->
-
-A table whose header speaks of accuracy, seconds or a ratio, or that shows a mean ± std, must
-carry one. Each number in its
-cells (but the first column and a `what` column, which name and describe) must be a number of
-one of the named files, rounded to the digits the table shows, as a fraction or in percent."""
-
-import json
 import re
-from pathlib import Path
+import shutil
 
 import pytest
 from helpers import ROOT
 
-DOCS = ("README.md", "docs/REPORT.md")
-MARKER = re.compile(r"<!--\s*numbers:\s*(.+?)\s*-->")
-NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
-# What a result table's header names: it must say where its numbers come from.
+from experiments.docs_check import BLOCK, DOCS, FIGURE_LINK, check, lookup, shown_by
+
+# A table whose header speaks of accuracy, seconds or a ratio shows results: it must be written
+# from its file, inside a table block.
 RESULT_HEADER = re.compile(r"acc\.|accuracy| s / | s |seconds|/ peer|%", re.IGNORECASE)
-DESCRIPTIVE = {"what", "levers", "how"}
 
 
-def tables(text: str):
-    """(line number, marker files or None, header cells, body rows) of each markdown table."""
-    lines = [line.strip() for line in text.splitlines()]  # a table may be indented in a list item
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|\s*:?-", lines[i + 1]):
-            start = i
-            above = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
-            found = MARKER.search(above)
-            header = cells(lines[i])
-            body = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                body.append(cells(lines[i]))
-                i += 1
-            yield start + 1, found.group(1).split() if found else None, header, body
-        else:
-            i += 1
+def scratch_copy(tmp_path):
+    """The docs and the results they read, in a folder of their own."""
+    for name in DOCS:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    return tmp_path
 
 
-def cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+def table_lines(text: str, name: str) -> tuple[int, list[str]]:
+    """The offset of the table block `name` and its lines."""
+    match = next(m for m in BLOCK.finditer(text) if m.group(1) == name)
+    return match.start(3), match.group(3).splitlines()
 
 
-def numbers(text: str) -> list[str]:
-    text = re.sub(r"`[^`]*`", " ", text)  # flags, names and commands, not figures
-    return [n.replace(",", "") for n in NUMBER.findall(text.replace("**", ""))]
-
-
-def file_values(path: Path) -> set[float]:
+def edited(path, name: str, edit) -> None:
     text = path.read_text()
-    values = {float(n) for n in numbers(text.replace("`", ""))}
-    if path.suffix == ".json":  # numbers written by json, in full precision
-        values |= {float(n) for n in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", json.dumps(json.loads(text)))}
-    return values
+    start, lines = table_lines(text, name)
+    old = "\n".join(lines)
+    path.write_text(text[:start] + "\n".join(edit(lines)) + text[start + len(old) :])
 
 
-def shown_by(figure: str, values: set[float]) -> bool:
-    """Whether `figure` (as the table prints it) is one of `values` rounded to its digits, as it
-    stands or in percent."""
-    digits = len(figure.split(".")[1]) if "." in figure else 0
-    target = float(figure)
-    tolerance = 0.5 * 10**-digits + 1e-9
-    return any(abs(v - target) <= tolerance or abs(100 * v - target) <= tolerance for v in values)
-
-
-def mismatches(doc: Path, root: Path = ROOT) -> list[str]:
-    """Each figure of `doc`'s result tables that its named files do not hold, and each result
-    table with no marker or a marker naming a missing file."""
-    found = []
-    for line, files, header, body in tables(doc.read_text()):
-        if files is None:
-            if RESULT_HEADER.search(" ".join(header)) or any("±" in c for row in body for c in row):
-                found.append(f"{doc.name}:{line}: a result table names no results file")
-            continue
-        if files == ["none"]:
-            continue
-        paths = [root / f for f in files]
-        missing = [str(p.relative_to(root)) for p in paths if not p.is_file()]
-        if missing:
-            found.append(f"{doc.name}:{line}: {', '.join(missing)} is not in the checkout")
-            continue
-        values = set().union(*(file_values(p) for p in paths))
-        checked = [k for k, name in enumerate(header) if k > 0 and name.lower() not in DESCRIPTIVE]
-        for row in body:
-            for k in checked:
-                for figure in numbers(row[k]) if k < len(row) else []:
-                    if not shown_by(figure, values):
-                        found.append(f"{doc.name}:{line}: {row[0]} | {header[k]}: {figure} is not in {' '.join(files)}")
-    return found
+def test_every_table_and_running_figure_matches_its_file():
+    assert check() == []
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_every_figure_of_a_result_table_is_in_its_results_file(doc):
-    assert mismatches(ROOT / doc) == []
+def test_each_doc_has_tables_written_from_files(doc):
+    assert any(BLOCK.finditer((ROOT / doc).read_text())), f"{doc} has no table written from a results file"
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_the_docs_have_result_tables_to_check(doc):
-    marked = [files for _, files, _, body in tables((ROOT / doc).read_text()) if files and files != ["none"]]
-    assert marked, f"{doc} has no result table with a marker"
+def test_no_result_table_stands_outside_a_block(doc):
+    text = BLOCK.sub("", (ROOT / doc).read_text())
+    headers = [
+        line
+        for line, rule in zip(text.splitlines(), text.splitlines()[1:], strict=False)
+        if line.strip().startswith("|") and re.match(r"^\s*\|\s*:?-", rule)
+    ]
+    assert [h for h in headers if RESULT_HEADER.search(h)] == []
 
 
-def test_a_changed_figure_is_found(tmp_path):
-    """A scratch copy of README with one figure of its first checked table changed fails."""
-    text = (ROOT / "README.md").read_text()
-    marker = MARKER.search(text)
-    table_start = text.index("\n|", marker.end())
-    row_start = text.index("\n|", text.index("\n|", table_start + 1) + 1)  # past header and rule
-    row_end = text.index("\n", row_start + 1)
-    row = text[row_start:row_end]
-    first = re.search(r"\d+\.\d\d", row.split("|", 2)[2])
-    changed = row[: len(row) - len(row.split("|", 2)[2])] + row.split("|", 2)[2].replace(
-        first.group(0), f"{float(first.group(0)) + 0.37:.2f}", 1
-    )
-    scratch = tmp_path / "README.md"
-    scratch.write_text(text[:row_start] + changed + text[row_end:])
-    found = mismatches(scratch)
+def swap_rows(lines, first: int, second: int):
+    lines = list(lines)
+    lines[first], lines[second] = lines[second], lines[first]
+    return lines
+
+
+def set_cell(lines, row_label: str, column: int, value: str):
+    out = []
+    for line in lines:
+        cells = line.split("|")
+        if len(cells) > column + 1 and cells[1].strip() == row_label:
+            cells[column + 1] = f" {value} "
+        out.append("|".join(cells))
+    return out
+
+
+def cell(lines, row_label: str, column: int) -> str:
+    return next(line.split("|")[column + 1].strip() for line in lines if line.split("|")[1].strip() == row_label)
+
+
+def test_a_moved_row_is_found(tmp_path):
+    root = scratch_copy(tmp_path)
+    edited(root / "docs/REPORT.md", "table_one", lambda lines: swap_rows(lines, 2, 3))  # mlp's row below cc's
+    found = check(root=root)
+    assert found
+    assert all("table_one" in f for f in found)
+    assert any("(`mlp`)" in f or "(`cc`)" in f for f in found)
+
+
+def test_a_swapped_accuracy_is_found(tmp_path):
+    """The sprint given the speedrun's accuracy."""
+    root = scratch_copy(tmp_path)
+    readme = root / "README.md"
+    _, lines = table_lines(readme.read_text(), "race")
+    speedrun = cell(lines, "speedrun", 1)
+    edited(readme, "race", lambda lines: set_cell(lines, "sprint", 1, speedrun))
+    found = check(root=root)
     assert len(found) == 1
-    assert f"{float(first.group(0)) + 0.37:.2f} is not in" in found[0]
-    assert mismatches(ROOT / "README.md") == []
+    assert "(sprint), cell 2" in found[0]
+    assert speedrun in found[0]
+
+
+def test_a_changed_speedup_is_found(tmp_path):
+    root = scratch_copy(tmp_path)
+    readme = root / "README.md"
+    edited(readme, "race", lambda lines: set_cell(lines, "sprint", 5, "0.77"))
+    found = check(root=root)
+    assert len(found) == 1
+    assert "(sprint), cell 6: shows '0.77'" in found[0]
+
+
+def test_a_changed_running_figure_is_found(tmp_path):
+    root = scratch_copy(tmp_path)
+    report = root / "docs/REPORT.md"
+    text = report.read_text()
+    match = FIGURE_LINK.search(text)
+    figure = match.group(1).split(" ± ")[0]
+    wrong = f"{float(figure.replace(',', '')) + 0.37:.2f}"
+    report.write_text(text[: match.start(1)] + wrong + text[match.start(1) + len(figure) :])
+    found = check(root=root)
+    assert len(found) == 1
+    assert wrong in found[0]
+
+
+def test_lookup_picks_list_entries_by_model_name_or_run():
+    data = {"rows": [{"model": "cc", "x": 0.5}, {"name": "sprint", "x": 0.25}, {"run": "mlp-h500", "x": 1}]}
+    assert lookup(data, "rows.cc.x") == 0.5
+    assert lookup(data, "rows.sprint.x") == 0.25
+    assert lookup(data, "rows.mlp-h500.x") == 1
+    assert lookup(data, "rows.cnn.x") is None
+
+
+def test_a_figure_is_shown_rounded_as_a_fraction_or_in_percent():
+    assert shown_by("97.97", 0.97970001)
+    assert shown_by("0.98", 0.9797)
+    assert not shown_by("97.96", 0.9797)
+    assert not shown_by("97.97", None)

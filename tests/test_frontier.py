@@ -69,12 +69,12 @@ def test_table_reports_test_accuracy_of_the_chosen_rows_only():
 
 @pytest.mark.parametrize("recipe", ["sprint", "speedrun", "best"])
 def test_recipes_are_the_dev_winners_of_the_committed_frontier_and_train_what_their_rows_trained(recipe):
-    """`--recipe speedrun` and `best` must be what results/frontier.json's rule picks, and the
+    """`--recipe speedrun` and `best` must be what results/archive/frontier.json's rule picks, and the
     product command must train exactly what the row trained (it only scores no dev pairs and
     writes elsewhere; best also draws the test curve, which changes no weight)."""
     from keras_models.training import recipes
 
-    found = json.loads((ROOT / "results" / "frontier.json").read_text())
+    found = json.loads((ROOT / "results" / "archive" / "frontier.json").read_text())
     picks = chosen(found["rows"], found["rounds"])
     assert picks == found["chosen"]
     assert picks[recipe]

@@ -144,14 +144,18 @@ def main(argv=None) -> int:
 
         if args.compare_torch and not args.torch_reference.is_file():
             raise ConfigError(f"{args.torch_reference}: no PyTorch peer there (see --torch-reference)")
-        from keras_models.core.machine import describe, summary
+        from keras_models.cli import command_line
+        from keras_models.core.machine import describe, provenance, summary
+
+        def stamped(result: dict) -> dict:
+            return {**result, "provenance": provenance(command_line("benchmark.py", argv))}
 
         if args.stacking or args.floor is not None:
             from ..floor import study_floor
             from ..stacking_speed import measure
 
             measured = measure() if args.stacking else study_floor(args.rounds, args.floor, args.steps, args.warmup)
-            return print(json.dumps(measured)) if args.json else None
+            return print(json.dumps(stamped(measured))) if args.json else None
         if args.race or args.race_study is not None:
             from datetime import datetime
 
@@ -163,6 +167,7 @@ def main(argv=None) -> int:
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
                 now = dict(workers=args.workers, precision=args.precision, ray_address=args.ray_address)
                 now.update(stack=args.stack, jit_compile=args.jit_compile)
+                now["command"] = command_line("benchmark.py", argv)
                 result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, **now)
             else:
                 if not args.test_data:
@@ -175,9 +180,10 @@ def main(argv=None) -> int:
                     args.peer,
                     args.baseline,
                     baseline_recipes=args.baseline_recipes,
+                    command=command_line("benchmark.py", argv),
                 )
             if args.json:
-                print(json.dumps(result))
+                print(json.dumps(stamped(result)))
             return
         cfg = Config(model=args.model, jit_compile=args.jit_compile, precision=args.precision)
         machine = describe()
@@ -291,7 +297,7 @@ def main(argv=None) -> int:
 
             result["runtimes"] = measure_and_print(cfg)
         if args.json:
-            print(json.dumps(result))
+            print(json.dumps(stamped(result)))
 
     return run_cli(job, "benchmark.py")
 

@@ -162,16 +162,16 @@ def main(argv=None) -> int:
             **({"pairs_per_study": recipe.pairs_per_study} if recipe.pairs_per_study != "fresh" else {}),
         }
         claim_folder(out, kind, settings)
+        command = command_line("reproduce.py", argv, out=out)
         if args.ablation:
             from ..ablation import run_ablation
 
-            run_ablation(base, out, rows=args.rows, epochs_scale=args.epochs_scale)
+            run_ablation(base, out, rows=args.rows, epochs_scale=args.epochs_scale, command=command)
         elif args.frontier:
             from ..frontier import run_frontier
 
-            run_frontier(base, out, rows=args.rows, epochs_scale=args.epochs_scale, peer=args.peer)
+            run_frontier(base, out, rows=args.rows, epochs_scale=args.epochs_scale, peer=args.peer, command=command)
         else:
-            command = command_line("reproduce.py", argv, out=out)
             run_study(base, out, args.recipe, args.models, args.figures, args.epochs_scale, command=command)
 
     return run_cli(job, "reproduce.py", lambda: command_line("reproduce.py", argv, out=out))

@@ -24,9 +24,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=TRAIN_RECIPES,
         help=f"{describe_recipes()}; report builds the report's networks; "
         "for cnn_aux (or any conv architecture with a shared classifier and digit losses): sprint "
-        "and speedrun (the winners of results/frontier.md within 1 and 3.5 times the seconds of the "
+        "and speedrun (the winners of results/archive/frontier.md within 1 and 3.5 times the seconds of the "
         "best public recipe), best (within 15 min), and stacked (the tuned 600k-parameter classifier "
-        "of results/ablation.md); flags given here still override it",
+        "of results/archive/ablation.md); flags given here still override it",
     )
     p.add_argument(
         "--hparams",
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             check_folder(cfg)
             from keras_models.training.run import run
 
-            results = run(cfg, images=images)
+            results = run(cfg, images=images, command=command_line("train.py", argv, out=cfg.run.out))
         except BaseException:
             if claimed is not None:
                 remove_if_unused(claimed)

@@ -120,3 +120,18 @@ def code_version() -> str:
         return version("keras-digit-pairs")
     except PackageNotFoundError:
         return "unknown"
+
+
+def provenance(command: str | None, commits: list[str] | None = None, machines: list[str] | None = None) -> dict:
+    """What every results file records of its figures: the machine and kernel library they ran on
+    (`summary` lines), the date it was written, the commits of the code that ran them and the
+    command that wrote it. A study's rounds may have run earlier, on other code or machines: it
+    passes the ones its rounds recorded; by default, this process's."""
+    from datetime import datetime, timezone
+
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "commits": sorted(set(commits)) if commits is not None else [code_version()],
+        "machines": sorted(set(machines)) if machines is not None else [summary(describe())],
+    }

@@ -33,7 +33,7 @@ REPORT_NETWORK = ("report",)
 
 # Levers that the ablations' rows and the recipes are made of.
 EXPECTED_AUGMENT = {"comparer_type": "expected", "augment": True}
-# The architecture and lr of results/tuning/best_hparams.json (a random search scored on
+# The architecture and lr of results/archive/tuning/best_hparams.json (a random search scored on
 # validation pairs).
 TUNED = {"filters": (64, 128, 128), "hidden": (256,), "dropout": 0.1, "lr": 1.72e-3}
 # The earlier ablation's row `stacked`: the tuned architecture with every lever that did not hurt.
@@ -49,7 +49,7 @@ NESTEROV = {"optimizer": "nesterov", "lr": 0.1}
 SPEEDRUN_LEVERS = {**ONECYCLE, **SHIFT1, **NESTEROV}
 C16 = {"filters": (16, 32), "convs": 1, "hidden": (128,)}
 
-# The winners of results/frontier.md (tests/test_frontier.py checks them against it). The
+# The winners of results/archive/frontier.md (tests/test_frontier.py checks them against it). The
 # sprint and the speedrun leave out the per-epoch test curve, as their rows did; best keeps it
 # (training computes the same weights with or without it).
 SPRINT = {**SPEEDRUN_LEVERS, **C16, "epochs": 20, "test_curve": False}  # row sprint_c16_e20

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from keras_models.core.errors import ConfigError, RunError
 from keras_models.core.files import atomic_link, atomic_write_json, lock_folder, remove_tree
-from keras_models.core.machine import bfloat16_in_hardware, code_version
+from keras_models.core.machine import bfloat16_in_hardware, code_version, provenance, summary
 from keras_models.data.images import Images, load_data
 from keras_models.models.cost import parameter_counts
 from keras_models.training.config import (
@@ -35,7 +35,7 @@ from keras_models.training.config import (
     save_config,
 )
 from keras_models.training.levers import describe
-from keras_models.training.results import pct, pm, summarise
+from keras_models.training.results import ok_rounds, pct, pm, summarise
 from keras_models.training.rounds import RoundResult, RoundRunner
 
 
@@ -244,10 +244,14 @@ def model_card(cfg: Config, run_folder: Path, results: dict, train_images) -> di
     }
 
 
-def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None, levers=()) -> dict:
+def run(
+    cfg: Config, log=print, images: tuple[Images, Images] | None = None, levers=(), command: str | None = None
+) -> dict:
     """Train `cfg.run.rounds` rounds; returns the results dict (also in <out>/results.json).
     `images`: the (train, test) images of the recipe's data and test data, when the caller has
-    loaded them. `levers`: what a study or a user changes beyond the settings (training.levers)."""
+    loaded them. `levers`: what a study or a user changes beyond the settings (training.levers).
+    `command`: the command line that results.json records beside the commits and machines its
+    rounds ran on and the date (None from Python)."""
     import tensorflow as tf
 
     from keras_models.training.fitting import set_determinism
@@ -264,6 +268,14 @@ def run(cfg: Config, log=print, images: tuple[Images, Images] | None = None, lev
         state.results = summarise(state.results)
         if not state.folder.chief:
             return state.results
+        rounds = ok_rounds(state.results)
+        if model is not None or "provenance" not in state.results:  # a finished run is left as it was
+            state.results["provenance"] = provenance(
+                command,
+                [r.get("commit", "unknown") for r in rounds],
+                [summary(r["machine"]) for r in rounds if "machine" in r],
+            )
+            atomic_write_json(state.folder.results_path, state.results)
         state.report()
         if state.cfg.run.export and state.results["rounds_ok"]:
             if model is None and state.results.get("export"):

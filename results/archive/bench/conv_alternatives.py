@@ -1,5 +1,5 @@
 # Each convolution kernel of cnn_aux timed alone at the model's shapes (2N = 200 images), against
-# the same gradients written as matmuls. Run: python results/bench/conv_alternatives.py
+# the same gradients written as matmuls. Run: python results/archive/bench/conv_alternatives.py
 # (and with TF_ENABLE_ONEDNN_OPTS=1); output in conv_alternatives.txt.
 import time
 
