@@ -64,6 +64,8 @@ def test_benchmark_script_prints_json_last():
     assert result["ms_per_step"] > 0
     assert result["pairs_per_s"] > 0
     assert result["precision"] == "mixed_bfloat16"
+    assert result["provenance"]["command"] == "python scripts/benchmark.py " + " ".join(argv)
+    assert result["provenance"]["machines"]
 
 
 def test_the_studys_arithmetic_counts_each_pair_four_times_an_epoch():

@@ -55,6 +55,10 @@ def test_a_race_of_one_round_beside_the_real_peer_and_another_checkout(tmp_path,
         assert e["train_s_per_round"] > 0
         assert e["machine"]["cpu"]
         assert e["params"] < 100_000
+    # Where its figures came from, and on equal terms: no entry scores test pairs inside its fit.
+    assert result["test_curve"] is False
+    assert {"date", "command", "commits", "machines"} <= set(result["provenance"])
+    assert result["provenance"]["commits"]
     assert json.loads((tmp_path / "race.json").read_text()) == result
     assert (tmp_path / "race.png").stat().st_size > 0
 
