@@ -108,9 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--workers", type=positive_int, default=1, help="with --race-study: this checkout's reproduce.py --workers"
     )
     p.add_argument("--ray-address", default=None, help="with --race-study: this checkout's reproduce.py --ray-address")
-    p.add_argument(
-        "--stack", type=positive_int, default=1, help="with --race-study: this checkout's reproduce.py --stack"
-    )
+    stack = "with --race-study: this checkout's reproduce.py --stack"
+    p.add_argument("--stack", type=positive_int, default=1, help=stack)
     stacking = "instead: the report recipe's epoch per round, alone and 4 rounds stacked in one model, each +-XLA"
     p.add_argument("--stacking", action="store_true", help=stacking)
     floor = "instead: Table I's convolution and matmul kernels alone, report recipe, epochs scaled by this"
@@ -147,8 +146,10 @@ def main(argv=None) -> int:
         from keras_models.cli import command_line
         from keras_models.core.machine import describe, provenance, summary
 
+        command = command_line("benchmark.py", argv)
+
         def stamped(result: dict) -> dict:
-            return {**result, "provenance": provenance(command_line("benchmark.py", argv))}
+            return {**result, "provenance": provenance(command)}
 
         if args.stacking or args.floor is not None:
             from ..floor import study_floor
@@ -161,27 +162,18 @@ def main(argv=None) -> int:
 
             from .. import race
 
-            out = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}")
+            out, peer = args.out or Path(f"runs/race-{datetime.now():%Y%m%d-%H%M%S}"), args.peer
             if args.race_study is not None:
                 if not (args.baseline and args.test_data):
                     raise ConfigError("--race-study needs --baseline (the code before a change) and --test-data")
                 now = dict(workers=args.workers, precision=args.precision, ray_address=args.ray_address)
-                now.update(stack=args.stack, jit_compile=args.jit_compile)
-                now["command"] = command_line("benchmark.py", argv)
+                now.update(stack=args.stack, jit_compile=args.jit_compile, command=command)
                 result = race.study_race(args.baseline, args.rounds, args.race_study, args.test_data, out, **now)
             else:
                 if not args.test_data:
                     raise ConfigError("--race scores MNIST test pairs, as the peer does: give --test-data")
-                result = race.race(
-                    args.race,
-                    args.rounds,
-                    args.test_data,
-                    out,
-                    args.peer,
-                    args.baseline,
-                    baseline_recipes=args.baseline_recipes,
-                    command=command_line("benchmark.py", argv),
-                )
+                extra = dict(baseline_recipes=args.baseline_recipes, command=command)
+                result = race.race(args.race, args.rounds, args.test_data, out, peer, args.baseline, **extra)
             if args.json:
                 print(json.dumps(stamped(result)))
             return
