@@ -181,3 +181,13 @@ def test_curves_of_one_epoch_are_drawn_and_an_axis_below_chance_is_kept(tmp_path
         matplotlib.axes.Axes.plot, matplotlib.figure.Figure.savefig = real_plot, real_savefig
     assert drawn == ["o", "o"]
     assert ylims[0][0] == pytest.approx(0.3)
+
+
+def test_a_study_of_the_softmax_over_the_batch_needs_no_no_export():
+    """A study exports none of its runs, so the setting that forbids exporting is accepted as it is."""
+    from experiments.cli.reproduce import parse_args, study_base
+
+    args = parse_args(["--models", "cnn_cc,cnn_aux", "--classifier-softmax", "batch", "--figures", "none"])
+    base = study_base(args)
+    assert base.spec.classifier_softmax == "batch"
+    assert base.run.export is False

@@ -24,6 +24,7 @@ from keras_models.cli import (
     positive_float,
     run_cli,
 )
+from keras_models.training.config import Config
 from keras_models.training.recipes import RECIPES, describe_recipes
 
 from ..ablation_rows import ABLATION
@@ -118,6 +119,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def study_base(args: argparse.Namespace) -> Config:
+    """The settings every run of the study shares. A study saves its runs and exports none of
+    them, so a setting that forbids exporting (--classifier-softmax batch) needs no --no-export."""
+    return config_from_args(args, Config(export=False))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.ablation and args.frontier:
@@ -142,7 +149,7 @@ def main(argv=None) -> int:
     def job():
         from ..study import claim_folder, run_study
 
-        base = config_from_args(args)
+        base = study_base(args)
         if base.run.ray_address:  # before TensorFlow loads and anything is written
             from keras_models.training.ray_rounds import check_address
 
