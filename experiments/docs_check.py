@@ -30,7 +30,7 @@ from .docs_tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/REPORT.md", "docs/BENCHMARKS.md")
-BLOCK = re.compile(r"<!-- table: (\w+)((?: [^ ]+?)*) -->\n(.*?)<!-- end table -->\n", re.DOTALL)
+BLOCK = re.compile(r"<!-- table: (\w+)((?: (?!-->)\S+)*) -->\n(.*?)<!-- end table -->\n", re.DOTALL)
 FIGURE_LINK = re.compile(r"\[([-+]?\d[\d,.]*(?: ± \d[\d.]*)?)\]\(((?:\.\./)?results/[^)#\s]+)#([^)\s]+)\)")
 
 
