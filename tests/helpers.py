@@ -65,3 +65,16 @@ def same(answer: dict, expected: dict, atol=1e-6) -> bool:
 
     got = {k: np.array([p[k] for p in answer["predictions"]]) for k in expected}
     return all(np.allclose(got[k], expected[k], atol=atol) for k in expected)
+
+
+def wait_for(check, seconds: float = 30.0, what: str = "condition"):
+    """`check()`'s first true value within `seconds`, polled every 0.1 s; else the test fails."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} within {seconds} s")

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import POLL, clean_env, tiny_model
+from helpers import POLL, clean_env, tiny_model, wait_for
 
 from keras_models.serving.export import METADATA, export_saved_model
 from keras_models.serving.local_server import free_port, post, row_request, start_server, wait_ready
@@ -48,16 +48,6 @@ def get(url: str) -> tuple[int, dict]:
 def served_version(url: str) -> str | None:
     status, answer = get(url)
     return answer["model_version_status"][0]["version"] if status == 200 and "model_version_status" in answer else None
-
-
-def wait_for(condition, seconds: float = 30.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("not within the time allowed")
 
 
 def add_version(server, version: int, seed: int, card: str | None = None) -> None:

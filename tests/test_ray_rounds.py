@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 
 from keras_models.core.errors import ConfigError
 from keras_models.serving.local_server import free_port
@@ -114,16 +115,6 @@ def round_tasks(parent: int | None = None, ancestor: int | None = None) -> list[
         for p, (pp, c) in table.items()
         if c.startswith("ray::train_round") and parent in (None, pp) and (ancestor is None or descends(p))
     ]
-
-
-def wait_for(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} within {seconds} s")
 
 
 def start_train(out: Path, epochs: int, *extra: str, env=None):
