@@ -132,6 +132,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write the docs' result tables from their results files.")
     parser.add_argument("--check", action="store_true", help="write nothing; list each cell that differs")
     args = parser.parse_args(argv)
+    from keras_models.cli.quiet import install
+
+    install()  # the networks table builds models: TensorFlow's start-up lines are no part of its answer
     if args.check:
         found = check()
         for line in found:
