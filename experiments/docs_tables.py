@@ -85,7 +85,8 @@ def softmax_versions(batch: dict, classes: dict) -> list[str]:
             f"{pm(b['running_train_accuracy_mean'], b['running_train_accuracy_std'])} | "
             f"{rep['train']:.2f} ± {rep['train_std']:.2f} |"
         )
-    return [*lines, "", provenance_line(batch)]
+    rounds = "/".join(str(r) for r in sorted({r["rounds"] for r in batch["rows"]}))
+    return [*lines, "", f"Over the batch, {rounds} rounds a model. {provenance_line(batch, classes)}"]
 
 
 def binomial_floor(accuracy: float, pairs: int) -> float:
