@@ -94,7 +94,11 @@ def race(
         raise ConfigError(f"{baseline}: not a checkout of this project (no scripts/train.py)")
     out.mkdir(parents=True, exist_ok=True)
     peers = run_peers(peer, out, EMBEDDED, test_data, Recipe().pairs, seed, rounds, log)
-    atomic_write_json(out / "peer.json", {"rows": [line for _, line in peers]})
+    from keras_models.core.machine import provenance, summary
+
+    peer_rows = [line for _, line in peers]
+    peer_machines = [summary(line["machine"]) for line in peer_rows if "machine" in line]
+    atomic_write_json(out / "peer.json", {"provenance": provenance(command, machines=peer_machines), "rows": peer_rows})
     entries = [peer_entry(name, line) for name, line in peers]
     trees = [("", ROOT)] + ([(" (before)", baseline)] if baseline else [])
     compared = recipes if baseline_recipes is None else [r for r in recipes if r in baseline_recipes]
@@ -117,8 +121,6 @@ def race(
         now, before = (next(e for e in entries if e["name"] == n) for n in (recipe, f"{recipe} (before)"))
         now["seconds_over_before"] = round(now["train_s_per_round"] / before["train_s_per_round"], 3)
         now["wall_over_before"] = round(now["wall_seconds"] / before["wall_seconds"], 3)
-    from keras_models.core.machine import provenance, summary
-
     result = {
         "rounds": rounds,
         "test_data": str(test_data),
